@@ -1,0 +1,25 @@
+"""fastrnn: fused Triton RNN, LSTM and GRU behind drop-in replacements for torch.nn."""
+
+from fastrnn.nn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from fastrnn.ops.backend import (
+    BACKENDS,
+    BackendUnavailableError,
+    get_default_backend,
+    set_default_backend,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BACKENDS",
+    "GRU",
+    "LSTM",
+    "RNN",
+    "BackendUnavailableError",
+    "GRUCell",
+    "LSTMCell",
+    "RNNCell",
+    "__version__",
+    "get_default_backend",
+    "set_default_backend",
+]

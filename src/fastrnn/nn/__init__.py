@@ -1,0 +1,6 @@
+"""Drop-in modules for torch.nn.RNN, LSTM, GRU and their cells."""
+
+from fastrnn.nn.cell import GRUCell, LSTMCell, RNNCell, RNNCellBase
+from fastrnn.nn.rnn import GRU, LSTM, RNN, RNNBase
+
+__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNBase", "RNNCell", "RNNCellBase"]

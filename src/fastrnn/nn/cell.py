@@ -1,0 +1,210 @@
+"""Drop-in ``RNNCell``, ``LSTMCell`` and ``GRUCell`` with an extra ``backend`` keyword."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, _VF
+from torch.nn import Module, Parameter, init
+
+from fastrnn.ops import functional as ops
+from fastrnn.ops.backend import validate_backend
+from fastrnn.ops.dispatch import resolve_backend
+
+__all__ = ["GRUCell", "LSTMCell", "RNNCell", "RNNCellBase"]
+
+_SCALAR_NAMES = {
+    torch.float64: "Double", torch.float32: "Float", torch.float16: "Half",
+    torch.bfloat16: "BFloat16",
+}
+_NATIVE = {
+    "LSTM": _VF.lstm_cell, "GRU": _VF.gru_cell, "RNN_TANH": _VF.rnn_tanh_cell,
+    "RNN_RELU": _VF.rnn_relu_cell,
+}
+
+
+class RNNCellBase(Module):
+    """Shared machinery of the cells; parameters registered exactly as torch.nn does."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool,
+        num_chunks: int,
+        device: Any = None,
+        dtype: Any = None,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.bias = bias
+        self.backend = validate_backend(backend)
+        self.weight_ih = Parameter(torch.empty((num_chunks * hidden_size, input_size), **factory))
+        self.weight_hh = Parameter(torch.empty((num_chunks * hidden_size, hidden_size), **factory))
+        if bias:
+            self.bias_ih = Parameter(torch.empty(num_chunks * hidden_size, **factory))
+            self.bias_hh = Parameter(torch.empty(num_chunks * hidden_size, **factory))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    mode = "RNN_TANH"
+
+    def reset_parameters(self) -> None:
+        """Uniform(-1/sqrt(H), 1/sqrt(H)) for every parameter, as torch.nn does."""
+        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
+        for weight in self.parameters():
+            init.uniform_(weight, -stdv, stdv)
+
+    def extra_repr(self) -> str:
+        s = "{input_size}, {hidden_size}"
+        if self.bias is not True:
+            s += ", bias={bias}"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += ", nonlinearity={nonlinearity}"
+        if self.backend is not None:
+            s += ", backend={backend!r}"
+        return s.format(**self.__dict__)
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("backend", None)
+        super().__setstate__(state)
+
+    def _check(self, input: Tensor, hx: tuple[Tensor, ...]) -> None:
+        """torch's cell checks (aten's messages), run before the reference/triton paths."""
+        if input.size(1) != self.input_size:
+            raise RuntimeError(
+                f"input has inconsistent input_size: got {input.size(1)} expected "
+                f"{self.input_size}"
+            )
+        for i, h in enumerate(hx):
+            if h.size(0) != input.size(0):
+                raise RuntimeError(
+                    f"Input batch size {input.size(0)} doesn't match hidden{i} batch size "
+                    f"{h.size(0)}"
+                )
+            if h.size(1) != self.hidden_size:
+                raise RuntimeError(
+                    f"hidden{i} has inconsistent hidden_size: got {h.size(1)}, expected "
+                    f"{self.hidden_size}"
+                )
+        if input.dtype != self.weight_ih.dtype and not torch._C._is_any_autocast_enabled():
+            a, b = (_SCALAR_NAMES.get(d, str(d)) for d in (input.dtype, self.weight_ih.dtype))
+            raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {a} and {b}")
+
+    def _step(self, input: Tensor, hx: Any, name: str) -> Any:
+        """Shared forward: input: (B, I) or (I,); hx as torch.nn; returns torch.nn's result."""
+        is_lstm = self.mode == "LSTM"
+        if input.dim() not in (1, 2):
+            raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
+        if hx is not None:
+            for idx, value in enumerate(hx if is_lstm else (hx,)):
+                if value.dim() not in (1, 2):
+                    what = f"hx[{idx}]" if is_lstm else "hidden"
+                    raise ValueError(
+                        f"{name}: Expected {what} to be 1D or 2D, got {value.dim()}D instead"
+                    )
+        is_batched = input.dim() == 2
+        if not is_batched:
+            input = input.unsqueeze(0)
+        if hx is None:
+            zeros = torch.zeros(input.size(0), self.hidden_size, dtype=input.dtype,
+                                device=input.device)
+            state = (zeros, zeros) if is_lstm else (zeros,)
+        else:
+            state = tuple(hx) if is_lstm else (hx,)
+            if not is_batched:
+                state = tuple(h.unsqueeze(0) for h in state)
+        backend = resolve_backend(
+            self.backend, self.mode, input.device, input.dtype, hidden_size=self.hidden_size,
+            proj_size=0, packed=False, requires_grad=torch.is_grad_enabled(),
+        )
+        args = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        if backend == "native":
+            out = _NATIVE[self.mode](input, state if is_lstm else state[0], *args)
+            out = tuple(out) if is_lstm else (out,)
+        else:
+            self._check(input, state)
+            out = ops.rnn_cell(self.mode, input, state, *args, backend=backend)
+        if not is_batched:
+            out = tuple(o.squeeze(0) for o in out)
+        return out if is_lstm else out[0]
+
+
+class RNNCell(RNNCellBase):
+    """Elman cell with tanh or ReLU, a drop-in for :class:`torch.nn.RNNCell`."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device: Any = None,
+        dtype: Any = None,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__(input_size, hidden_size, bias, 1, device, dtype, backend)
+        self.nonlinearity = nonlinearity
+
+    @property
+    def mode(self) -> str:  # type: ignore[override]
+        if self.nonlinearity == "tanh":
+            return "RNN_TANH"
+        if self.nonlinearity == "relu":
+            return "RNN_RELU"
+        raise RuntimeError(f"Unknown nonlinearity: {self.nonlinearity}")
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        """input: (B, I) or (I,); hx: (B, H) or (H,). Returns h': same rank as input."""
+        return self._step(input, hx, "RNNCell")
+
+
+class LSTMCell(RNNCellBase):
+    """LSTM cell, a drop-in for :class:`torch.nn.LSTMCell`."""
+
+    mode = "LSTM"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__(input_size, hidden_size, bias, 4, device, dtype, backend)
+
+    def forward(
+        self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """input: (B, I) or (I,); hx: ((B, H), (B, H)). Returns (h', c')."""
+        return self._step(input, hx, "LSTMCell")
+
+
+class GRUCell(RNNCellBase):
+    """GRU cell, a drop-in for :class:`torch.nn.GRUCell`."""
+
+    mode = "GRU"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__(input_size, hidden_size, bias, 3, device, dtype, backend)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        """input: (B, I) or (I,); hx: (B, H) or (H,). Returns h': same rank as input."""
+        return self._step(input, hx, "GRUCell")

@@ -1,0 +1,356 @@
+"""Drop-in ``RNN``, ``LSTM`` and ``GRU``: torch.nn's constructor, parameters and forward contract.
+
+One extra keyword, ``backend`` ("auto", "reference", "native", "triton"; ``None`` = the process
+default, see :func:`fastrnn.set_default_backend` and ``$FASTRNN_BACKEND``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from typing import Any
+
+import torch
+from torch import Tensor, _VF
+from torch.nn import Module, Parameter, init
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from fastrnn.ops import functional as ops
+from fastrnn.ops.backend import validate_backend
+from fastrnn.ops.dispatch import resolve_backend
+
+__all__ = ["GRU", "LSTM", "RNN", "RNNBase"]
+
+_NATIVE = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
+
+
+def _permute(hx: tuple[Tensor, ...], perm: Tensor | None) -> tuple[Tensor, ...]:
+    return hx if perm is None else tuple(h.index_select(1, perm) for h in hx)
+
+
+class RNNBase(Module):
+    """Shared machinery of RNN, LSTM and GRU; parameters registered exactly as torch.nn does."""
+
+    def __init__(
+        self,
+        mode: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device: Any = None,
+        dtype: Any = None,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__()
+        if (
+            not isinstance(dropout, numbers.Number)
+            or isinstance(dropout, bool)
+            or not 0 <= dropout <= 1
+        ):
+            raise ValueError(
+                "dropout should be a number in range [0, 1] representing the probability of "
+                "an element being zeroed"
+            )
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(
+                "dropout option adds dropout after all but last recurrent layer, so non-zero "
+                "dropout expects num_layers greater than 1, but got "
+                f"dropout={dropout} and num_layers={num_layers}",
+                stacklevel=2,
+            )
+        for name, value, kind in (
+            ("bias", bias, bool), ("batch_first", batch_first, bool),
+            ("input_size", input_size, int), ("hidden_size", hidden_size, int),
+        ):
+            if not isinstance(value, kind):
+                raise TypeError(f"{name} should be of type {kind.__name__}, got: "
+                                f"{type(value).__name__}")
+            if kind is int and value <= 0:
+                raise ValueError(f"{name} must be greater than zero")
+        if num_layers <= 0:
+            raise ValueError("num_layers must be greater than zero")
+        if proj_size < 0:
+            raise ValueError(
+                "proj_size should be a positive integer or zero to disable projections"
+            )
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
+        if mode not in ops.MODES:
+            raise ValueError("Unrecognized RNN mode: " + mode)
+        self.mode = mode
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.batch_first = batch_first
+        self.dropout = float(dropout)
+        self.bidirectional = bidirectional
+        self.proj_size = proj_size
+        self.backend = validate_backend(backend)
+
+        factory = {"device": device, "dtype": dtype}
+        gate_size = ops.num_gates(mode) * hidden_size
+        out_size = proj_size if proj_size > 0 else hidden_size
+        num_directions = 2 if bidirectional else 1
+        self._flat_weights_names: list[str] = []
+        self._all_weights: list[list[str]] = []
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else out_size * num_directions
+            for direction in range(num_directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+                shapes = {"weight_ih": (gate_size, layer_input), "weight_hh": (gate_size, out_size)}
+                if bias:
+                    shapes.update(bias_ih=(gate_size,), bias_hh=(gate_size,))
+                if proj_size > 0:
+                    shapes["weight_hr"] = (proj_size, hidden_size)
+                names = [name + suffix for name in shapes]
+                for name, shape in zip(names, shapes.values()):
+                    setattr(self, name, Parameter(torch.empty(shape, **factory)))
+                self._flat_weights_names.extend(names)
+                self._all_weights.append(names)
+        self.reset_parameters()
+        self.flatten_parameters()
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[Parameter]]:
+        """Parameters grouped per layer and direction, as in torch.nn."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
+
+    def reset_parameters(self) -> None:
+        """Uniform(-1/sqrt(H), 1/sqrt(H)) for every parameter, as torch.nn does."""
+        stdv = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            init.uniform_(weight, -stdv, stdv)
+
+    def flatten_parameters(self) -> None:
+        """Lay the weights out in one cuDNN buffer (CUDA + cuDNN only; otherwise a no-op)."""
+        weights = self._flat_weights
+        first = weights[0]
+        if not all(
+            w.dtype == first.dtype and w.is_cuda and torch.backends.cudnn.is_acceptable(w)
+            for w in weights
+        ) or len({w.data_ptr() for w in weights}) != len(weights):
+            return
+        import torch.backends.cudnn.rnn as cudnn_rnn
+
+        with torch.cuda.device_of(first), torch.no_grad():
+            if torch._use_cudnn_rnn_flatten_weight():
+                torch._cudnn_rnn_flatten_weight(
+                    weights, 2 + 2 * self.bias + (self.proj_size > 0), self.input_size,
+                    cudnn_rnn.get_cudnn_mode(self.mode), self.hidden_size, self.proj_size,
+                    self.num_layers, self.batch_first, bool(self.bidirectional),
+                )
+
+    def _apply(self, fn: Any, recurse: bool = True) -> RNNBase:
+        ret = super()._apply(fn, recurse)
+        self.flatten_parameters()
+        return ret
+
+    def extra_repr(self) -> str:
+        s = "{input_size}, {hidden_size}"
+        if self.proj_size != 0:
+            s += ", proj_size={proj_size}"
+        if self.num_layers != 1:
+            s += ", num_layers={num_layers}"
+        if self.bias is not True:
+            s += ", bias={bias}"
+        if self.batch_first is not False:
+            s += ", batch_first={batch_first}"
+        if self.dropout != 0:
+            s += ", dropout={dropout}"
+        if self.bidirectional is not False:
+            s += ", bidirectional={bidirectional}"
+        if self.backend is not None:
+            s += ", backend={backend!r}"
+        return s.format(**self.__dict__)
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("backend", None)
+        super().__setstate__(state)
+
+    # --- checks, with torch.nn's exception types and messages -------------------------------
+
+    def check_input(self, input: Tensor, batch_sizes: Tensor | None) -> None:
+        weight_dtype = self._flat_weights[0].dtype
+        if input.dtype != weight_dtype and not torch._C._is_any_autocast_enabled():
+            raise ValueError(
+                f"RNN input dtype ({input.dtype}) does not match weight dtype ({weight_dtype}). "
+                f"Convert input: input.to({weight_dtype}), or convert model: "
+                f"model.to({input.dtype})"
+            )
+        expected_dim = 2 if batch_sizes is not None else 3
+        if input.dim() != expected_dim:
+            raise RuntimeError(f"input must have {expected_dim} dimensions, got {input.dim()}")
+        if self.input_size != input.size(-1):
+            raise RuntimeError(
+                "input.size(-1) must be equal to input_size. "
+                f"Expected {self.input_size}, got {input.size(-1)}"
+            )
+
+    def _state_sizes(self, input: Tensor, batch_sizes: Tensor | None) -> list[tuple[int, ...]]:
+        if batch_sizes is not None:
+            batch = int(batch_sizes[0])
+        else:
+            batch = input.size(0) if self.batch_first else input.size(1)
+        rows = self.num_layers * (2 if self.bidirectional else 1)
+        out = self.proj_size if self.proj_size > 0 else self.hidden_size
+        sizes = [(rows, batch, out)]
+        if self.mode == "LSTM":
+            sizes.append((rows, batch, self.hidden_size))
+        return sizes
+
+    def check_forward_args(
+        self, input: Tensor, hx: tuple[Tensor, ...], batch_sizes: Tensor | None
+    ) -> None:
+        self.check_input(input, batch_sizes)
+        for i, (h, size) in enumerate(zip(hx, self._state_sizes(input, batch_sizes))):
+            if h.size() != size:
+                label = f"hidden[{i}] size" if self.mode == "LSTM" else "hidden size"
+                raise RuntimeError(f"Expected {label} {size}, got {list(h.size())}")
+
+    # --- forward -----------------------------------------------------------------------------
+
+    def _run(
+        self, input: Tensor, hx: tuple[Tensor, ...], batch_sizes: Tensor | None
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """Checked, time-major-or-batch_first input and full-rank state -> (output, states)."""
+        backend = resolve_backend(
+            self.backend, self.mode, input.device, input.dtype, hidden_size=self.hidden_size,
+            proj_size=self.proj_size, packed=batch_sizes is not None,
+            requires_grad=torch.is_grad_enabled(),
+        )
+        weights = self._flat_weights
+        if backend == "native":
+            state = hx if self.mode == "LSTM" else hx[0]
+            args = (weights, self.bias, self.num_layers, self.dropout, self.training,
+                    self.bidirectional)
+            if batch_sizes is None:
+                result = _NATIVE[self.mode](input, state, *args, self.batch_first)
+            else:
+                result = _NATIVE[self.mode](input, batch_sizes, state, *args)
+            return result[0], tuple(result[1:])
+        lengths = None
+        if batch_sizes is not None:
+            input, lengths = pad_packed_sequence(PackedSequence(input, batch_sizes))
+        elif self.batch_first:
+            input = input.transpose(0, 1)
+        output, states = ops.rnn(
+            self.mode, input, hx, weights, bias=self.bias, num_layers=self.num_layers,
+            dropout=self.dropout, training=self.training, bidirectional=self.bidirectional,
+            proj_size=self.proj_size, lengths=lengths, backend=backend,
+        )
+        if lengths is not None:
+            output = pack_padded_sequence(output, lengths).data
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, states
+
+    def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
+        """input: (T, B, I) / (B, T, I) if batch_first / (T, I) unbatched / PackedSequence.
+
+        Returns ``(output, h_n)`` (``(output, (h_n, c_n))`` for LSTM) exactly as torch.nn.
+        """
+        is_lstm = self.mode == "LSTM"
+        name = {"LSTM": "LSTM", "GRU": "GRU"}.get(self.mode, "RNN")
+        packed = isinstance(input, PackedSequence)
+        sorted_indices = unsorted_indices = batch_sizes = None
+        is_batched = True
+        if packed:
+            input, batch_sizes, sorted_indices, unsorted_indices = input
+        else:
+            if input.dim() not in (2, 3):
+                tensor = " tensor" if name == "RNN" else ""
+                raise ValueError(
+                    f"{name}: Expected input to be 2D or 3D, got {input.dim()}D{tensor} instead"
+                )
+            is_batched = input.dim() == 3
+            if not is_batched:
+                input = input.unsqueeze(0 if self.batch_first else 1)
+        state = self._prepare_state(input, hx, batch_sizes, is_batched)
+        if is_lstm:
+            self.check_forward_args(input, state, batch_sizes)
+            state = _permute(state, sorted_indices)
+        else:
+            state = _permute(state, sorted_indices)
+            self.check_forward_args(input, state, batch_sizes)
+        output, states = self._run(input, state, batch_sizes)
+        if packed:
+            output = PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices)
+            states = _permute(states, unsorted_indices)
+        elif not is_batched:
+            output = output.squeeze(0 if self.batch_first else 1)
+            states = tuple(s.squeeze(1) for s in states)
+        return output, (states if is_lstm else states[0])
+
+    def _prepare_state(
+        self, input: Tensor, hx: Any, batch_sizes: Tensor | None, is_batched: bool
+    ) -> tuple[Tensor, ...]:
+        if hx is None:
+            sizes = self._state_sizes(input, batch_sizes)
+            if self.mode != "LSTM":  # torch.nn sizes the default state by hidden_size
+                sizes = [(sizes[0][0], sizes[0][1], self.hidden_size)]
+            return tuple(torch.zeros(s, dtype=input.dtype, device=input.device) for s in sizes)
+        if batch_sizes is not None:
+            return tuple(hx) if self.mode == "LSTM" else (hx,)
+        want = 3 if is_batched else 2
+        if self.mode == "LSTM":
+            if hx[0].dim() != want or hx[1].dim() != want:
+                kind = "batched 3-D" if is_batched else "unbatched 2-D"
+                raise RuntimeError(
+                    f"For {kind} input, hx and cx should also be {want}-D but got "
+                    f"({hx[0].dim()}-D, {hx[1].dim()}-D) tensors"
+                )
+            state = (hx[0], hx[1])
+        else:
+            if hx.dim() != want:
+                kind = "batched 3-D" if is_batched else "unbatched 2-D"
+                raise RuntimeError(
+                    f"For {kind} input, hx should also be {want}-D but got {hx.dim()}-D tensor"
+                )
+            state = (hx,)
+        return state if is_batched else tuple(h.unsqueeze(1) for h in state)
+
+
+class RNN(RNNBase):
+    """Elman RNN with tanh or ReLU, a drop-in for :class:`torch.nn.RNN`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if "proj_size" in kwargs:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        if len(args) > 3:
+            self.nonlinearity = args[3]
+            args = args[:3] + args[4:]
+        else:
+            self.nonlinearity = kwargs.pop("nonlinearity", "tanh")
+        if self.nonlinearity not in ("tanh", "relu"):
+            raise ValueError(
+                f"Unknown nonlinearity '{self.nonlinearity}'. Select from 'tanh' or 'relu'."
+            )
+        super().__init__("RNN_TANH" if self.nonlinearity == "tanh" else "RNN_RELU", *args,
+                         **kwargs)
+
+
+class LSTM(RNNBase):
+    """LSTM (with optional projections), a drop-in for :class:`torch.nn.LSTM`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__("LSTM", *args, **kwargs)
+
+
+class GRU(RNNBase):
+    """GRU, a drop-in for :class:`torch.nn.GRU`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if "proj_size" in kwargs:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        super().__init__("GRU", *args, **kwargs)

@@ -1,0 +1,8 @@
+"""Pure-PyTorch recurrences: readable, float32-or-better, any device.
+
+They share the Triton launchers' signatures and are the oracle for every kernel test.
+"""
+
+from fastrnn.reference.recurrence import gru_recurrence, lstm_recurrence, rnn_recurrence
+
+__all__ = ["gru_recurrence", "lstm_recurrence", "rnn_recurrence"]

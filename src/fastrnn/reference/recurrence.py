@@ -1,0 +1,142 @@
+"""Reference recurrences over a precomputed input projection.
+
+Every function takes the input projection of all steps, ``gx: (T, B, G)``, with the biases
+already folded in (except GRU's ``b_hn``, which sits inside the reset gate), loops over time,
+and returns the per-step outputs and the final state. ``lengths: (B,)`` lets each sequence stop
+at its own length: steps past it leave the state unchanged and write zero outputs, so the final
+state is the one after each sequence's last step. ``reverse=True`` runs from each sequence's
+last valid step back to step 0.
+
+Arithmetic runs in float32 or better (``torch.promote_types(dtype, float32)``); outputs come
+back in ``gx.dtype``. Autograd flows through the loop, so these also give reference gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["gru_recurrence", "lstm_recurrence", "rnn_recurrence"]
+
+State = tuple[Tensor, ...]
+Step = Callable[[Tensor, State], tuple[State, Tensor]]
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.promote_types(dtype, torch.float32)
+
+
+def _scan(
+    step: Step, gx: Tensor, state: State, lengths: Tensor | None, reverse: bool
+) -> tuple[Tensor, State]:
+    """Run ``step`` over ``gx: (T, B, G)`` from ``state``; returns ``(y: (T, B, P), state)``."""
+    T = gx.shape[0]
+    valid = None
+    if lengths is not None:
+        steps = torch.arange(T, device=gx.device).unsqueeze(1)
+        valid = (steps < lengths.to(gx.device).unsqueeze(0)).unsqueeze(2)  # (T, B, 1)
+    outputs: list[Tensor | None] = [None] * T
+    for t in range(T - 1, -1, -1) if reverse else range(T):
+        new_state, y = step(gx[t], state)
+        if valid is not None:
+            new_state = tuple(torch.where(valid[t], n, s) for n, s in zip(new_state, state))
+            y = torch.where(valid[t], y, torch.zeros_like(y))
+        state = new_state
+        outputs[t] = y
+    return torch.stack(outputs), state  # type: ignore[arg-type]
+
+
+def _cast(tensors: Sequence[Tensor | None], dtype: torch.dtype) -> list[Tensor | None]:
+    return [None if t is None else t.to(dtype) for t in tensors]
+
+
+def lstm_recurrence(
+    gx: Tensor,
+    w_hh: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    w_hr: Tensor | None = None,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """LSTM recurrence (torch gate order i, f, g, o).
+
+    gx: (T, B, 4H) = x W_ih^T + b_ih + b_hh; w_hh: (4H, P); h0: (B, P); c0: (B, H);
+    w_hr: (P, H) or None (then P = H). Returns y: (T, B, P), h_n: (B, P), c_n: (B, H).
+    """
+    dtype = gx.dtype
+    gx, w_hh, h0, c0, w_hr = _cast((gx, w_hh, h0, c0, w_hr), _compute_dtype(dtype))
+
+    def step(g: Tensor, state: State) -> tuple[State, Tensor]:
+        h, c = state
+        i, f, cand, o = (g + h @ w_hh.t()).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(cand)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        if w_hr is not None:
+            h = h @ w_hr.t()
+        return (h, c), h
+
+    y, (h_n, c_n) = _scan(step, gx, (h0, c0), lengths, reverse)
+    return y.to(dtype), h_n.to(dtype), c_n.to(dtype)
+
+
+def gru_recurrence(
+    gx: Tensor,
+    w_hh: Tensor,
+    b_hn: Tensor | None,
+    h0: Tensor,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """GRU recurrence (torch gate order r, z, n).
+
+    gx: (T, B, 3H) = x W_ih^T + b_ih + [b_hr, b_hz, 0]; w_hh: (3H, H); b_hn: (H,) or None;
+    h0: (B, H). ``n = tanh(gx_n + r * (h W_hn^T + b_hn))``, ``h' = (1 - z) * n + z * h``.
+    Returns y: (T, B, H), h_n: (B, H).
+    """
+    dtype = gx.dtype
+    gx, w_hh, b_hn, h0 = _cast((gx, w_hh, b_hn, h0), _compute_dtype(dtype))
+
+    def step(g: Tensor, state: State) -> tuple[State, Tensor]:
+        (h,) = state
+        x_r, x_z, x_n = g.chunk(3, dim=1)
+        h_r, h_z, h_n = (h @ w_hh.t()).chunk(3, dim=1)
+        if b_hn is not None:
+            h_n = h_n + b_hn
+        r = torch.sigmoid(x_r + h_r)
+        z = torch.sigmoid(x_z + h_z)
+        n = torch.tanh(x_n + r * h_n)
+        h = (1 - z) * n + z * h
+        return (h,), h
+
+    y, (h_n,) = _scan(step, gx, (h0,), lengths, reverse)
+    return y.to(dtype), h_n.to(dtype)
+
+
+def rnn_recurrence(
+    gx: Tensor,
+    w_hh: Tensor,
+    h0: Tensor,
+    nonlinearity: str = "tanh",
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Elman recurrence ``h' = act(gx + h W_hh^T)`` with act tanh or relu.
+
+    gx: (T, B, H) = x W_ih^T + b_ih + b_hh; w_hh: (H, H); h0: (B, H).
+    Returns y: (T, B, H), h_n: (B, H).
+    """
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+    act = torch.tanh if nonlinearity == "tanh" else torch.relu
+    dtype = gx.dtype
+    gx, w_hh, h0 = _cast((gx, w_hh, h0), _compute_dtype(dtype))
+
+    def step(g: Tensor, state: State) -> tuple[State, Tensor]:
+        h = act(g + state[0] @ w_hh.t())
+        return (h,), h
+
+    y, (h_n,) = _scan(step, gx, (h0,), lengths, reverse)
+    return y.to(dtype), h_n.to(dtype)
