@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 import torch
-from torch import Tensor, _VF
+from torch import _VF, Tensor
 from torch.nn import Module, Parameter, init
 
 from fastrnn.ops import functional as ops
