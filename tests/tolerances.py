@@ -1,0 +1,23 @@
+"""The one per-dtype tolerance table every numerical test uses.
+
+``TOL[dtype] = (rtol, atol)`` for comparing a backend's result with the float64 reference
+or with torch.nn. float64 is near machine precision; float32 leaves room for a different
+summation order over T steps; the half types are limited by their 8/11-bit mantissas.
+"""
+
+import torch
+
+TOL: dict[torch.dtype, tuple[float, float]] = {
+    torch.float64: (1e-10, 1e-10),
+    torch.float32: (2e-5, 2e-5),
+    torch.float16: (1e-2, 1e-2),
+    torch.bfloat16: (5e-2, 5e-2),
+}
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, msg: str = ""):
+    """Compare in float64 with the tolerance of ``dtype``; NaN anywhere fails."""
+    rtol, atol = TOL[dtype]
+    torch.testing.assert_close(
+        actual.detach().double(), expected.detach().double(), rtol=rtol, atol=atol, msg=msg or None
+    )
