@@ -48,6 +48,7 @@ class RNNBase(Module):
         backend: str | None = None,
     ) -> None:
         super().__init__()
+        self.dropout = float(dropout)
         if (
             not isinstance(dropout, numbers.Number)
             or isinstance(dropout, bool)
@@ -89,7 +90,6 @@ class RNNBase(Module):
         self.num_layers = num_layers
         self.bias = bias
         self.batch_first = batch_first
-        self.dropout = float(dropout)
         self.bidirectional = bidirectional
         self.proj_size = proj_size
         self.backend = validate_backend(backend)

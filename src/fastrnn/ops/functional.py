@@ -47,7 +47,7 @@ def input_projection(
     T, B, I = x.shape
     x2 = x.reshape(T * B, I)
     gx = x2 @ w_ih.t() if bias is None else torch.addmm(bias, x2, w_ih.t())
-    return gx.view(T, B, -1), b_hn
+    return gx.view(T, B, w_ih.shape[0]), b_hn
 
 
 def _recurrences(backend: str) -> object:

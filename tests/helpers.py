@@ -1,0 +1,74 @@
+"""Shared test helpers: build torch.nn / fastrnn twins and collect outputs and every gradient."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+
+import fastrnn
+
+CELLS = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+def twins(cell: str, *args, backend: str = "reference", dtype=torch.float64, **kwargs):
+    """A torch.nn module and a fastrnn module of ``cell`` sharing one state_dict."""
+    ref = getattr(torch.nn, cell)(*args, **kwargs).to(dtype)
+    ours = getattr(fastrnn, cell)(*args, backend=backend, **kwargs).to(dtype)
+    ours.load_state_dict(ref.state_dict())
+    return ref, ours
+
+
+def make_inputs(module, *, T: int, B: int, kind: str, dtype, lengths=None, with_state=True):
+    """Random input and initial state for ``module``; kind: batched, unbatched or packed."""
+    I = module.input_size
+    if kind == "unbatched":
+        x = torch.randn(T, I, dtype=dtype)
+    elif kind == "packed":
+        x = torch.randn(T, B, I, dtype=dtype)
+    else:
+        x = torch.randn(B, T, I, dtype=dtype) if module.batch_first else torch.randn(T, B, I,
+                                                                                       dtype=dtype)
+    x.requires_grad_(True)
+    hx = None
+    if with_state:
+        rows = module.num_layers * (2 if module.bidirectional else 1)
+        out = getattr(module, "proj_size", 0) or module.hidden_size
+        shape = (rows, out) if kind == "unbatched" else (rows, B, out)
+        h0 = torch.randn(shape, dtype=dtype, requires_grad=True)
+        if isinstance(module, torch.nn.LSTM | fastrnn.LSTM):
+            cshape = shape[:-1] + (module.hidden_size,)
+            hx = (h0, torch.randn(cshape, dtype=dtype, requires_grad=True))
+        else:
+            hx = h0
+    if kind == "packed":
+        if lengths is None:
+            lengths = torch.randint(1, T + 1, (B,))
+            lengths[0] = T
+        return x, hx, lengths
+    return x, hx, None
+
+
+def run_and_grads(module, x, hx, lengths=None, seed: int = 1):
+    """Forward, a random-weighted loss on every output, backward; returns tensors to compare."""
+    inp = x
+    if lengths is not None:
+        inp = pack_padded_sequence(x, lengths, enforce_sorted=False)
+    out, state = module(inp, hx)
+    if isinstance(out, PackedSequence):
+        out = out.data
+    states = state if isinstance(state, tuple) else (state,)
+    g = torch.Generator().manual_seed(seed)
+    loss = sum(
+        (t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum() for t in (out, *states)
+    )
+    module.zero_grad(set_to_none=True)
+    leaves = [x] + ([] if hx is None else list(hx if isinstance(hx, tuple) else (hx,)))
+    for leaf in leaves:
+        leaf.grad = None
+    loss.backward()
+    results = {"output": out, **{f"state{i}": s for i, s in enumerate(states)}}
+    for i, leaf in enumerate(leaves):
+        results[f"grad_input{i}"] = leaf.grad
+    for name, p in module.named_parameters():
+        results[f"grad_{name}"] = p.grad
+    return results
