@@ -1,0 +1,169 @@
+"""Shared pieces of the recurrence kernels: activations, per-row time indexing, tile loads and
+stores, the grid barrier, and the choice of a kernel configuration for a problem size.
+
+Layouts (all contiguous): ``gx: (T, B, G*H)`` with gate ``k`` in columns ``[k*H, (k+1)*H)``;
+``W_hh: (G*H, P)``; ``W_hr: (P, H)``; states ``(B, P)`` / ``(B, H)``; outputs ``y: (T, B, P)``;
+the saved activations ``ws: (T, B, S*H)``. Row ``b`` of step ``s`` reads and writes time
+position ``tt``: ``s`` going forward, ``len_b - 1 - s`` in reverse; steps ``s >= len_b`` are
+invalid (state unchanged, zero output written at position ``s``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+# Cell codes (the ``CELL`` constexpr of every kernel).
+LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
+CELLS = {"LSTM": LSTM, "GRU": GRU, "RNN_TANH": RNN_TANH, "RNN_RELU": RNN_RELU}
+GATES = {LSTM: 4, GRU: 3, RNN_TANH: 1, RNN_RELU: 1}
+# Activations saved per step for backward, in units of H: LSTM i, f, g, o, c; GRU r, z, n,
+# h W_hn^T + b_hn; an Elman RNN only needs its output y (used as its saved activation).
+SAVED = {LSTM: 5, GRU: 4, RNN_TANH: 0, RNN_RELU: 0}
+
+# Bytes of W_hh (plus W_hr) one program may hold across the time loop; larger problems take
+# the split path. Checked against spills by tests/test_kernel_compile.py.
+RESIDENT_BYTES = 64 * 1024
+MIN_BLOCK = 16  # tl.dot needs every dimension >= 16
+SPLIT_BLOCK_H = 16  # hidden units per program on the split path
+SPLIT_BLOCK_K = 64  # reduction chunk streamed per tl.dot on the split path
+
+
+@triton.jit
+def sigmoid(x):
+    return 1.0 / (1.0 + tl.exp(-x))
+
+
+@triton.jit
+def tanh(x):
+    return 2.0 * sigmoid(2.0 * x) - 1.0
+
+
+@triton.jit
+def mm(a, b, PREC: tl.constexpr):
+    """``a @ b`` with float32 accumulation; operands share the weights' dtype."""
+    return tl.dot(a, b, input_precision=PREC)
+
+
+@triton.jit
+def seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS: tl.constexpr):
+    """Per-row sequence lengths: loaded, or ``T`` for every row."""
+    if HAS_LENGTHS:
+        lens = tl.load(len_ptr + rows, mask=rmask, other=0).to(tl.int32)
+    else:
+        lens = tl.zeros_like(rows) + T
+    return lens
+
+
+@triton.jit
+def step_rows(s, lens, REVERSE: tl.constexpr):
+    """Time position of step ``s`` for each row, and whether the step is valid there."""
+    valid = s < lens
+    if REVERSE:
+        tt = tl.where(valid, lens - 1 - s, s)
+    else:
+        tt = tl.zeros_like(lens) + s
+    return tt, valid
+
+
+@triton.jit
+def prev_rows(tt, lens, REVERSE: tl.constexpr):
+    """Position of the step before ``tt`` in running order, and whether ``tt`` is the first."""
+    if REVERSE:
+        return tt + 1, tt == lens - 1
+    return tt - 1, tt == 0
+
+
+@triton.jit
+def seq_offsets(tt, rows, B, width):
+    """Element offsets of rows ``rows`` at positions ``tt`` in a (T, B, width) tensor."""
+    return (tt.to(tl.int64) * B + rows) * width
+
+
+@triton.jit
+def load_tile(ptr, row_off, cols, mask):
+    """[rows, cols] tile at ``ptr + row_off[:, None] + cols[None, :]`` as float32, 0 if masked."""
+    return tl.load(ptr + row_off[:, None] + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def store_tile(ptr, row_off, cols, value, mask):
+    """Store ``value`` at ``ptr + row_off[:, None] + cols[None, :]`` in ``ptr``'s dtype."""
+    tl.store(ptr + row_off[:, None] + cols[None, :], value.to(ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def load_w(w_ptr, gate, out_idx, in_idx, H, P, TRANS: tl.constexpr):
+    """Gate ``gate`` of ``W: (G*H, P)``: ``W_k^T[in_idx, out_idx]`` (TRANS) or
+    ``W_k[out_idx, in_idx]``, zero outside ``H x P``; in the weights' dtype."""
+    if TRANS:
+        offs = (gate * H + out_idx[None, :]).to(tl.int64) * P + in_idx[:, None]
+        mask = (out_idx[None, :] < H) & (in_idx[:, None] < P)
+    else:
+        offs = (gate * H + out_idx[:, None]).to(tl.int64) * P + in_idx[None, :]
+        mask = (out_idx[:, None] < H) & (in_idx[None, :] < P)
+    return tl.load(w_ptr + offs, mask=mask, other=0.0)
+
+
+@triton.jit
+def grid_barrier(bar_ptr, target):
+    """Wait until every program of the grid has arrived ``target / num_programs`` times.
+
+    Needs all programs resident at once (never under TRITON_INTERPRET, which runs them in turn).
+    """
+    tl.debug_barrier()
+    tl.atomic_add(bar_ptr, 1, sem="release", scope="gpu")
+    while tl.atomic_add(bar_ptr, 0, sem="acquire", scope="gpu") < target:
+        pass
+    tl.debug_barrier()
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+def pow2(n: int) -> int:
+    """Smallest power of two >= max(n, MIN_BLOCK)."""
+    return max(MIN_BLOCK, triton.next_power_of_2(n))
+
+
+@dataclass(frozen=True)
+class Config:
+    """How one layer's recurrence is launched.
+
+    resident: one program per batch tile owns the whole hidden width, keeps W_hh (and W_hr)
+    on chip and its state in registers for all steps. Otherwise the split path: programs own
+    ``block_h`` hidden units of a batch tile, stream W_hh in ``block_k`` chunks and exchange
+    the state through global memory once per step.
+    """
+
+    resident: bool
+    block_b: int
+    block_h: int
+    block_k: int
+    num_warps: int
+
+
+def _resident_bytes(gates: int, hidden_size: int, proj_size: int, dtype: torch.dtype) -> int:
+    bh, bp = pow2(hidden_size), pow2(proj_size or hidden_size)
+    return (gates + (proj_size > 0)) * bh * bp * dtype.itemsize
+
+
+def pick_config(
+    cell: int, hidden_size: int, batch: int, dtype: torch.dtype, proj_size: int = 0
+) -> Config:
+    """The launch configuration for a cell code, sizes and input dtype (same for fwd and bwd)."""
+    if _resident_bytes(GATES[cell], hidden_size, proj_size, dtype) <= RESIDENT_BYTES:
+        block_b = min(pow2(batch), 32 if hidden_size <= 32 else MIN_BLOCK)
+        return Config(True, block_b, pow2(hidden_size), pow2(proj_size or hidden_size), 4)
+    block_k = min(SPLIT_BLOCK_K, pow2(hidden_size))
+    return Config(False, MIN_BLOCK, SPLIT_BLOCK_H, block_k, 4)
+
+
+def torch_dot_precision(dtype: torch.dtype) -> str:
+    """tl.dot input precision: TF32 for float32 exactly when cuDNN may use it, else exact."""
+    if dtype == torch.float32 and torch.backends.cudnn.allow_tf32:
+        return "tf32"
+    return "ieee"

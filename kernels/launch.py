@@ -1,0 +1,149 @@
+"""Launchers of the recurrence kernels (no autograd): allocate outputs, pick a config, launch.
+
+``forward`` returns ``(y, h_n, c_n, ws)``; ``ws`` holds what ``backward`` needs (the saved
+activations, or ``y`` itself for an Elman RNN). ``backward`` returns the gate gradients
+``dgx: (T, B, G*H)``, ``dh0``, ``dc0`` and, with a projection, ``dhs: (T, B, P)`` (the total
+gradient of every step's h, for dW_hr).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from fastrnn.kernels.common import GATES, LSTM, SAVED, Config, pick_config, pow2
+from fastrnn.kernels.common import torch_dot_precision as _precision
+from fastrnn.kernels.recurrence import (
+    resident_backward_kernel,
+    resident_forward_kernel,
+    split_backward_kernel,
+    split_forward_kernel,
+)
+from torch import Tensor
+
+__all__ = ["backward", "forward", "uses_barrier"]
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def uses_barrier(device: torch.device, programs: int) -> bool:
+    """Whether a split launch runs all steps behind a grid barrier (all programs resident)."""
+    if device.type != "cuda" or os.environ.get("TRITON_INTERPRET") == "1":
+        return False
+    return programs <= torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def _common(cell: int, gx: Tensor, lengths: Tensor | None, reverse: bool, cfg: Config) -> dict:
+    G = GATES[cell]
+    return {
+        "CELL": cell, "G": G, "BLOCK_B": cfg.block_b, "HAS_LENGTHS": lengths is not None,
+        "REVERSE": reverse, "PREC": _precision(gx.dtype), "num_warps": cfg.num_warps,
+    }
+
+
+def _lengths(lengths: Tensor | None, gx: Tensor) -> Tensor:
+    return gx if lengths is None else lengths.to(gx.device, torch.int32).contiguous()
+
+
+def forward(
+    cell: int,
+    gx: Tensor,
+    w_hh: Tensor,
+    h0: Tensor,
+    c0: Tensor | None = None,
+    w_hr: Tensor | None = None,
+    b_hn: Tensor | None = None,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+    save: bool = True,
+    config: Config | None = None,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+    """gx: (T, B, G*H), w_hh: (G*H, P), h0: (B, P), c0: (B, H) -> y: (T, B, P), h_n, c_n, ws."""
+    T, B, GH = gx.shape
+    H = GH // GATES[cell]
+    P = h0.shape[1]
+    cfg = config or pick_config(cell, H, B, gx.dtype, P if w_hr is not None else 0)
+    gx = gx.contiguous()
+    w_hh = w_hh.to(gx.dtype).contiguous()
+    S = SAVED[cell] if save else 0
+    y = gx.new_empty(T, B, P)
+    ws = gx.new_empty(T, B, S * H) if S else y
+    lens = _lengths(lengths, gx)
+    bhn = gx if b_hn is None else b_hn.contiguous()
+    meta = _common(cell, gx, lengths, reverse, cfg) | {"S": S, "HAS_BHN": b_hn is not None}
+    if cfg.resident:
+        h_n = gx.new_empty(B, P)
+        c_n = gx.new_empty(B, H) if cell == LSTM else None
+        wr = gx if w_hr is None else w_hr.to(gx.dtype).contiguous()
+        resident_forward_kernel[(_cdiv(B, cfg.block_b),)](
+            gx, w_hh, wr, bhn, h0.contiguous(), gx if c0 is None else c0.contiguous(), lens, y,
+            h_n, gx if c_n is None else c_n, ws, T, B, H, P, BLOCK_H=pow2(H), BLOCK_P=pow2(P),
+            PROJ=w_hr is not None, **meta,
+        )
+        return y, h_n, c_n, ws
+    hbuf = torch.empty(2, B, H, device=gx.device, dtype=torch.float32)
+    hbuf[1] = h0
+    cbuf = hbuf[0] if c0 is None else c0.float().clone()
+    grid = (_cdiv(B, cfg.block_b), _cdiv(H, cfg.block_h))
+    barrier = uses_barrier(gx.device, grid[0] * grid[1])
+    bar = torch.zeros(1, device=gx.device, dtype=torch.int32)
+    args = (gx, w_hh, bhn, lens, y, ws, hbuf, cbuf, bar, T, B, H)
+    meta |= {"BLOCK_H": cfg.block_h, "BLOCK_K": cfg.block_k, "BARRIER": barrier}
+    for s in [0] if barrier else range(T):
+        split_forward_kernel[grid](*args, s, T if barrier else s + 1, **meta)
+    h_n = hbuf[(T - 1) % 2].to(gx.dtype)
+    return y, h_n, None if c0 is None else cbuf.to(gx.dtype), ws
+
+
+def backward(
+    cell: int,
+    dy: Tensor,
+    dh_n: Tensor,
+    dc_n: Tensor | None,
+    w_hh: Tensor,
+    w_hr: Tensor | None,
+    h0: Tensor,
+    c0: Tensor | None,
+    y: Tensor,
+    ws: Tensor,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+    config: Config | None = None,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """Gradients through the recurrence: -> dgx: (T, B, G*H), dh0, dc0, dhs (projection)."""
+    T, B, P = y.shape
+    G = GATES[cell]
+    H = w_hh.shape[0] // G
+    cfg = config or pick_config(cell, H, B, y.dtype, P if w_hr is not None else 0)
+    w_hh = w_hh.to(y.dtype).contiguous()
+    S = SAVED[cell] or 1
+    dgx = y.new_empty(T, B, G * H)
+    lens = _lengths(lengths, y)
+    meta = _common(cell, y, lengths, reverse, cfg) | {"S": S}
+    dy = dy.contiguous()
+    h0 = h0.contiguous()
+    c0 = y if c0 is None else c0.contiguous()
+    if cfg.resident:
+        dh0 = y.new_empty(B, P)
+        dc0 = y.new_empty(B, H) if cell == LSTM else None
+        dhs = y.new_empty(T, B, P) if w_hr is not None else None
+        resident_backward_kernel[(_cdiv(B, cfg.block_b),)](
+            dy, dh_n.contiguous(), y if dc_n is None else dc_n.contiguous(), w_hh,
+            y if w_hr is None else w_hr.to(y.dtype).contiguous(), h0, c0, y, ws, lens, dgx,
+            dh0, y if dc0 is None else dc0, y if dhs is None else dhs, T, B, H, P,
+            BLOCK_H=pow2(H), BLOCK_P=pow2(P), PROJ=w_hr is not None, **meta,
+        )
+        return dgx, dh0, dc0, dhs
+    dhbuf = dh_n.float().clone()
+    dcbuf = dhbuf if dc_n is None else dc_n.float().clone()
+    rbuf = torch.zeros(2, B, G * H, device=y.device, dtype=torch.float32)
+    grid = (_cdiv(B, cfg.block_b), _cdiv(H, cfg.block_h))
+    barrier = uses_barrier(y.device, grid[0] * grid[1])
+    bar = torch.zeros(1, device=y.device, dtype=torch.int32)
+    args = (dy, w_hh, h0, c0, y, ws, lens, dgx, dhbuf, dcbuf, rbuf, bar, T, B, H)
+    meta |= {"BLOCK_H": cfg.block_h, "BLOCK_K": cfg.block_k, "BARRIER": barrier}
+    for s in [T - 1] if barrier else range(T - 1, -2, -1):
+        split_backward_kernel[grid](*args, s, T + 1 if barrier else 1, **meta)
+    return dgx, dhbuf.to(y.dtype), None if dc_n is None else dcbuf.to(y.dtype), None

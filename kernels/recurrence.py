@@ -1,0 +1,401 @@
+"""The time-loop kernels shared by every cell: forward and backward, resident and split.
+
+*Resident* kernels (grid: batch tiles) own the whole hidden width: W_hh (and W_hr) are loaded
+once before the time loop, h and c stay in registers across all steps. *Split* kernels (grid:
+batch tiles x hidden slices) own ``BLOCK_H`` hidden units each, stream W_hh from L2 in
+``BLOCK_K`` chunks every step and exchange the state through a double-buffered global array:
+either all steps in one launch with a grid-wide barrier per step (``BARRIER``, GPU only, every
+program resident) or one step per launch, looped from Python (the interpreter and big grids).
+
+Backward runs the steps in the opposite order, producing the gate gradients ``dgx`` (also the
+gradient of the input projection), dh0 and dc0; weight gradients are GEMMs in torch.
+"""
+
+import triton
+import triton.language as tl
+from fastrnn.kernels import gru, lstm, rnn
+from fastrnn.kernels.common import (
+    grid_barrier,
+    load_tile,
+    load_w,
+    mm,
+    prev_rows,
+    seq_lengths,
+    seq_offsets,
+    step_rows,
+    store_tile,
+)
+
+# CELL codes: 0 LSTM, 1 GRU, 2 RNN tanh, 3 RNN relu (see common.CELLS).
+
+
+@triton.jit
+def cell_forward(CELL: tl.constexpr, x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn):
+    """Dispatch one step's gate math: returns (new h before projection, new c, 5 saved)."""
+    if CELL == 0:
+        h, c, s0, s1, s2, s3, s4 = lstm.forward(x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn)
+    elif CELL == 1:
+        h, c, s0, s1, s2, s3, s4 = gru.forward(x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn)
+    else:
+        h, c = rnn.forward(x_ptr, x_off, cols, H, mask, a0, hprev, c, CELL == 3)
+        s0, s1, s2, s3, s4 = h, h, h, h, h
+    return h, c, s0, s1, s2, s3, s4
+
+
+@triton.jit
+def cell_backward(CELL: tl.constexpr, dh, dc, s0, s1, s2, s3, s4, prev):
+    """Dispatch one step's gradients: (4 gate grads, 4 recurrent grads, dh direct, dc_prev)."""
+    if CELL == 0:
+        d0, d1, d2, d3, r0, r1, r2, r3, dhd, dc = lstm.backward(dh, dc, s0, s1, s2, s3, s4, prev)
+    elif CELL == 1:
+        d0, d1, d2, d3, r0, r1, r2, r3, dhd, dc = gru.backward(dh, dc, s0, s1, s2, s3, s4, prev)
+    else:
+        d0 = rnn.backward(dh, s0, CELL == 3)
+        d1, d2, d3, r0, r1, r2, r3, dhd = d0, d0, d0, d0, d0, d0, d0, d0
+    return d0, d1, d2, d3, r0, r1, r2, r3, dhd, dc
+
+
+@triton.jit
+def store_gates(ptr, off, cols, H, mask, G: tl.constexpr, v0, v1, v2, v3, v4):
+    """Store the first ``G`` of five [rows, hidden] tiles at ``ptr + off + k*H + cols``."""
+    if G > 0:
+        store_tile(ptr, off, cols, v0, mask)
+    if G > 1:
+        store_tile(ptr + H, off, cols, v1, mask)
+    if G > 2:
+        store_tile(ptr + 2 * H, off, cols, v2, mask)
+    if G > 3:
+        store_tile(ptr + 3 * H, off, cols, v3, mask)
+    if G > 4:
+        store_tile(ptr + 4 * H, off, cols, v4, mask)
+
+
+@triton.jit
+def load_saved(ws_ptr, off, cols, H, mask, S: tl.constexpr):
+    """The ``S`` saved tiles of a step (the rest repeat the first)."""
+    s0 = load_tile(ws_ptr, off, cols, mask)
+    s1, s2, s3, s4 = s0, s0, s0, s0
+    if S > 1:
+        s1 = load_tile(ws_ptr + H, off, cols, mask)
+    if S > 2:
+        s2 = load_tile(ws_ptr + 2 * H, off, cols, mask)
+    if S > 3:
+        s3 = load_tile(ws_ptr + 3 * H, off, cols, mask)
+    if S > 4:
+        s4 = load_tile(ws_ptr + 4 * H, off, cols, mask)
+    return s0, s1, s2, s3, s4
+
+
+@triton.jit
+def load_prev_state(CELL: tl.constexpr, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B, H, cols, mask,
+                    S: tl.constexpr, REVERSE: tl.constexpr):
+    """The state before position ``tt`` that a cell's backward needs: LSTM c, GRU h."""
+    prev, first = prev_rows(tt, lens, REVERSE)
+    seq_mask = mask & (first == 0)[:, None]
+    init_mask = mask & first[:, None]
+    if CELL == 0:
+        seq_ptr, width, init_ptr = ws_ptr + 4 * H, S * H, c0_ptr
+    else:
+        seq_ptr, width, init_ptr = y_ptr, H, h0_ptr
+    return (load_tile(seq_ptr, seq_offsets(prev, rows, B, width), cols, seq_mask)
+            + load_tile(init_ptr, rows * H, cols, init_mask))
+
+
+@triton.jit
+def resident_forward_kernel(
+    gx_ptr,  # (T, B, G*H) input projection, biases folded in (GRU: all but b_hn)
+    w_ptr,  # (G*H, P) W_hh; its dtype is the tl.dot operand dtype
+    wr_ptr,  # (P, H) W_hr when PROJ
+    bhn_ptr,  # (H,) GRU b_hn when HAS_BHN
+    h0_ptr,  # (B, P) initial hidden state
+    c0_ptr,  # (B, H) initial cell state (LSTM)
+    len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
+    y_ptr,  # (T, B, P) output: h of every step, zero past each length
+    hn_ptr,  # (B, P) final hidden state
+    cn_ptr,  # (B, H) final cell state (LSTM)
+    ws_ptr,  # (T, B, S*H) saved activations for backward when S > 0
+    T, B, H, P,  # steps, batch, hidden size, output size (P = proj size or H)
+    CELL: tl.constexpr,  # cell code
+    G: tl.constexpr,  # gates per cell: 4, 3, 1
+    S: tl.constexpr,  # saved tiles per step (0: save nothing)
+    BLOCK_B: tl.constexpr,  # batch rows per program
+    BLOCK_H: tl.constexpr,  # power of two >= H
+    BLOCK_P: tl.constexpr,  # power of two >= P
+    PROJ: tl.constexpr,  # LSTM projection h = W_hr (o * tanh(c))
+    HAS_BHN: tl.constexpr,  # GRU with b_hn
+    HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
+    REVERSE: tl.constexpr,  # run from each sequence's last step back to 0
+    PREC: tl.constexpr,  # tl.dot input precision: "ieee" or "tf32"
+):
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    hcols = tl.arange(0, BLOCK_H)
+    pcols = tl.arange(0, BLOCK_P)
+    rmask = rows < B
+    mask_h = rmask[:, None] & (hcols < H)[None, :]
+    mask_p = rmask[:, None] & (pcols < P)[None, :]
+    lens = seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS)
+    # W_hh^T per gate, [BLOCK_P, BLOCK_H], on chip for the whole loop
+    w0 = load_w(w_ptr, 0, hcols, pcols, H, P, True)
+    w1, w2, w3 = w0, w0, w0
+    if G > 1:
+        w1 = load_w(w_ptr, 1, hcols, pcols, H, P, True)
+        w2 = load_w(w_ptr, 2, hcols, pcols, H, P, True)
+    if G > 3:
+        w3 = load_w(w_ptr, 3, hcols, pcols, H, P, True)
+    if PROJ:
+        wr = load_w(wr_ptr, 0, pcols, hcols, P, H, True)  # W_hr^T: [BLOCK_H, BLOCK_P]
+    bhn = tl.zeros([BLOCK_H], dtype=tl.float32)
+    if HAS_BHN:
+        bhn = tl.load(bhn_ptr + hcols, mask=hcols < H, other=0.0).to(tl.float32)
+    h = load_tile(h0_ptr, rows * P, pcols, mask_p)
+    c = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)
+    if CELL == 0:
+        c = load_tile(c0_ptr, rows * H, hcols, mask_h)
+    for s in range(T):
+        tt, valid = step_rows(s, lens, REVERSE)
+        v = valid[:, None]
+        hq = h.to(w_ptr.dtype.element_ty)
+        a0 = mm(hq, w0, PREC)
+        a1, a2, a3 = a0, a0, a0
+        if G > 1:
+            a1 = mm(hq, w1, PREC)
+            a2 = mm(hq, w2, PREC)
+        if G > 3:
+            a3 = mm(hq, w3, PREC)
+        hn, cn, s0, s1, s2, s3, s4 = cell_forward(
+            CELL, gx_ptr, seq_offsets(tt, rows, B, G * H), hcols, H, mask_h, a0, a1, a2, a3, h, c, bhn)
+        if PROJ:
+            hn = mm(hn.to(w_ptr.dtype.element_ty), wr, PREC)
+        h = tl.where(v, hn, h)
+        c = tl.where(v, cn, c)
+        store_tile(y_ptr, seq_offsets(tt, rows, B, P), pcols, tl.where(v, h, 0.0), mask_p)
+        store_gates(ws_ptr, seq_offsets(tt, rows, B, S * H), hcols, H, mask_h & v, S, s0, s1, s2, s3, s4)
+    store_tile(hn_ptr, rows * P, pcols, h, mask_p)
+    if CELL == 0:
+        store_tile(cn_ptr, rows * H, hcols, c, mask_h)
+
+
+@triton.jit
+def resident_backward_kernel(
+    dy_ptr,  # (T, B, P) gradient of the output
+    dhn_ptr,  # (B, P) gradient of the final hidden state
+    dcn_ptr,  # (B, H) gradient of the final cell state (LSTM)
+    w_ptr,  # (G*H, P) W_hh
+    wr_ptr,  # (P, H) W_hr when PROJ
+    h0_ptr,  # (B, P) initial hidden state (GRU reads it)
+    c0_ptr,  # (B, H) initial cell state (LSTM reads it)
+    y_ptr,  # (T, B, P) forward output
+    ws_ptr,  # (T, B, S*H) saved activations (an RNN passes y, S = 1)
+    len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
+    dgx_ptr,  # (T, B, G*H) out: gate pre-activation gradients, zero past each length
+    dh0_ptr,  # (B, P) out: gradient of h0
+    dc0_ptr,  # (B, H) out: gradient of c0 (LSTM)
+    dhs_ptr,  # (T, B, P) out when PROJ: total gradient of each step's h (for dW_hr)
+    T, B, H, P,  # steps, batch, hidden size, output size
+    CELL: tl.constexpr,  # cell code
+    G: tl.constexpr,  # gates per cell
+    S: tl.constexpr,  # saved tiles per step in ws
+    BLOCK_B: tl.constexpr,  # batch rows per program
+    BLOCK_H: tl.constexpr,  # power of two >= H
+    BLOCK_P: tl.constexpr,  # power of two >= P
+    PROJ: tl.constexpr,  # LSTM with projection
+    HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
+    REVERSE: tl.constexpr,  # the forward ran in reverse
+    PREC: tl.constexpr,  # tl.dot input precision
+):
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    hcols = tl.arange(0, BLOCK_H)
+    pcols = tl.arange(0, BLOCK_P)
+    rmask = rows < B
+    mask_h = rmask[:, None] & (hcols < H)[None, :]
+    mask_p = rmask[:, None] & (pcols < P)[None, :]
+    lens = seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS)
+    # W_hh per gate, [BLOCK_H, BLOCK_P]
+    w0 = load_w(w_ptr, 0, hcols, pcols, H, P, False)
+    w1, w2, w3 = w0, w0, w0
+    if G > 1:
+        w1 = load_w(w_ptr, 1, hcols, pcols, H, P, False)
+        w2 = load_w(w_ptr, 2, hcols, pcols, H, P, False)
+    if G > 3:
+        w3 = load_w(w_ptr, 3, hcols, pcols, H, P, False)
+    if PROJ:
+        wr = load_w(wr_ptr, 0, pcols, hcols, P, H, False)  # W_hr: [BLOCK_P, BLOCK_H]
+    dh = load_tile(dhn_ptr, rows * P, pcols, mask_p)
+    dc = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)
+    if CELL == 0:
+        dc = load_tile(dcn_ptr, rows * H, hcols, mask_h)
+    for i in range(T):
+        tt, valid = step_rows(T - 1 - i, lens, REVERSE)
+        v = valid[:, None]
+        dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, P), pcols, mask_p & v)
+        dm = dh
+        if PROJ:
+            store_tile(dhs_ptr, seq_offsets(tt, rows, B, P), pcols, tl.where(v, dh, 0.0), mask_p)
+            dm = mm(dh.to(w_ptr.dtype.element_ty), wr, PREC)
+        s0, s1, s2, s3, s4 = load_saved(ws_ptr, seq_offsets(tt, rows, B, S * H), hcols, H, mask_h & v, S)
+        prev = dm
+        if CELL < 2:
+            prev = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B, H, hcols,
+                                   mask_h & v, S, REVERSE)
+        d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp = cell_backward(CELL, dm, dc, s0, s1, s2, s3, s4, prev)
+        zero = tl.zeros_like(d0)
+        store_gates(dgx_ptr, seq_offsets(tt, rows, B, G * H), hcols, H, mask_h, G, tl.where(v, d0, zero),
+                    tl.where(v, d1, zero), tl.where(v, d2, zero), tl.where(v, d3, zero), zero)
+        dt = w_ptr.dtype.element_ty
+        dhn = mm(r0.to(dt), w0, PREC)
+        if G > 1:
+            dhn += mm(r1.to(dt), w1, PREC) + mm(r2.to(dt), w2, PREC)
+        if G > 3:
+            dhn += mm(r3.to(dt), w3, PREC)
+        if CELL == 1:
+            dhn += dhd
+        dh = tl.where(v, dhn, dh)
+        dc = tl.where(v, dcp, dc)
+    store_tile(dh0_ptr, rows * P, pcols, dh, mask_p)
+    if CELL == 0:
+        store_tile(dc0_ptr, rows * H, hcols, dc, mask_h)
+
+
+@triton.jit
+def split_forward_kernel(
+    gx_ptr,  # (T, B, G*H) input projection, biases folded in (GRU: all but b_hn)
+    w_ptr,  # (G*H, H) W_hh; its dtype is the tl.dot operand dtype
+    bhn_ptr,  # (H,) GRU b_hn when HAS_BHN
+    len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
+    y_ptr,  # (T, B, H) output: h of every step, zero past each length
+    ws_ptr,  # (T, B, S*H) saved activations for backward when S > 0
+    hbuf_ptr,  # (2, B, H) float32: step s reads h from slot (s+1)%2, writes slot s%2
+    cbuf_ptr,  # (B, H) float32 cell state (LSTM), updated in place
+    bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (BARRIER)
+    T, B, H,  # steps, batch, hidden size
+    s_begin, s_end,  # this launch runs steps s_begin .. s_end-1
+    CELL: tl.constexpr,  # cell code
+    G: tl.constexpr,  # gates per cell
+    S: tl.constexpr,  # saved tiles per step (0: save nothing)
+    BLOCK_B: tl.constexpr,  # batch rows per program
+    BLOCK_H: tl.constexpr,  # hidden units per program
+    BLOCK_K: tl.constexpr,  # reduction chunk of the recurrent product
+    HAS_BHN: tl.constexpr,  # GRU with b_hn
+    HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
+    REVERSE: tl.constexpr,  # run from each sequence's last step back to 0
+    BARRIER: tl.constexpr,  # several steps per launch, grid barrier after each
+    PREC: tl.constexpr,  # tl.dot input precision
+):
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    hcols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    kcols = tl.arange(0, BLOCK_K)
+    rmask = rows < B
+    mask_h = rmask[:, None] & (hcols < H)[None, :]
+    lens = seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS)
+    bhn = tl.zeros([BLOCK_H], dtype=tl.float32)
+    if HAS_BHN:
+        bhn = tl.load(bhn_ptr + hcols, mask=hcols < H, other=0.0).to(tl.float32)
+    nprog = tl.num_programs(0) * tl.num_programs(1)
+    for s in range(s_begin, s_end):
+        tt, valid = step_rows(s, lens, REVERSE)
+        v = valid[:, None]
+        h_rd = hbuf_ptr + ((s + 1) % 2) * B * H
+        a0 = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)
+        a1, a2, a3 = a0, a0, a0
+        for k0 in range(0, H, BLOCK_K):
+            kc = k0 + kcols
+            hq = load_tile(h_rd, rows * H, kc, rmask[:, None] & (kc < H)[None, :]).to(w_ptr.dtype.element_ty)
+            a0 += mm(hq, load_w(w_ptr, 0, hcols, kc, H, H, True), PREC)
+            if G > 1:
+                a1 += mm(hq, load_w(w_ptr, 1, hcols, kc, H, H, True), PREC)
+                a2 += mm(hq, load_w(w_ptr, 2, hcols, kc, H, H, True), PREC)
+            if G > 3:
+                a3 += mm(hq, load_w(w_ptr, 3, hcols, kc, H, H, True), PREC)
+        hprev = load_tile(h_rd, rows * H, hcols, mask_h)
+        c = hprev
+        if CELL == 0:
+            c = load_tile(cbuf_ptr, rows * H, hcols, mask_h)
+        hn, cn, s0, s1, s2, s3, s4 = cell_forward(
+            CELL, gx_ptr, seq_offsets(tt, rows, B, G * H), hcols, H, mask_h, a0, a1, a2, a3, hprev, c, bhn)
+        hn = tl.where(v, hn, hprev)
+        store_tile(hbuf_ptr + (s % 2) * B * H, rows * H, hcols, hn, mask_h)
+        if CELL == 0:
+            store_tile(cbuf_ptr, rows * H, hcols, tl.where(v, cn, c), mask_h)
+        store_tile(y_ptr, seq_offsets(tt, rows, B, H), hcols, tl.where(v, hn, 0.0), mask_h)
+        store_gates(ws_ptr, seq_offsets(tt, rows, B, S * H), hcols, H, mask_h & v, S, s0, s1, s2, s3, s4)
+        if BARRIER:
+            grid_barrier(bar_ptr, (s - s_begin + 1) * nprog)
+
+
+@triton.jit
+def split_backward_kernel(
+    dy_ptr,  # (T, B, H) gradient of the output
+    w_ptr,  # (G*H, H) W_hh
+    h0_ptr,  # (B, H) initial hidden state (GRU reads it)
+    c0_ptr,  # (B, H) initial cell state (LSTM reads it)
+    y_ptr,  # (T, B, H) forward output
+    ws_ptr,  # (T, B, S*H) saved activations (an RNN passes y, S = 1)
+    len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
+    dgx_ptr,  # (T, B, G*H) out: gate pre-activation gradients, zero past each length
+    dhbuf_ptr,  # (B, H) float32 dh carried between steps (starts as dh_n, ends as dh0)
+    dcbuf_ptr,  # (B, H) float32 dc carried between steps (starts as dc_n, ends as dc0; LSTM)
+    rbuf_ptr,  # (2, B, G*H) float32 recurrent gradients of step s in slot s%2; slot T%2 zero
+    bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (BARRIER)
+    T, B, H,  # steps, batch, hidden size
+    s_begin, n_steps,  # runs steps s_begin, s_begin-1, ... (n_steps of them); step -1 adds
+    # step 0's recurrent gradient into dh, leaving dh0
+    CELL: tl.constexpr,  # cell code
+    G: tl.constexpr,  # gates per cell
+    S: tl.constexpr,  # saved tiles per step in ws
+    BLOCK_B: tl.constexpr,  # batch rows per program
+    BLOCK_H: tl.constexpr,  # hidden units per program
+    BLOCK_K: tl.constexpr,  # reduction chunk of the recurrent product
+    HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
+    REVERSE: tl.constexpr,  # the forward ran in reverse
+    BARRIER: tl.constexpr,  # several steps per launch, grid barrier after each
+    PREC: tl.constexpr,  # tl.dot input precision
+):
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    hcols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    kcols = tl.arange(0, BLOCK_K)
+    rmask = rows < B
+    mask_h = rmask[:, None] & (hcols < H)[None, :]
+    lens = seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS)
+    nprog = tl.num_programs(0) * tl.num_programs(1)
+    dt = w_ptr.dtype.element_ty
+    for i in range(n_steps):
+        s = s_begin - i
+        r_rd = rbuf_ptr + ((s + 1) % 2) * B * G * H
+        dh = load_tile(dhbuf_ptr, rows * H, hcols, mask_h)
+        for k0 in range(0, H, BLOCK_K):
+            kc = k0 + kcols
+            kmask = rmask[:, None] & (kc < H)[None, :]
+            dh += mm(load_tile(r_rd, rows * G * H, kc, kmask).to(dt), load_w(w_ptr, 0, kc, hcols, H, H, False), PREC)
+            if G > 1:
+                dh += mm(load_tile(r_rd + H, rows * G * H, kc, kmask).to(dt), load_w(w_ptr, 1, kc, hcols, H, H, False), PREC)
+                dh += mm(load_tile(r_rd + 2 * H, rows * G * H, kc, kmask).to(dt), load_w(w_ptr, 2, kc, hcols, H, H, False), PREC)
+            if G > 3:
+                dh += mm(load_tile(r_rd + 3 * H, rows * G * H, kc, kmask).to(dt), load_w(w_ptr, 3, kc, hcols, H, H, False), PREC)
+        if s >= 0:
+            tt, valid = step_rows(s, lens, REVERSE)
+            v = valid[:, None]
+            dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, H), hcols, mask_h & v)
+            dc = dh
+            if CELL == 0:
+                dc = load_tile(dcbuf_ptr, rows * H, hcols, mask_h)
+            s0, s1, s2, s3, s4 = load_saved(ws_ptr, seq_offsets(tt, rows, B, S * H), hcols, H, mask_h & v, S)
+            prev = dh
+            if CELL < 2:
+                prev = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B, H, hcols,
+                                       mask_h & v, S, REVERSE)
+            d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp = cell_backward(CELL, dh, dc, s0, s1, s2, s3, s4, prev)
+            zero = tl.zeros_like(d0)
+            store_gates(dgx_ptr, seq_offsets(tt, rows, B, G * H), hcols, H, mask_h, G, tl.where(v, d0, zero),
+                        tl.where(v, d1, zero), tl.where(v, d2, zero), tl.where(v, d3, zero), zero)
+            store_gates(rbuf_ptr + (s % 2) * B * G * H, rows * G * H, hcols, H, mask_h, G, tl.where(v, r0, zero),
+                        tl.where(v, r1, zero), tl.where(v, r2, zero), tl.where(v, r3, zero), zero)
+            carry = zero
+            if CELL == 1:
+                carry = dhd
+            store_tile(dhbuf_ptr, rows * H, hcols, tl.where(v, carry, dh), mask_h)
+            if CELL == 0:
+                store_tile(dcbuf_ptr, rows * H, hcols, tl.where(v, dcp, dc), mask_h)
+        else:
+            store_tile(dhbuf_ptr, rows * H, hcols, dh, mask_h)
+        if BARRIER:
+            grid_barrier(bar_ptr, (i + 1) * nprog)
