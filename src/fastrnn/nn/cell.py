@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import _VF, Tensor
-from torch.nn import Module, Parameter, init
+from torch.nn import Parameter
 
+from fastrnn.nn.common import BackendModule
 from fastrnn.ops import functional as ops
 from fastrnn.ops.backend import validate_backend
 from fastrnn.ops.dispatch import resolve_backend
@@ -25,7 +25,7 @@ _NATIVE = {
 }
 
 
-class RNNCellBase(Module):
+class RNNCellBase(BackendModule):
     """Shared machinery of the cells; parameters registered exactly as torch.nn does."""
 
     def __init__(
@@ -56,12 +56,6 @@ class RNNCellBase(Module):
 
     mode = "RNN_TANH"
 
-    def reset_parameters(self) -> None:
-        """Uniform(-1/sqrt(H), 1/sqrt(H)) for every parameter, as torch.nn does."""
-        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
-        for weight in self.parameters():
-            init.uniform_(weight, -stdv, stdv)
-
     def extra_repr(self) -> str:
         s = "{input_size}, {hidden_size}"
         if self.bias is not True:
@@ -71,10 +65,6 @@ class RNNCellBase(Module):
         if self.backend is not None:
             s += ", backend={backend!r}"
         return s.format(**self.__dict__)
-
-    def __setstate__(self, state: dict) -> None:
-        state.setdefault("backend", None)
-        super().__setstate__(state)
 
     def _check(self, input: Tensor, hx: tuple[Tensor, ...]) -> None:
         """torch's cell checks (aten's messages), run before the reference/triton paths."""
@@ -166,10 +156,10 @@ class RNNCell(RNNCellBase):
         return self._step(input, hx, "RNNCell")
 
 
-class LSTMCell(RNNCellBase):
-    """LSTM cell, a drop-in for :class:`torch.nn.LSTMCell`."""
+class _GatedCell(RNNCellBase):
+    """LSTMCell and GRUCell: torch.nn's cell constructor with ``num_chunks`` gates."""
 
-    mode = "LSTM"
+    num_chunks = 1
 
     def __init__(
         self,
@@ -180,7 +170,14 @@ class LSTMCell(RNNCellBase):
         dtype: Any = None,
         backend: str | None = None,
     ) -> None:
-        super().__init__(input_size, hidden_size, bias, 4, device, dtype, backend)
+        super().__init__(input_size, hidden_size, bias, self.num_chunks, device, dtype, backend)
+
+
+class LSTMCell(_GatedCell):
+    """LSTM cell, a drop-in for :class:`torch.nn.LSTMCell`."""
+
+    mode = "LSTM"
+    num_chunks = 4
 
     def forward(
         self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
@@ -189,21 +186,11 @@ class LSTMCell(RNNCellBase):
         return self._step(input, hx, "LSTMCell")
 
 
-class GRUCell(RNNCellBase):
+class GRUCell(_GatedCell):
     """GRU cell, a drop-in for :class:`torch.nn.GRUCell`."""
 
     mode = "GRU"
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        device: Any = None,
-        dtype: Any = None,
-        backend: str | None = None,
-    ) -> None:
-        super().__init__(input_size, hidden_size, bias, 3, device, dtype, backend)
+    num_chunks = 3
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         """input: (B, I) or (I,); hx: (B, H) or (H,). Returns h': same rank as input."""

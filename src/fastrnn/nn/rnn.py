@@ -6,16 +6,16 @@ default, see :func:`fastrnn.set_default_backend` and ``$FASTRNN_BACKEND``).
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 from typing import Any
 
 import torch
 from torch import _VF, Tensor
-from torch.nn import Module, Parameter, init
+from torch.nn import Parameter
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from fastrnn.nn.common import BackendModule
 from fastrnn.ops import functional as ops
 from fastrnn.ops.backend import validate_backend
 from fastrnn.ops.dispatch import resolve_backend
@@ -29,7 +29,7 @@ def _permute(hx: tuple[Tensor, ...], perm: Tensor | None) -> tuple[Tensor, ...]:
     return hx if perm is None else tuple(h.index_select(1, perm) for h in hx)
 
 
-class RNNBase(Module):
+class RNNBase(BackendModule):
     """Shared machinery of RNN, LSTM and GRU; parameters registered exactly as torch.nn does."""
 
     def __init__(
@@ -126,12 +126,6 @@ class RNNBase(Module):
         """Parameters grouped per layer and direction, as in torch.nn."""
         return [[getattr(self, name) for name in names] for names in self._all_weights]
 
-    def reset_parameters(self) -> None:
-        """Uniform(-1/sqrt(H), 1/sqrt(H)) for every parameter, as torch.nn does."""
-        stdv = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            init.uniform_(weight, -stdv, stdv)
-
     def flatten_parameters(self) -> None:
         """Lay the weights out in one cuDNN buffer (CUDA + cuDNN only; otherwise a no-op)."""
         weights = self._flat_weights
@@ -173,10 +167,6 @@ class RNNBase(Module):
         if self.backend is not None:
             s += ", backend={backend!r}"
         return s.format(**self.__dict__)
-
-    def __setstate__(self, state: dict) -> None:
-        state.setdefault("backend", None)
-        super().__setstate__(state)
 
     # --- checks, with torch.nn's exception types and messages -------------------------------
 
