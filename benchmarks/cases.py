@@ -1,0 +1,206 @@
+"""Benchmark cases, the suites that group them, and the tolerance table."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, fields
+from typing import NamedTuple
+
+import torch
+
+__all__ = [
+    "BASELINE",
+    "MODES",
+    "SUITES",
+    "Suite",
+    "TOLERANCES",
+    "Case",
+    "suite_cases",
+    "suite_providers",
+    "torch_dtype",
+]
+
+#: Provider every speedup is measured against: ``torch.nn`` (cuDNN on CUDA, oneDNN/ATen on CPU).
+BASELINE = "torch"
+MODES = ("inference", "forward", "fwd_bwd")
+CELLS = ("lstm", "gru", "rnn")
+
+#: ``dtype -> (atol, rtol)``. An output passes when ``|out - ref| <= atol * s + rtol * |ref|``
+#: everywhere, with ``s = max(1, max|ref|)``. float32 leaves room for TF32 matrix units, which
+#: cuDNN and Triton use for float32 by default.
+TOLERANCES: dict[str, tuple[float, float]] = {
+    "float64": (1e-7, 1e-7),
+    "float32": (5e-3, 5e-3),
+    "bfloat16": (6e-2, 6e-2),
+    "float16": (1e-2, 1e-2),
+}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """``"bfloat16" -> torch.bfloat16``; rejects names that are not floating dtypes."""
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"not a floating dtype: {name!r}")
+    return dtype
+
+
+@dataclass(frozen=True)
+class Case:
+    """One module-level configuration timed in one mode (time-major input, ``I`` features).
+
+    ``mode`` names a workload registered in :mod:`benchmarks.workloads` (the built-in ones are
+    :data:`MODES`); the runner rejects unknown names.
+    """
+
+    cell: str
+    T: int
+    B: int
+    I: int  # noqa: E741 - the usual name for the input size
+    H: int
+    dtype: str = "float32"
+    layers: int = 1
+    bidirectional: bool = False
+    packed: bool = False
+    mode: str = "fwd_bwd"
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+        torch_dtype(self.dtype)
+
+    @property
+    def key(self) -> str:
+        """Stable identifier of the configuration and mode (the label is not part of it)."""
+        extra = "".join(
+            s for s, on in ((" bidir", self.bidirectional), (" packed", self.packed)) if on
+        )
+        return (
+            f"{self.cell} T={self.T} B={self.B} I={self.I} H={self.H} {self.dtype} "
+            f"L={self.layers}{extra} {self.mode}"
+        )
+
+    @property
+    def config(self) -> str:
+        """The key without the mode: what a table row groups by."""
+        return self.key.rsplit(" ", 1)[0]
+
+    @property
+    def macs(self) -> int:
+        """Multiply-adds of one forward pass (input projection plus recurrence)."""
+        gates = {"lstm": 4, "gru": 3, "rnn": 1}[self.cell]
+        dirs = 2 if self.bidirectional else 1
+        first = self.I + self.H
+        rest = dirs * self.H + self.H
+        per_dir = first + rest * (self.layers - 1)
+        return self.T * self.B * gates * self.H * per_dir * dirs
+
+    def to_dict(self) -> dict:
+        """Plain fields plus the key, for JSON and CSV."""
+        return {**asdict(self), "key": self.key}
+
+    @classmethod
+    def from_dict(cls, row: dict) -> Case:
+        """Inverse of :meth:`to_dict` (extra keys are ignored)."""
+        return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row})
+
+
+def _cases(cells: Iterable[str], modes: Iterable[str], **shape: object) -> list[Case]:
+    return [Case(cell=c, mode=m, **shape) for c, m in itertools.product(cells, modes)]  # type: ignore[arg-type]
+
+
+_FASTRNNS = {"T": 100, "B": 64, "I": 512, "H": 512, "dtype": "float32", "label": "fastrnns default"}
+_FLASHRNN = {"T": 1024, "B": 16, "I": 768, "H": 768, "dtype": "bfloat16", "label": "FlashRNN point"}
+_GATED = {"T": 1024, "B": 16, "I": 512, "H": 512, "dtype": "bfloat16"}
+_HEADLINE_MODES = ("inference", "fwd_bwd")
+
+
+def _quick() -> list[Case]:
+    return [
+        *_cases(["lstm"], _HEADLINE_MODES, **_FASTRNNS),
+        *_cases(["lstm"], MODES, **_FLASHRNN),
+        *_cases(["gru", "rnn"], _HEADLINE_MODES, **_GATED),
+    ]
+
+
+def _variants(cells: Iterable[str], modes: Iterable[str], **shape: object) -> list[Case]:
+    """Two layers, bidirectional and packed variable-length points around one shape."""
+    out: list[Case] = []
+    for extra in ({"layers": 2}, {"bidirectional": True}, {"packed": True}):
+        out += _cases(cells, modes, **shape, **extra)
+    return out
+
+
+def _full() -> list[Case]:
+    out = [*_cases(CELLS, MODES, **_FASTRNNS), *_cases(CELLS, MODES, **_FLASHRNN)]
+    for dtype, T, B, H in itertools.product(
+        ("float32", "bfloat16", "float16"), (100, 1000), (1, 16, 64, 256), (128, 256, 512, 1024)
+    ):
+        out += _cases(CELLS, MODES, T=T, B=B, I=H, H=H, dtype=dtype)
+    out += _variants(CELLS, MODES, T=100, B=64, I=512, H=512, dtype="bfloat16")
+    return _dedupe(out)
+
+
+def _cpu() -> list[Case]:
+    out: list[Case] = []
+    for T, B, H in ((100, 32, 128), (100, 1, 64), (50, 8, 32)):
+        out += _cases(CELLS, MODES, T=T, B=B, I=H, H=H)
+    out += _variants(CELLS, ["fwd_bwd"], T=50, B=16, I=64, H=64)
+    return out
+
+
+def _smoke() -> list[Case]:
+    tiny = {"T": 6, "B": 3, "I": 5, "H": 4}
+    return [*_cases(CELLS, MODES, **tiny), *_variants(["lstm", "gru"], ["fwd_bwd"], **tiny)]
+
+
+def _dedupe(cases: list[Case]) -> list[Case]:
+    seen: dict[str, Case] = {}
+    for case in cases:
+        seen.setdefault(case.key, case)
+    return list(seen.values())
+
+
+class Suite(NamedTuple):
+    """A named group of cases and the providers it compares by default."""
+
+    description: str
+    build: Callable[[], list[Case]]
+    providers: tuple[str, ...]
+    needs_cuda: bool
+
+
+_GPU_PROVIDERS = ("triton", "reference", "auto", "torch")
+SUITES = {
+    "quick": Suite(
+        "headline LSTM points plus GRU/RNN; minutes on one GPU", _quick, _GPU_PROVIDERS, True
+    ),
+    "full": Suite(
+        "grid over B, H, T, dtype, cell and mode, plus variants", _full, _GPU_PROVIDERS, True
+    ),
+    "cpu": Suite(
+        "small sizes: reference, native and auto against torch.nn",
+        _cpu,
+        ("reference", "native", "auto", "torch"),
+        False,
+    ),
+    "smoke": Suite(
+        "tiny sizes, every cell, mode and variant; checks the pipeline",
+        _smoke,
+        ("triton", "reference", "native", "auto", "torch"),
+        False,
+    ),
+}
+
+
+def suite_cases(suite: str) -> list[Case]:
+    """All cases of a named suite."""
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; choose from {sorted(SUITES)}")
+    return SUITES[suite].build()
+
+
+def suite_providers(suite: str) -> tuple[str, ...]:
+    """The providers a suite compares by default (the baseline included)."""
+    return SUITES[suite].providers

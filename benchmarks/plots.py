@@ -1,0 +1,84 @@
+"""PNG plots: speedup over the baseline versus hidden size, one line per batch size and provider."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.cases import BASELINE
+from benchmarks.workloads import LABELS
+
+__all__ = ["plot_speedups"]
+
+_MARKERS = "osD^v<>px*"
+
+
+def _group(rec: dict) -> str:
+    extra = "".join(
+        s for s, on in ((" bidir", rec["bidirectional"]), (" packed", rec["packed"])) if on
+    )
+    return f"{rec['cell']} {rec['dtype']} T={rec['T']} L={rec['layers']}{extra}"
+
+
+def plot_speedups(records: Sequence[dict], out_dir: Path, stem: str) -> list[Path]:
+    """One PNG per mode (``<stem>-<mode>.png``); returns the paths written, none without matplotlib.
+
+    Each subplot is one cell/dtype/T/variant group; x is the hidden size, y the speedup over the
+    baseline on a log scale (1 = parity), one line per (provider, batch size).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    by_mode: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for rec in records:
+        if rec["provider"] != BASELINE and rec.get("speedup") is not None:
+            by_mode[rec["mode"]][_group(rec)].append(rec)
+    paths = []
+    for mode, groups in by_mode.items():
+        ncols = min(3, len(groups))
+        nrows = math.ceil(len(groups) / ncols)
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=(5 * ncols, 3.6 * nrows), squeeze=False, constrained_layout=True
+        )
+        for ax, (group, recs) in zip(axes.flat, sorted(groups.items()), strict=False):
+            _draw(ax, recs)
+            ax.set_title(group, fontsize=9)
+        for ax in list(axes.flat)[len(groups) :]:
+            ax.set_visible(False)
+        fig.suptitle(f"{mode}: speedup over {LABELS.get(BASELINE, BASELINE)} (higher is faster)")
+        path = out_dir / f"{stem}-{mode}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _draw(ax, recs: list[dict]) -> None:  # noqa: ANN001 - a matplotlib Axes
+    from matplotlib import ticker
+
+    lines: dict[tuple[str, int], list[tuple[int, float]]] = defaultdict(list)
+    for rec in recs:
+        lines[(rec["provider"], rec["B"])].append((rec["H"], rec["speedup"]))
+    providers = sorted({p for p, _ in lines})
+    for (provider, batch), points in sorted(lines.items()):
+        xs, ys = zip(*sorted(points), strict=True)
+        marker = _MARKERS[providers.index(provider) % len(_MARKERS)]
+        ax.plot(xs, ys, marker=marker, label=f"{LABELS.get(provider, provider)}, B={batch}")
+    ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted({h for points in lines.values() for h, _ in points}))
+    ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_xlabel("hidden size H")
+    ax.set_ylabel("speedup")
+    ax.legend(fontsize=7)

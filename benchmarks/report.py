@@ -1,0 +1,220 @@
+"""Result files: JSON (everything), CSV (one row per measurement), Markdown tables, comparisons."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from benchmarks.cases import BASELINE, MODES
+from benchmarks.workloads import LABELS
+
+__all__ = [
+    "SCHEMA",
+    "compare_docs",
+    "format_comparison",
+    "geomean",
+    "load_doc",
+    "markdown",
+    "speedup_summary",
+    "write_csv",
+    "write_json",
+]
+
+SCHEMA = 1
+CSV_COLUMNS = (
+    "key", "cell", "T", "B", "I", "H", "dtype", "layers", "bidirectional", "packed", "mode",
+    "label", "provider", "backend", "status", "median_ms", "p20_ms", "p80_ms", "reps", "speedup",
+    "peak_mem_mib", "max_abs_err", "err_ratio", "oracle", "message",
+)  # fmt: skip
+
+
+def geomean(values: Iterable[float]) -> float | None:
+    """Geometric mean of positive numbers; None for none."""
+    vals = list(values)
+    if any(v <= 0 or math.isnan(v) for v in vals):
+        raise ValueError(f"geometric mean needs positive numbers, got {vals}")
+    return math.exp(sum(map(math.log, vals)) / len(vals)) if vals else None
+
+
+def _finite(value: object) -> object:
+    """JSON has no infinities or NaN: write them as the strings "inf", "-inf", "nan"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_json(doc: dict, path: Path) -> None:
+    """The whole run document as strict JSON (non-finite numbers become strings)."""
+    path.write_text(json.dumps(_finite(doc), indent=1, default=str, allow_nan=False) + "\n")
+
+
+def load_doc(path: str | Path) -> dict:
+    """Read a run document written by :func:`write_json`."""
+    doc = json.loads(Path(path).read_text())
+    if doc.get("schema") != SCHEMA or "results" not in doc:
+        raise ValueError(f"{path} is not a benchmark result file (schema {SCHEMA})")
+    return doc
+
+
+def write_csv(records: Sequence[dict], path: Path) -> None:
+    """One row per (case, provider) with the columns of :data:`CSV_COLUMNS`."""
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(records)
+
+
+def _label(provider: str) -> str:
+    return LABELS.get(provider, provider)
+
+
+def _cell(rec: dict | None) -> str:
+    if rec is None:
+        return "-"
+    if rec["status"] != "ok":
+        err = rec.get("max_abs_err")
+        return f"{rec['status']} (err {err:.2g})" if rec["status"] == "mismatch" else rec["status"]
+    notes = [f"{rec['speedup']:.2f}x"] if rec.get("speedup") is not None else []
+    if rec.get("backend") and rec["backend"] != rec["provider"] and rec["provider"] != BASELINE:
+        notes.append(rec["backend"])  # what auto picked
+    return f"{rec['median_ms']:.3f}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def speedup_summary(records: Sequence[dict]) -> dict[str, dict[str, tuple[float | None, int]]]:
+    """``provider -> mode -> (geometric mean speedup over the baseline, count)``, plus "all"."""
+    groups: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for rec in records:
+        if rec["provider"] != BASELINE and rec.get("speedup") is not None:
+            groups[rec["provider"]][rec["mode"]].append(rec["speedup"])
+            groups[rec["provider"]]["all"].append(rec["speedup"])
+    return {p: {m: (geomean(v), len(v)) for m, v in modes.items()} for p, modes in groups.items()}
+
+
+def _providers(records: Sequence[dict]) -> list[str]:
+    return list(dict.fromkeys(r["provider"] for r in records))
+
+
+def _header(doc: dict) -> list[str]:
+    env = doc["env"]
+    device = env.get("gpu") or f"CPU {env['cpu']} ({env['cpu_threads']} threads)"
+    parts = [device]
+    for key in ("driver", "cuda", "cudnn", "torch", "triton"):
+        if env.get(key):
+            parts.append(f"{key} {env[key]}")
+    commit = env.get("git_commit")
+    dirty = "+dirty" if env.get("git_dirty") else ""
+    parts.append(f"fastrnn {commit[:10]}{dirty}" if commit else "fastrnn (no git commit)")
+    if env.get("triton_interpret"):
+        parts.append("TRITON_INTERPRET=1")
+    return [
+        f"# fastrnn benchmarks: {doc['suite']} suite",
+        "",
+        " · ".join(parts) + f" · {env['timestamp']}",
+        "",
+        f"Median time of one call in ms; in parentheses the speedup over {_label(BASELINE)} "
+        "(higher is faster). Each provider's outputs (and input gradient) are checked against "
+        "an oracle before it is timed; one that disagrees is reported as a mismatch and not "
+        "timed.",
+    ]
+
+
+def markdown(doc: dict) -> str:
+    """The per-configuration table and the geometric means of speedups, as Markdown."""
+    records = doc["results"]
+    providers = _providers(records)
+    others = [p for p in providers if p != BASELINE]
+    lines = _header(doc) + ["", "| config | mode | " + " | ".join(map(_label, providers)) + " |"]
+    lines.append("|---|---|" + "---:|" * len(providers))
+    by_key: dict[str, dict[str, dict]] = defaultdict(dict)
+    for rec in records:
+        by_key[rec["key"]][rec["provider"]] = rec
+    for recs in by_key.values():
+        first = next(iter(recs.values()))
+        config = first["key"].rsplit(" ", 1)[0] + (f" ({first['label']})" if first["label"] else "")
+        cells = [_cell(recs.get(p)) for p in providers]
+        lines.append(f"| {config} | {first['mode']} | " + " | ".join(cells) + " |")
+    summary = speedup_summary(records)
+    extra_modes = sorted({r["mode"] for r in records} - set(MODES))
+    modes = [m for m in (*MODES, *extra_modes, "all") if any(m in s for s in summary.values())]
+    lines += ["", f"## Geometric mean of speedups over {_label(BASELINE)}", ""]
+    if summary:
+        lines.append("| provider | " + " | ".join(modes) + " |")
+        lines.append("|---|" + "---:|" * len(modes))
+        for p in others:
+            row = [summary.get(p, {}).get(m) for m in modes]
+            cells = [f"{g:.2f}x (n={n})" if g else "-" for g, n in (r or (None, 0) for r in row)]
+            lines.append(f"| {_label(p)} | " + " | ".join(cells) + " |")
+    else:
+        lines.append("No provider was timed next to the baseline.")
+    lines += _failures(records)
+    return "\n".join(lines) + "\n"
+
+
+def _failures(records: Sequence[dict]) -> list[str]:
+    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    for rec in records:
+        if rec["status"] != "ok":
+            counts[(rec["provider"], rec["status"], rec["message"])] += 1
+    if not counts:
+        return []
+    lines = ["", "## Not timed", ""]
+    for (provider, status, message), n in sorted(counts.items()):
+        lines.append(f"- {_label(provider)}, {status} in {n} runs: {message}")
+    return lines
+
+
+def compare_docs(new: dict, old: dict) -> list[dict]:
+    """Per (config, mode, provider) in both runs: old and new medians, ``ratio = old / new``."""
+    old_by = {(r["key"], r["provider"]): r for r in old["results"]}
+    rows = []
+    for rec in new["results"]:
+        prev = old_by.get((rec["key"], rec["provider"]))
+        if prev is None:
+            continue
+        both = rec["status"] == prev["status"] == "ok"
+        rows.append(
+            {
+                "key": rec["key"],
+                "provider": rec["provider"],
+                "old_ms": prev["median_ms"],
+                "new_ms": rec["median_ms"],
+                "old_status": prev["status"],
+                "new_status": rec["status"],
+                "ratio": prev["median_ms"] / rec["median_ms"] if both else None,
+            }
+        )
+    return rows
+
+
+def format_comparison(rows: Sequence[dict]) -> str:
+    """A text table of :func:`compare_docs` rows and the geometric mean ratio per provider."""
+    if not rows:
+        return "No configuration appears in both runs.\n"
+    width = max(len(r["key"]) for r in rows)
+    lines = [f"{'config':<{width}}  {'provider':<18} {'old ms':>10} {'new ms':>10}  old/new"]
+    for r in rows:
+        if r["ratio"] is None:
+            tail = f"{r['old_status']} -> {r['new_status']}"
+            lines.append(f"{r['key']:<{width}}  {_label(r['provider']):<18} {tail:>31}")
+        else:
+            lines.append(
+                f"{r['key']:<{width}}  {_label(r['provider']):<18} {r['old_ms']:>10.4f} "
+                f"{r['new_ms']:>10.4f}  {r['ratio']:.3f}"
+            )
+    lines.append("")
+    for provider in _providers(rows):
+        ratios = [r["ratio"] for r in rows if r["provider"] == provider and r["ratio"]]
+        if ratios:
+            lines.append(
+                f"geometric mean old/new, {_label(provider)}: {geomean(ratios):.3f} "
+                f"over {len(ratios)} (> 1: the new run is faster)"
+            )
+    return "\n".join(lines) + "\n"

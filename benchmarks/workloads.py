@@ -1,0 +1,270 @@
+"""Providers (who runs the module) and modes (what one timed call does).
+
+A provider turns a ``torch.nn`` module into the module to time, sharing its ``state_dict``. A
+mode turns a module and inputs into a zero-argument callable returning the named tensors that
+the correctness check compares (``y``, ``h_n``, ``c_n``, and the input gradient ``dx``). Both
+live in registries, so new ones (an end-to-end Lightning training step, say) can be added with
+:func:`register_provider` and :func:`register_mode`.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+
+from benchmarks.cases import Case
+
+__all__ = [
+    "LABELS",
+    "MODE_BUILDERS",
+    "PROVIDERS",
+    "Inputs",
+    "ProviderUnavailable",
+    "build_module",
+    "classify_error",
+    "make_inputs",
+    "register_mode",
+    "register_provider",
+    "served_by",
+]
+
+Run = Callable[[], dict[str, Tensor]]
+ProviderFactory = Callable[[Case, nn.Module], nn.Module]
+ModeBuilder = Callable[[Case, nn.Module, "Inputs"], Run]
+
+_CLASSES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+LABELS = {
+    "torch": "torch.nn",
+    "triton": "fastrnn triton",
+    "reference": "fastrnn reference",
+    "native": "fastrnn native",
+    "auto": "fastrnn auto",
+}
+
+
+class ProviderUnavailable(RuntimeError):
+    """The provider cannot run this case here (not installed, no kernel, no device)."""
+
+
+@dataclass
+class Inputs:
+    """Random inputs of one case: ``x: (T, B, I)``, initial state, upstream gradient of ``y``."""
+
+    x: Tensor
+    hx: Tensor | tuple[Tensor, Tensor]
+    grad: Tensor
+    lengths: Tensor | None
+
+    def to(self, device: torch.device | str, dtype: torch.dtype) -> Inputs:
+        """A copy on ``device`` in ``dtype`` (lengths stay int64 on the CPU)."""
+
+        def cast(t: Tensor) -> Tensor:
+            return t.to(device=device, dtype=dtype)
+
+        hx = tuple(map(cast, self.hx)) if isinstance(self.hx, tuple) else cast(self.hx)
+        return Inputs(cast(self.x), hx, cast(self.grad), self.lengths)  # type: ignore[arg-type]
+
+
+def make_inputs(case: Case, generator: torch.Generator) -> Inputs:
+    """Fresh standard-normal inputs (float32, CPU) for ``case``; never zeros."""
+
+    def randn(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=generator)
+
+    dirs = 2 if case.bidirectional else 1
+    lengths = None
+    rows = case.T * case.B
+    if case.packed:
+        lengths = torch.randint(max(1, case.T // 2), case.T + 1, (case.B,), generator=generator)
+        lengths[0] = case.T
+        rows = int(lengths.sum())
+    h0 = randn(case.layers * dirs, case.B, case.H)
+    hx = (h0, randn(case.layers * dirs, case.B, case.H)) if case.cell == "lstm" else h0
+    grad = randn(rows, dirs * case.H)
+    if not case.packed:
+        grad = grad.view(case.T, case.B, dirs * case.H)
+    return Inputs(randn(case.T, case.B, case.I), hx, grad, lengths)
+
+
+def torch_module(case: Case) -> nn.Module:
+    """The ``torch.nn`` module of ``case`` (float32, CPU, default initialisation)."""
+    cls = getattr(nn, _CLASSES[case.cell])
+    return cls(case.I, case.H, num_layers=case.layers, bidirectional=case.bidirectional)
+
+
+def _torch_provider(case: Case, base: nn.Module) -> nn.Module:
+    return copy.deepcopy(base)
+
+
+def _fastrnn_provider(backend: str) -> ProviderFactory:
+    def factory(case: Case, base: nn.Module) -> nn.Module:
+        try:
+            import fastrnn
+        except ImportError as exc:
+            raise ProviderUnavailable(f"fastrnn is not importable: {exc}") from exc
+        cls = getattr(fastrnn, _CLASSES[case.cell], None)
+        if cls is None:
+            raise ProviderUnavailable(f"fastrnn has no {_CLASSES[case.cell]}")
+        module = cls(
+            case.I,
+            case.H,
+            num_layers=case.layers,
+            bidirectional=case.bidirectional,
+            backend=backend,
+        )
+        module.load_state_dict(base.state_dict())
+        return module
+
+    return factory
+
+
+PROVIDERS: dict[str, ProviderFactory] = {"torch": _torch_provider}
+PROVIDERS.update(
+    {name: _fastrnn_provider(name) for name in ("triton", "reference", "native", "auto")}
+)
+
+
+def register_provider(name: str, factory: ProviderFactory, label: str | None = None) -> None:
+    """Add or replace a provider: ``factory(case, torch_module) -> module`` with its weights."""
+    PROVIDERS[name] = factory
+    LABELS[name] = label or name
+
+
+def build_module(
+    case: Case, provider: str, base: nn.Module, device: torch.device | str, dtype: torch.dtype
+) -> nn.Module:
+    """The provider's module for ``case`` with ``base``'s weights, on ``device`` in ``dtype``."""
+    if provider not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}; known: {sorted(PROVIDERS)}")
+    return PROVIDERS[provider](case, base).to(device=device, dtype=dtype)
+
+
+def served_by(
+    case: Case, module: nn.Module, device: torch.device, dtype: torch.dtype
+) -> str | None:
+    """The backend fastrnn's dispatcher runs ``module`` with for ``case`` (None: not known).
+
+    Raises fastrnn's BackendUnavailableError where the requested backend cannot run here.
+    """
+    backend = getattr(module, "backend", "")
+    if backend == "":
+        return None
+    try:
+        from fastrnn.ops.dispatch import resolve_backend
+    except ImportError:
+        return None
+    config = {
+        "hidden_size": case.H,
+        "proj_size": getattr(module, "proj_size", 0),
+        "packed": case.packed,
+        "requires_grad": case.mode != "inference",
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fallback warning; the caller reports it instead
+        try:
+            return resolve_backend(backend, module.mode, device, dtype, **config)
+        except TypeError:  # a dispatcher with another signature
+            return None
+
+
+def _unavailable_types() -> tuple[type[BaseException], ...]:
+    try:
+        import fastrnn
+    except ImportError:
+        return (ProviderUnavailable, NotImplementedError, RuntimeError)
+    cls = getattr(fastrnn, "BackendUnavailableError", None)
+    if cls is None:
+        try:
+            from fastrnn.ops.backend import BackendUnavailableError as cls
+        except ImportError:
+            # Before fastrnn names its own error, any RuntimeError means "cannot run here".
+            cls = RuntimeError
+    return (ProviderUnavailable, NotImplementedError, cls)
+
+
+def classify_error(exc: BaseException) -> tuple[str, str]:
+    """``(status, message)`` for a provider that raised: unavailable, oom or error."""
+    message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
+    if isinstance(exc, torch.OutOfMemoryError):
+        return "oom", message
+    if isinstance(exc, _unavailable_types()):
+        return "unavailable", message
+    return "error", message
+
+
+# ----------------------------------------------------------------------------------- modes
+
+
+def _module_input(
+    case: Case, x: Tensor, lengths: Tensor | None
+) -> tuple[Tensor | PackedSequence, Tensor]:
+    """The module's input and the leaf tensor whose gradient is checked (packed once, untimed)."""
+    if not case.packed:
+        return x, x
+    packed = pack_padded_sequence(x.detach(), lengths, enforce_sorted=False)  # type: ignore[arg-type]
+    leaf = packed.data.detach().requires_grad_(x.requires_grad)
+    return PackedSequence(
+        leaf, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
+    ), leaf
+
+
+def _named(out: tuple) -> dict[str, Tensor]:
+    y, state = out
+    named = {"y": y.data if isinstance(y, PackedSequence) else y}
+    if isinstance(state, tuple):
+        named.update(h_n=state[0], c_n=state[1])
+    else:
+        named["h_n"] = state
+    return named
+
+
+def _inference(case: Case, module: nn.Module, inputs: Inputs) -> Run:
+    module.eval()
+    arg, _ = _module_input(case, inputs.x, inputs.lengths)
+
+    def run() -> dict[str, Tensor]:
+        with torch.inference_mode():
+            return _named(module(arg, inputs.hx))
+
+    return run
+
+
+def _forward(case: Case, module: nn.Module, inputs: Inputs) -> Run:
+    module.train()
+    arg, _ = _module_input(case, inputs.x.detach().requires_grad_(), inputs.lengths)
+
+    def run() -> dict[str, Tensor]:
+        return _named(module(arg, inputs.hx))
+
+    return run
+
+
+def _fwd_bwd(case: Case, module: nn.Module, inputs: Inputs) -> Run:
+    module.train()
+    arg, leaf = _module_input(case, inputs.x.detach().requires_grad_(), inputs.lengths)
+    params = [p for p in module.parameters() if p.requires_grad]
+
+    def run() -> dict[str, Tensor]:
+        named = _named(module(arg, inputs.hx))
+        grads = torch.autograd.grad(named["y"], [leaf, *params], inputs.grad)
+        return {**{k: v.detach() for k, v in named.items()}, "dx": grads[0]}
+
+    return run
+
+
+MODE_BUILDERS: dict[str, ModeBuilder] = {
+    "inference": _inference,
+    "forward": _forward,
+    "fwd_bwd": _fwd_bwd,
+}
+
+
+def register_mode(name: str, builder: ModeBuilder) -> None:
+    """Add a mode: ``builder(case, module, inputs) -> run``; ``run()`` returns named tensors."""
+    MODE_BUILDERS[name] = builder
