@@ -1,0 +1,230 @@
+"""The benchmark suite's pipeline on the CPU at tiny sizes: files, tables, statistics, failures.
+
+No timing assertions: only that the numbers are produced, well-formed and computed right.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # plain `pytest` does not put the repository root on the path
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks import cpu_overhead, envinfo, report, runner, workloads  # noqa: E402
+from benchmarks.cases import BASELINE, SUITES, Case, suite_cases  # noqa: E402
+from benchmarks.cli import main  # noqa: E402
+from benchmarks.timing import TimingSettings  # noqa: E402
+
+TINY = TimingSettings(warmup_ms=0.0, rep_ms=1.0, min_reps=2, max_reps=5)
+STATUSES = {"ok", "mismatch", "unavailable", "error", "oom"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One CPU thread: tiny ops on a busy machine stall on thread hand-offs, not on work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Register a provider with wrong weights and one that is unavailable; log their calls."""
+    log: list[str] = []
+
+    def wrong(case: Case, base: torch.nn.Module) -> torch.nn.Module:
+        module = copy.deepcopy(base)
+        with torch.no_grad():
+            module.weight_hh_l0.mul_(1.5)
+        module.register_forward_hook(lambda *_: log.append(case.key))
+        return module
+
+    def missing(case: Case, base: torch.nn.Module) -> torch.nn.Module:
+        raise workloads.ProviderUnavailable("no kernel for this case")
+
+    monkeypatch.setitem(workloads.PROVIDERS, "wrong", wrong)
+    monkeypatch.setitem(workloads.PROVIDERS, "missing", missing)
+    return log
+
+
+def test_geomean_known_values():
+    assert report.geomean([1.0, 4.0]) == pytest.approx(2.0)
+    assert report.geomean([2.0, 8.0, 4.0]) == pytest.approx(4.0)
+    assert report.geomean([0.5, 2.0]) == pytest.approx(1.0)
+    assert report.geomean([3.0]) == pytest.approx(3.0)
+    assert report.geomean([]) is None
+    with pytest.raises(ValueError):
+        report.geomean([1.0, 0.0])
+
+
+def test_speedup_summary_is_geometric_mean_per_mode():
+    rows = [{"provider": "triton", "mode": "fwd_bwd", "speedup": s} for s in (2.0, 0.5, 4.0)] + [
+        {"provider": "triton", "mode": "inference", "speedup": 9.0},
+        {"provider": "reference", "mode": "inference", "speedup": None},
+        {"provider": BASELINE, "mode": "inference", "speedup": 1.0},
+    ]
+    summary = report.speedup_summary(rows)
+    assert summary["triton"]["fwd_bwd"] == (pytest.approx(2 ** (2 / 3)), 3)
+    assert summary["triton"]["inference"] == (pytest.approx(9.0), 1)
+    assert summary["triton"]["all"] == (pytest.approx((2 * 0.5 * 4 * 9) ** 0.25), 4)
+    assert "reference" not in summary and BASELINE not in summary
+
+
+def test_compare_outputs_tolerance():
+    ref = {"y": torch.linspace(-1, 1, 50, dtype=torch.float64)}
+    assert runner.compare_outputs({"y": ref["y"].float()}, ref, "float32")[0]
+    passed, ratio, errors = runner.compare_outputs({"y": ref["y"] + 0.1}, ref, "float32")
+    assert not passed and ratio > 1 and errors["y"] == pytest.approx(0.1)
+    nan = ref["y"].clone()
+    nan[3] = float("nan")
+    assert not runner.compare_outputs({"y": nan}, ref, "float32")[0]
+    assert not runner.compare_outputs({}, ref, "float32")[0]
+    assert not runner.compare_outputs({"y": ref["y"][:10]}, ref, "float32")[0]
+    # what fails in float32 passes in bfloat16's looser tolerance
+    assert runner.compare_outputs({"y": ref["y"] + 0.01}, ref, "bfloat16")[0]
+
+
+def test_suites_hold_the_published_points_and_grid():
+    quick = {c.key for c in suite_cases("quick")}
+    assert "lstm T=100 B=64 I=512 H=512 float32 L=1 fwd_bwd" in quick
+    assert "lstm T=1024 B=16 I=768 H=768 bfloat16 L=1 inference" in quick
+    assert {c.cell for c in suite_cases("quick")} == {"lstm", "gru", "rnn"}
+    cpu = suite_cases("cpu")
+    assert all(c.T <= 100 and c.B <= 32 and c.H <= 128 for c in cpu)
+    assert "triton" not in SUITES["cpu"].providers
+    full = suite_cases("full")
+    assert len({c.key for c in full}) == len(full)
+    assert {(c.B, c.H, c.T) for c in full} >= {
+        (b, h, t) for b in (1, 16, 64, 256) for h in (128, 256, 512, 1024) for t in (100, 1000)
+    }
+    assert {c.dtype for c in full} == {"float32", "bfloat16", "float16"}
+    assert any(c.packed for c in full) and any(c.bidirectional for c in full)
+    assert any(c.layers == 2 for c in full)
+
+
+def test_pipeline_writes_wellformed_results(tmp_path: Path, calls: list[str], capsys):
+    out = tmp_path / "res"
+    args = ["run", "--suite", "smoke", "--out", str(out), "--quiet", "--cells", "lstm,gru",
+            "--providers", "reference,auto,wrong,missing",
+            "--warmup-ms", "0", "--rep-ms", "1", "--min-reps", "2"]  # fmt: skip
+    assert main(args) == 0
+    doc = json.loads((out / "smoke.json").read_text())  # strict JSON: no NaN/Infinity
+    assert doc["schema"] == report.SCHEMA and doc["complete"] is True
+    assert doc["env"]["device"] == "cpu" and doc["env"]["torch"] == torch.__version__
+    records = doc["results"]
+    cases = [c for c in suite_cases("smoke") if c.cell in ("lstm", "gru")]
+    assert len(records) == len(cases) * 5  # torch.nn is always added
+    by = {(r["key"], r["provider"]): r for r in records}
+    for case in cases:
+        base = by[(case.key, BASELINE)]
+        assert base["status"] == "ok" and base["speedup"] == pytest.approx(1.0)
+        assert 0 < base["p20_ms"] <= base["median_ms"] <= base["p80_ms"]
+        assert base["err_ratio"] <= 1 and base["oracle"] == "torch float64 cpu"
+        if case.mode == "fwd_bwd":
+            assert set(base["errors"]) >= {"y", "h_n", "dx"}
+        for provider in ("reference", "auto"):  # fastrnn agrees with torch.nn
+            rec = by[(case.key, provider)]
+            assert rec["status"] == "ok", rec["message"]
+            assert rec["speedup"] == pytest.approx(base["median_ms"] / rec["median_ms"])
+        # the wrong provider is caught by the check and never timed: one call per case
+        wrong = by[(case.key, "wrong")]
+        assert wrong["status"] == "mismatch" and wrong["median_ms"] is None
+        assert wrong["max_abs_err"] > 1e-3 and wrong["speedup"] is None
+        assert by[(case.key, "missing")]["status"] == "unavailable"
+    assert sorted(calls) == sorted(c.key for c in cases)
+    assert all(r["status"] in STATUSES for r in records)
+
+    with (out / "smoke.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(records) and rows[0].keys() >= {"key", "provider", "median_ms"}
+
+    table = (out / "smoke.md").read_text()
+    assert (
+        "| config | mode | torch.nn | fastrnn reference | fastrnn auto | wrong | missing |" in table
+    )
+    assert "mismatch (err" in table and "Geometric mean of speedups" in table
+    geo = report.geomean(r["speedup"] for r in records if r["provider"] == "reference")
+    assert f"{geo:.2f}x (n={len(cases)})" in table
+    assert table in capsys.readouterr().out
+
+    pngs = sorted(out.glob("smoke-*.png"))
+    assert [p.name for p in pngs] == [
+        "smoke-forward.png",
+        "smoke-fwd_bwd.png",
+        "smoke-inference.png",
+    ]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def _doc(medians: dict[tuple[str, str], float | None]) -> dict:
+    results = [
+        {"key": k, "provider": p, "median_ms": m, "status": "ok" if m else "mismatch"}
+        for (k, p), m in medians.items()
+    ]
+    return {"schema": report.SCHEMA, "results": results}
+
+
+def test_compare_ratios(tmp_path: Path, capsys):
+    old = _doc({("a", "triton"): 2.0, ("b", "triton"): 3.0, ("c", "triton"): 1.0})
+    new = _doc({("a", "triton"): 1.0, ("b", "triton"): 6.0, ("c", "triton"): None})
+    rows = report.compare_docs(new, old)
+    assert [r["ratio"] for r in rows] == [pytest.approx(2.0), pytest.approx(0.5), None]
+    for name, doc in (("new.json", new), ("old.json", old)):
+        report.write_json(doc, tmp_path / name)
+    assert main(["compare", str(tmp_path / "new.json"), str(tmp_path / "old.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "geometric mean old/new, fastrnn triton: 1.000 over 2" in printed
+    assert "ok -> mismatch" in printed
+    (tmp_path / "other.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a benchmark result file"):
+        report.load_doc(tmp_path / "other.json")
+
+
+def test_triton_provider_under_interpreter():
+    """Under TRITON_INTERPRET=1 (the test suite sets it) the triton provider runs on the CPU."""
+    case = Case("lstm", T=4, B=2, I=3, H=4, mode="fwd_bwd")
+    settings = runner.RunSettings(timing=TINY)
+    rec = runner.run_case(case, [BASELINE, "triton"], settings)[1]
+    if rec["status"] == "unavailable":
+        pytest.skip(f"triton provider unavailable here: {rec['message']}")
+    assert rec["status"] == "ok", rec["message"]
+    assert rec["backend"] == "triton" and rec["err_ratio"] <= 1 and rec["median_ms"] > 0
+
+
+def test_overhead_table_verdict():
+    ok = {"status": "ok", "message": ""}
+    results = {
+        BASELINE: {**ok, "median_ms": 2.0, "ratio": 1.0},
+        "auto": {**ok, "median_ms": 2.2, "ratio": 1.1},
+        "reference": {"status": "unavailable", "message": "not built"},
+    }
+    table = cpu_overhead.format_table(results, rounds=3)
+    assert "target <= 1.05: MISSED" in table and "not built" in table
+    results["auto"]["ratio"] = 1.01
+    assert "target <= 1.05: met" in cpu_overhead.format_table(results, rounds=3)
+
+
+def test_result_folder_names():
+    assert envinfo.slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
+    gpu = envinfo.default_out_dir({"gpu": "NVIDIA H100 80GB HBM3", "cpu": "x"})
+    assert gpu == REPO_ROOT / "benchmarks" / "results" / "nvidia-h100-80gb-hbm3"
+    cpu = envinfo.default_out_dir({"cpu": "AMD EPYC 7B13"})
+    assert cpu.name == "cpu-amd-epyc-7b13"
+
+
+def test_module_entry_point_lists_cases():
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "run", "--suite", "cpu", "--list"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert out.stdout.splitlines() == [c.key for c in suite_cases("cpu")]
