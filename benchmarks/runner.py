@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -87,12 +88,12 @@ def compare_outputs(
 
 
 class _Progress:
-    """tqdm when installed, else a counter on stderr."""
+    """tqdm on a terminal when installed, else one line per measurement on stderr (for logs)."""
 
     def __init__(self, total: int, enabled: bool) -> None:
         self.total, self.done, self.bar = total, 0, None
-        self.enabled = enabled
-        if enabled:
+        self.enabled, self.start = enabled, time.perf_counter()
+        if enabled and sys.stderr.isatty():
             try:
                 from tqdm import tqdm
             except ImportError:
@@ -105,8 +106,8 @@ class _Progress:
             self.bar.set_postfix_str(text[:60], refresh=False)
             self.bar.update()
         elif self.enabled:
-            end = "\r" if sys.stderr.isatty() and self.done < self.total else "\n"
-            print(f"[{self.done}/{self.total}] {text[:90]:<90}", end=end, file=sys.stderr)
+            elapsed = time.perf_counter() - self.start
+            print(f"[{self.done}/{self.total} {elapsed:.0f}s] {text}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The prepared check for a GPU machine on a short lease: the device, the GPU tests, then the
+# quick benchmark suite. Needs no network. Usage, from anywhere:
+#
+#   bash benchmarks/gpu_check.sh OUTDIR
+#
+# OUTDIR receives gpu_check.log (everything printed), quick.json, quick.csv, quick.md and
+# quick-<mode>.png: seven files. The GPU tests are capped at TEST_CAP seconds (default 120) and the suite at
+# SUITE_CAP seconds (default 270), so the whole check ends within about 8 minutes; a suite cut
+# short still writes the cases it finished. The results table is printed last. SUITE=smoke
+# runs the tiny suite instead (a dry run of this script on a machine without a GPU).
+set -uo pipefail
+
+[ $# -eq 1 ] || { echo "usage: bash benchmarks/gpu_check.sh OUTDIR" >&2; exit 2; }
+mkdir -p "$1" && out=$(cd "$1" && pwd) || exit 2
+cd "$(dirname "$0")/.." || exit 2
+py=${PYTHON:-python3}
+log="$out/gpu_check.log"
+: >"$log"
+export PYTHONUNBUFFERED=1 TRITON_INTERPRET=0  # compiled kernels, never the interpreter
+say() { echo "== $*" | tee -a "$log"; }
+
+say "device"
+nvidia-smi 2>&1 | tee -a "$log"
+"$py" - <<'PY' 2>&1 | tee -a "$log"
+import torch
+print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())
+print("device", torch.cuda.get_device_name() if torch.cuda.is_available() else "none visible")
+try:
+    import triton
+    print("triton", triton.__version__)
+except ImportError as exc:
+    print("triton missing:", exc)
+PY
+
+# fastrnn from this checkout: an editable install works offline with the image's setuptools;
+# without it, src/ goes on the path (the benchmarks map kernels/ themselves).
+if ! "$py" -c "import fastrnn.kernels" >/dev/null 2>&1; then
+  say "installing fastrnn from the checkout (editable, no dependencies)"
+  "$py" -m pip install -q --no-deps --no-build-isolation -e . >>"$log" 2>&1 ||
+    { say "editable install failed; using PYTHONPATH=src"; export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"; }
+fi
+
+say "GPU tests (pytest -m gpu, cap ${TEST_CAP:-120}s)"
+timeout -k 10 "${TEST_CAP:-120}" "$py" -m pytest -m gpu -x -q -p no:cacheprovider 2>&1 | tee -a "$log"
+rc=${PIPESTATUS[0]}
+case $rc in
+  0) say "GPU tests passed" ;;
+  5) say "no GPU tests collected" ;;
+  124 | 137) say "GPU tests stopped at the time cap" ;;
+  *) say "GPU tests FAILED (exit $rc)" ;;
+esac
+
+suite=${SUITE:-quick}
+say "$suite suite (cap ${SUITE_CAP:-270}s)"
+timeout -s INT -k 20 "${SUITE_CAP:-270}" "$py" -m benchmarks run --suite "$suite" --out "$out" 2>&1 |
+  tee -a "$log"
+rc=${PIPESTATUS[0]}
+if [ "$rc" -ne 0 ] && [ -f "$out/$suite.json" ]; then
+  say "$suite suite ended early (exit $rc); tables from the cases it finished"
+  "$py" -m benchmarks report "$out/$suite.json" >>"$log" 2>&1
+fi
+
+say "results in $out"
+if [ -f "$out/$suite.md" ]; then
+  tee -a "$log" <"$out/$suite.md"
+else
+  say "no results: see $log"
+  exit 1
+fi
