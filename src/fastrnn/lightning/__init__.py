@@ -1,0 +1,31 @@
+"""Lightning models, data modules, callbacks and the ``fastrnn`` command line.
+
+Built on fastrnn's public ``RNN``/``LSTM``/``GRU`` modules; see :mod:`fastrnn.lightning.cli`.
+"""
+
+from fastrnn.lightning.data import (
+    CSVForecastingDataModule,
+    SequenceDataset,
+    SineDataModule,
+    SyntheticClassificationDataModule,
+    pad_collate,
+)
+from fastrnn.lightning.data_aeon import AeonClassificationDataModule, AeonForecastingDataModule
+from fastrnn.lightning.layers import RecurrentEncoder, TemporalPooling
+from fastrnn.lightning.metrics import MeanAbsoluteScaledError
+from fastrnn.lightning.models import SequenceClassifier, SequenceForecaster
+
+__all__ = [
+    "AeonClassificationDataModule",
+    "AeonForecastingDataModule",
+    "CSVForecastingDataModule",
+    "MeanAbsoluteScaledError",
+    "RecurrentEncoder",
+    "SequenceClassifier",
+    "SequenceDataset",
+    "SequenceForecaster",
+    "SineDataModule",
+    "SyntheticClassificationDataModule",
+    "TemporalPooling",
+    "pad_collate",
+]
