@@ -58,12 +58,16 @@ def measure(
     return out
 
 
+def _threads() -> str:
+    n = torch.get_num_threads()
+    return f"{n} thread{'s' if n != 1 else ''}"
+
+
 def format_table(results: dict[str, dict], rounds: int) -> str:
     """The printed report: one line per provider, the target verdict on the auto line."""
     lines = [
         "fastrnn CPU overhead check: LSTM forward+backward, T=100 B=32 I=H=128 float32",
-        f"CPU: {cpu_model()}, {torch.get_num_threads()} threads; torch {torch.__version__}; "
-        f"{rounds} interleaved rounds",
+        f"CPU: {cpu_model()}, {_threads()}; torch {torch.__version__}; {rounds} interleaved rounds",
         "",
         f"{'provider':<20} {'median ms':>10} {'x torch.nn':>11}",
     ]

@@ -75,6 +75,8 @@ def environment(device: torch.device) -> dict:
             capability=f"{props.major}.{props.minor}",
             cuda=torch.version.cuda,
             cudnn=torch.backends.cudnn.version(),
+            cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
+            matmul_allow_tf32=torch.backends.cuda.matmul.allow_tf32,
             driver=_run("nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"),
         )
     return env

@@ -104,7 +104,8 @@ def _providers(records: Sequence[dict]) -> list[str]:
 
 def _header(doc: dict) -> list[str]:
     env = doc["env"]
-    device = env.get("gpu") or f"CPU {env['cpu']} ({env['cpu_threads']} threads)"
+    threads = env["cpu_threads"]
+    device = env.get("gpu") or f"CPU {env['cpu']} ({threads} thread{'s' if threads != 1 else ''})"
     parts = [device]
     for key in ("driver", "cuda", "cudnn", "torch", "triton"):
         if env.get(key):

@@ -172,19 +172,28 @@ def _measure(
     return rec
 
 
+class OracleError(RuntimeError):
+    """The oracle itself could not run (e.g. out of memory), so nothing can be checked."""
+
+
 def _oracle(case: Case, base: torch.nn.Module, inputs: Inputs, s: RunSettings):
     """A memoised oracle: torch.nn at :func:`oracle_precision` on the same weights and inputs."""
     cache: dict = {}
 
     def compute() -> tuple[str, dict[str, Tensor]]:
-        if "value" not in cache:
+        if not cache:
             device, dtype = oracle_precision(case, s.device)
-            module = build_module(case, BASELINE, base, device, dtype)
-            guard = _exact_float32() if device.type == "cuda" else contextlib.nullcontext()
-            with guard:
-                got = MODE_BUILDERS[case.mode](case, module, inputs.to(device, dtype))()
             name = f"{BASELINE} {str(dtype).removeprefix('torch.')} {device.type}"
-            cache["value"] = name, {k: v.detach() for k, v in got.items()}
+            guard = _exact_float32() if device.type == "cuda" else contextlib.nullcontext()
+            try:
+                module = build_module(case, BASELINE, base, device, dtype)
+                with guard:
+                    got = MODE_BUILDERS[case.mode](case, module, inputs.to(device, dtype))()
+                cache["value"] = name, {k: v.detach() for k, v in got.items()}
+            except Exception as exc:  # noqa: BLE001 - reported on every provider of the case
+                cache["error"] = f"oracle ({name}) failed: {type(exc).__name__}: {exc}"
+        if "error" in cache:
+            raise OracleError(cache["error"])
         return cache["value"]
 
     return compute

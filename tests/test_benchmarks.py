@@ -201,6 +201,25 @@ def test_triton_provider_under_interpreter():
     assert rec["backend"] == "triton" and rec["err_ratio"] <= 1 and rec["median_ms"] > 0
 
 
+def test_registered_mode_runs_and_a_failing_oracle_is_reported(monkeypatch: pytest.MonkeyPatch):
+    """A new mode (the hook for an end-to-end training step) is checked and timed like the rest."""
+
+    def loss_step(case: Case, module: torch.nn.Module, inputs: workloads.Inputs):
+        if next(module.parameters()).dtype == torch.float64 and case.H == 5:
+            raise ValueError("no float64 here")
+        return lambda: {"loss": module(inputs.x)[0].square().mean()}
+
+    monkeypatch.setitem(workloads.MODE_BUILDERS, "loss", loss_step)
+    settings = runner.RunSettings(timing=TINY)
+    case = Case("gru", T=3, B=2, I=3, H=4, mode="loss")
+    ok = runner.run_case(case, [BASELINE, "reference"], settings)
+    assert [r["status"] for r in ok] == ["ok", "ok"], [r["message"] for r in ok]
+    assert set(ok[1]["errors"]) == {"loss"} and ok[1]["speedup"] > 0
+    broken = runner.run_case(Case("gru", T=3, B=2, I=3, H=5, mode="loss"), [BASELINE], settings)
+    assert broken[0]["status"] == "error" and broken[0]["median_ms"] is None
+    assert "oracle (torch float64 cpu) failed: ValueError" in broken[0]["message"]
+
+
 def test_overhead_table_verdict():
     ok = {"status": "ok", "message": ""}
     results = {
