@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import torch
@@ -97,13 +97,8 @@ class Case:
         return self.T * self.B * gates * self.H * per_dir * dirs
 
     def to_dict(self) -> dict:
-        """Plain fields plus the key, for JSON and CSV."""
-        return {**asdict(self), "key": self.key}
-
-    @classmethod
-    def from_dict(cls, row: dict) -> Case:
-        """Inverse of :meth:`to_dict` (extra keys are ignored)."""
-        return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row})
+        """Plain fields plus the key and config, for JSON and CSV."""
+        return {**asdict(self), "key": self.key, "config": self.config}
 
 
 def _cases(cells: Iterable[str], modes: Iterable[str], **shape: object) -> list[Case]:

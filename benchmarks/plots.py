@@ -16,10 +16,8 @@ _MARKERS = "osD^v<>px*"
 
 
 def _group(rec: dict) -> str:
-    extra = "".join(
-        s for s, on in ((" bidir", rec["bidirectional"]), (" packed", rec["packed"])) if on
-    )
-    return f"{rec['cell']} {rec['dtype']} T={rec['T']} L={rec['layers']}{extra}"
+    """The configuration without batch and sizes: one subplot per group."""
+    return " ".join(t for t in rec["config"].split() if not t.startswith(("B=", "I=", "H=")))
 
 
 def plot_speedups(records: Sequence[dict], out_dir: Path, stem: str) -> list[Path]:

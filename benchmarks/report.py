@@ -26,9 +26,9 @@ __all__ = [
 
 SCHEMA = 1
 CSV_COLUMNS = (
-    "key", "cell", "T", "B", "I", "H", "dtype", "layers", "bidirectional", "packed", "mode",
-    "label", "provider", "backend", "status", "median_ms", "p20_ms", "p80_ms", "reps", "speedup",
-    "peak_mem_mib", "max_abs_err", "err_ratio", "oracle", "message",
+    "key", "config", "cell", "T", "B", "I", "H", "dtype", "layers", "bidirectional", "packed",
+    "mode", "label", "provider", "backend", "status", "median_ms", "p20_ms", "p80_ms", "reps",
+    "speedup", "peak_mem_mib", "max_abs_err", "err_ratio", "oracle", "message",
 )  # fmt: skip
 
 
@@ -139,7 +139,7 @@ def markdown(doc: dict) -> str:
         by_key[rec["key"]][rec["provider"]] = rec
     for recs in by_key.values():
         first = next(iter(recs.values()))
-        config = first["key"].rsplit(" ", 1)[0] + (f" ({first['label']})" if first["label"] else "")
+        config = first["config"] + (f" ({first['label']})" if first["label"] else "")
         cells = [_cell(recs.get(p)) for p in providers]
         lines.append(f"| {config} | {first['mode']} | " + " | ".join(cells) + " |")
     summary = speedup_summary(records)

@@ -52,53 +52,45 @@ def _summary(samples_ms: list[float]) -> Timing:
     )
 
 
-def _time_cpu(fn: Callable[[], object], s: TimingSettings) -> Timing:
+def _host_clock(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def _cuda_events(fn: Callable[[], object]) -> float:
+    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    begin.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return begin.elapsed_time(end)
+
+
+def _sample(one_call: Callable[[], float], s: TimingSettings) -> Timing:
+    """Warm up (at least two calls, ``warmup_ms``), then collect ``min_reps..max_reps`` samples."""
     gc.collect()
     start, calls = time.perf_counter(), 0
     while calls < 2 or (time.perf_counter() - start) * 1e3 < s.warmup_ms:
-        fn()
+        one_call()
         calls += 1
     samples: list[float] = []
     start = time.perf_counter()
     while len(samples) < s.min_reps or (
         len(samples) < s.max_reps and (time.perf_counter() - start) * 1e3 < s.rep_ms
     ):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1e3)
-    return _summary(samples)
-
-
-def _time_cuda_events(fn: Callable[[], object], s: TimingSettings) -> Timing:
-    """CUDA-event timer for when Triton is missing: same budgets, median of per-call events."""
-    fn()
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    while (time.perf_counter() - start) * 1e3 < s.warmup_ms:
-        fn()
-    torch.cuda.synchronize()
-    samples: list[float] = []
-    start = time.perf_counter()
-    while len(samples) < s.min_reps or (
-        len(samples) < s.max_reps and (time.perf_counter() - start) * 1e3 < s.rep_ms
-    ):
-        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        begin.record()
-        fn()
-        end.record()
-        end.synchronize()
-        samples.append(begin.elapsed_time(end))
+        samples.append(one_call())
     return _summary(samples)
 
 
 def time_callable(fn: Callable[[], object], device: torch.device, s: TimingSettings) -> Timing:
     """Warm up, then time ``fn`` many times; CUDA events on a GPU, the host clock on the CPU."""
     if device.type != "cuda":
-        return _time_cpu(fn, s)
+        return _sample(lambda: _host_clock(fn), s)
     try:
         from triton.testing import do_bench
-    except ImportError:
-        return _time_cuda_events(fn, s)
+    except ImportError:  # CUDA events per call, same budgets
+        return _sample(lambda: _cuda_events(fn), s)
     median, p20, p80 = do_bench(fn, warmup=s.warmup_ms, rep=s.rep_ms, quantiles=[0.5, 0.2, 0.8])
     return Timing(median, p20, p80, reps=None)  # do_bench picks the count
 
