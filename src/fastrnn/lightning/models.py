@@ -120,6 +120,12 @@ class _SequenceModule(pl.LightningModule):
                 self.hparams[name] = int(value)
         self._build()
 
+    def on_fit_start(self) -> None:
+        # A standalone validate/test leaves inference-mode metric states behind; fit updates
+        # metrics under no_grad, where in-place updates of those would fail. Start afresh.
+        for stage in STAGES:
+            getattr(self, f"{stage}_metrics").reset()
+
     def _check_data_sizes(self) -> None:
         dm = self.trainer.datamodule if self._trainer is not None else None
         for name in self._data_sizes:
@@ -251,7 +257,8 @@ class SequenceClassifier(_SequenceModule):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """x: (B, T, I), lengths: (B,) or None -> logits (B, num_classes)."""
-        return self.head(self.encode(x, lengths))
+        features = self.encode(x, lengths)
+        return self.head(features)
 
     def _loss(self, out: Tensor, y: Tensor) -> Tensor:
         return F.cross_entropy(out, y)
@@ -317,7 +324,8 @@ class SequenceForecaster(_SequenceModule):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """x: (B, T, I), lengths: (B,) or None -> forecast (B, horizon, output_size)."""
         B, O = x.shape[0], self.hparams.output_size
-        out = self.head(self.encode(x, lengths)).view(B, self.hparams.horizon, O)
+        features = self.encode(x, lengths)
+        out = self.head(features).view(B, self.hparams.horizon, O)
         if self.hparams.predict_change:
             if lengths is None:
                 last = x[:, -1, :O]
