@@ -25,11 +25,13 @@ GATES = {LSTM: 4, GRU: 3, RNN_TANH: 1, RNN_RELU: 1}
 SAVED = {LSTM: 5, GRU: 4, RNN_TANH: 0, RNN_RELU: 0}
 
 # Bytes of W_hh (plus W_hr) one program may hold across the time loop; larger problems take
-# the split path. Checked against spills by tests/test_kernel_compile.py.
-RESIDENT_BYTES = 64 * 1024
+# the split path. Sizes and warps are checked against spills by tests/test_kernel_compile.py.
+RESIDENT_BYTES = 32 * 1024
+RESIDENT_WARPS = 8  # 16 for float32 tiles of 64 x 64 and more (exact float32 dots use FMAs)
 MIN_BLOCK = 16  # tl.dot needs every dimension >= 16
+PROJ_MIN_BLOCK = 32  # the projection's dots spill with 16-wide P tiles
 SPLIT_BLOCK_H = 16  # hidden units per program on the split path
-SPLIT_BLOCK_K = 64  # reduction chunk streamed per tl.dot on the split path
+SPLIT_BLOCK_K = 32  # reduction chunk streamed per tl.dot on the split path
 
 
 @triton.jit
@@ -44,7 +46,13 @@ def tanh(x):
 
 @triton.jit
 def mm(a, b, PREC: tl.constexpr):
-    """``a @ b`` with float32 accumulation; operands share the weights' dtype."""
+    """``a @ b`` with float32 accumulation; operands share the weights' dtype.
+
+    PREC "upcast" multiplies in float32 (exact for bfloat16 operands, so the same result): the
+    interpreter's tl.dot cannot multiply bfloat16.
+    """
+    if PREC == "upcast":
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
     return tl.dot(a, b, input_precision=PREC)
 
 
@@ -98,12 +106,13 @@ def store_tile(ptr, row_off, cols, value, mask):
 @triton.jit
 def load_w(w_ptr, gate, out_idx, in_idx, H, P, TRANS: tl.constexpr):
     """Gate ``gate`` of ``W: (G*H, P)``: ``W_k^T[in_idx, out_idx]`` (TRANS) or
-    ``W_k[out_idx, in_idx]``, zero outside ``H x P``; in the weights' dtype."""
+    ``W_k[out_idx, in_idx]``, zero outside ``H x P``; in the weights' dtype (int32 offsets:
+    G*H*P < 2**31 up to H = 2048)."""
     if TRANS:
-        offs = (gate * H + out_idx[None, :]).to(tl.int64) * P + in_idx[:, None]
+        offs = (gate * H + out_idx[None, :]) * P + in_idx[:, None]
         mask = (out_idx[None, :] < H) & (in_idx[:, None] < P)
     else:
-        offs = (gate * H + out_idx[:, None]).to(tl.int64) * P + in_idx[None, :]
+        offs = (gate * H + out_idx[:, None]) * P + in_idx[None, :]
         mask = (out_idx[:, None] < H) & (in_idx[None, :] < P)
     return tl.load(w_ptr + offs, mask=mask, other=0.0)
 
@@ -133,8 +142,10 @@ def pow2(n: int) -> int:
 class Config:
     """How one layer's recurrence is launched.
 
+    One batch tile of ``block_b`` rows per program (tl.dot's minimum; larger tiles spill).
     resident: one program per batch tile owns the whole hidden width, keeps W_hh (and W_hr)
-    on chip and its state in registers for all steps. Otherwise the split path: programs own
+    on chip and its state in registers for all steps; ``block_h`` and ``block_k`` are H and P
+    (the width of h, the reduction of h W_hh^T) padded. Otherwise the split path: programs own
     ``block_h`` hidden units of a batch tile, stream W_hh in ``block_k`` chunks and exchange
     the state through global memory once per step.
     """
@@ -144,26 +155,38 @@ class Config:
     block_h: int
     block_k: int
     num_warps: int
+    num_stages: int = 1
 
 
-def _resident_bytes(gates: int, hidden_size: int, proj_size: int, dtype: torch.dtype) -> int:
-    bh, bp = pow2(hidden_size), pow2(proj_size or hidden_size)
-    return (gates + (proj_size > 0)) * bh * bp * dtype.itemsize
+def split_warps(cell: int) -> int:
+    """Warps of a split-path program: 4 for the gated cells, 8 for an Elman RNN (with 4 its
+    forward keeps an 8-byte stack frame)."""
+    return 4 if GATES[cell] > 1 else 8
+
+
+def out_block(hidden_size: int, proj_size: int) -> int:
+    """Padded width of h: P (at least PROJ_MIN_BLOCK) with a projection, else H."""
+    return max(PROJ_MIN_BLOCK, pow2(proj_size)) if proj_size else pow2(hidden_size)
 
 
 def pick_config(
     cell: int, hidden_size: int, batch: int, dtype: torch.dtype, proj_size: int = 0
 ) -> Config:
     """The launch configuration for a cell code, sizes and input dtype (same for fwd and bwd)."""
-    if _resident_bytes(GATES[cell], hidden_size, proj_size, dtype) <= RESIDENT_BYTES:
-        block_b = min(pow2(batch), 32 if hidden_size <= 32 else MIN_BLOCK)
-        return Config(True, block_b, pow2(hidden_size), pow2(proj_size or hidden_size), 4)
+    bh, bp = pow2(hidden_size), out_block(hidden_size, proj_size)
+    if (GATES[cell] + (proj_size > 0)) * bh * bp * dtype.itemsize <= RESIDENT_BYTES:
+        warps = 2 * RESIDENT_WARPS if dtype == torch.float32 and bh * bp >= 64 * 64 else (
+            RESIDENT_WARPS)
+        return Config(True, MIN_BLOCK, bh, bp, warps)
     block_k = min(SPLIT_BLOCK_K, pow2(hidden_size))
-    return Config(False, MIN_BLOCK, SPLIT_BLOCK_H, block_k, 4)
+    return Config(False, MIN_BLOCK, SPLIT_BLOCK_H, block_k, split_warps(cell))
 
 
-def torch_dot_precision(dtype: torch.dtype) -> str:
-    """tl.dot input precision: TF32 for float32 exactly when cuDNN may use it, else exact."""
+def torch_dot_precision(dtype: torch.dtype, interpreted: bool = False) -> str:
+    """tl.dot input precision: TF32 for float32 exactly when cuDNN may use it, else exact
+    ("upcast" for bfloat16 in the interpreter, see ``mm``)."""
+    if interpreted and dtype == torch.bfloat16:
+        return "upcast"
     if dtype == torch.float32 and torch.backends.cudnn.allow_tf32:
         return "tf32"
     return "ieee"

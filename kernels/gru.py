@@ -1,6 +1,7 @@
 """GRU gate math (torch gate order r, z, n) for the recurrence kernels."""
 
 import triton
+import triton.language as tl  # noqa: F401  (TRITON_INTERPRET needs it visible in jit modules)
 from fastrnn.kernels.common import load_tile, sigmoid, tanh
 
 

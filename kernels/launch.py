@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 import torch
-from fastrnn.kernels.common import GATES, LSTM, SAVED, Config, pick_config, pow2
+from fastrnn.kernels.common import GATES, LSTM, SAVED, Config, pick_config
 from fastrnn.kernels.common import torch_dot_precision as _precision
 from fastrnn.kernels.recurrence import (
     resident_backward_kernel,
@@ -20,27 +20,56 @@ from fastrnn.kernels.recurrence import (
     split_forward_kernel,
 )
 from torch import Tensor
+from triton.runtime.jit import JITFunction
 
-__all__ = ["backward", "forward", "uses_barrier"]
+__all__ = ["backward", "forward", "kernel_meta", "uses_barrier"]
 
 
 def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def is_interpreted(device: torch.device) -> bool:
+    """Whether launches on ``device`` run in Triton's interpreter."""
+    return device.type != "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
+
+
 def uses_barrier(device: torch.device, programs: int) -> bool:
     """Whether a split launch runs all steps behind a grid barrier (all programs resident)."""
-    if device.type != "cuda" or os.environ.get("TRITON_INTERPRET") == "1":
+    if is_interpreted(device):
         return False
     return programs <= torch.cuda.get_device_properties(device).multi_processor_count
 
 
-def _common(cell: int, gx: Tensor, lengths: Tensor | None, reverse: bool, cfg: Config) -> dict:
-    G = GATES[cell]
-    return {
-        "CELL": cell, "G": G, "BLOCK_B": cfg.block_b, "HAS_LENGTHS": lengths is not None,
-        "REVERSE": reverse, "PREC": _precision(gx.dtype), "num_warps": cfg.num_warps,
+def kernel_meta(
+    cell: int,
+    dtype: torch.dtype,
+    cfg: Config,
+    *,
+    backward: bool,
+    proj: bool = False,
+    save: bool = True,
+    has_bhn: bool = False,
+    lengths: bool = False,
+    reverse: bool = False,
+    barrier: bool = False,
+    interpreted: bool = False,
+) -> tuple[JITFunction, dict]:
+    """The kernel a launch with this config runs: its constexprs, ``num_warps``, ``num_stages``."""
+    meta = {
+        "CELL": cell, "G": GATES[cell], "BLOCK_B": cfg.block_b, "HAS_LENGTHS": lengths,
+        "REVERSE": reverse, "PREC": _precision(dtype, interpreted), "num_warps": cfg.num_warps,
+        "num_stages": cfg.num_stages,
     }
+    if backward:
+        meta["S"] = SAVED[cell] or 1
+    else:
+        meta |= {"S": SAVED[cell] if save else 0, "HAS_BHN": has_bhn}
+    if cfg.resident:
+        meta |= {"BLOCK_H": cfg.block_h, "BLOCK_P": cfg.block_k, "PROJ": proj}
+        return (resident_backward_kernel if backward else resident_forward_kernel), meta
+    meta |= {"BLOCK_H": cfg.block_h, "BLOCK_K": cfg.block_k, "BARRIER": barrier}
+    return (split_backward_kernel if backward else split_forward_kernel), meta
 
 
 def _lengths(lengths: Tensor | None, gx: Tensor) -> Tensor:
@@ -65,6 +94,8 @@ def forward(
     H = GH // GATES[cell]
     P = h0.shape[1]
     cfg = config or pick_config(cell, H, B, gx.dtype, P if w_hr is not None else 0)
+    if w_hr is not None and not cfg.resident:
+        raise ValueError(f"a projection needs the resident path; H={H}, P={P} is too large")
     gx = gx.contiguous()
     w_hh = w_hh.to(gx.dtype).contiguous()
     S = SAVED[cell] if save else 0
@@ -72,27 +103,29 @@ def forward(
     ws = gx.new_empty(T, B, S * H) if S else y
     lens = _lengths(lengths, gx)
     bhn = gx if b_hn is None else b_hn.contiguous()
-    meta = _common(cell, gx, lengths, reverse, cfg) | {"S": S, "HAS_BHN": b_hn is not None}
+    grid = (_cdiv(B, cfg.block_b), 1 if cfg.resident else _cdiv(H, cfg.block_h))
+    barrier = not cfg.resident and uses_barrier(gx.device, grid[0] * grid[1])
+    kernel, meta = kernel_meta(
+        cell, gx.dtype, cfg, backward=False, proj=w_hr is not None,
+        save=save, has_bhn=b_hn is not None, lengths=lengths is not None, reverse=reverse,
+        barrier=barrier, interpreted=is_interpreted(gx.device),
+    )
     if cfg.resident:
         h_n = gx.new_empty(B, P)
         c_n = gx.new_empty(B, H) if cell == LSTM else None
         wr = gx if w_hr is None else w_hr.to(gx.dtype).contiguous()
-        resident_forward_kernel[(_cdiv(B, cfg.block_b),)](
+        kernel[grid](
             gx, w_hh, wr, bhn, h0.contiguous(), gx if c0 is None else c0.contiguous(), lens, y,
-            h_n, gx if c_n is None else c_n, ws, T, B, H, P, BLOCK_H=pow2(H), BLOCK_P=pow2(P),
-            PROJ=w_hr is not None, **meta,
+            h_n, gx if c_n is None else c_n, ws, T, B, H, P, **meta,
         )
         return y, h_n, c_n, ws
     hbuf = torch.empty(2, B, H, device=gx.device, dtype=torch.float32)
     hbuf[1] = h0
     cbuf = hbuf[0] if c0 is None else c0.float().clone()
-    grid = (_cdiv(B, cfg.block_b), _cdiv(H, cfg.block_h))
-    barrier = uses_barrier(gx.device, grid[0] * grid[1])
     bar = torch.zeros(1, device=gx.device, dtype=torch.int32)
     args = (gx, w_hh, bhn, lens, y, ws, hbuf, cbuf, bar, T, B, H)
-    meta |= {"BLOCK_H": cfg.block_h, "BLOCK_K": cfg.block_k, "BARRIER": barrier}
     for s in [0] if barrier else range(T):
-        split_forward_kernel[grid](*args, s, T if barrier else s + 1, **meta)
+        kernel[grid](*args, s, T if barrier else s + 1, **meta)
     h_n = hbuf[(T - 1) % 2].to(gx.dtype)
     return y, h_n, None if c0 is None else cbuf.to(gx.dtype), ws
 
@@ -118,32 +151,33 @@ def backward(
     H = w_hh.shape[0] // G
     cfg = config or pick_config(cell, H, B, y.dtype, P if w_hr is not None else 0)
     w_hh = w_hh.to(y.dtype).contiguous()
-    S = SAVED[cell] or 1
     dgx = y.new_empty(T, B, G * H)
     lens = _lengths(lengths, y)
-    meta = _common(cell, y, lengths, reverse, cfg) | {"S": S}
     dy = dy.contiguous()
     h0 = h0.contiguous()
     c0 = y if c0 is None else c0.contiguous()
+    grid = (_cdiv(B, cfg.block_b), 1 if cfg.resident else _cdiv(H, cfg.block_h))
+    barrier = not cfg.resident and uses_barrier(y.device, grid[0] * grid[1])
+    kernel, meta = kernel_meta(
+        cell, y.dtype, cfg, backward=True, proj=w_hr is not None,
+        lengths=lengths is not None, reverse=reverse, barrier=barrier,
+        interpreted=is_interpreted(y.device),
+    )
     if cfg.resident:
         dh0 = y.new_empty(B, P)
         dc0 = y.new_empty(B, H) if cell == LSTM else None
         dhs = y.new_empty(T, B, P) if w_hr is not None else None
-        resident_backward_kernel[(_cdiv(B, cfg.block_b),)](
+        kernel[grid](
             dy, dh_n.contiguous(), y if dc_n is None else dc_n.contiguous(), w_hh,
             y if w_hr is None else w_hr.to(y.dtype).contiguous(), h0, c0, y, ws, lens, dgx,
-            dh0, y if dc0 is None else dc0, y if dhs is None else dhs, T, B, H, P,
-            BLOCK_H=pow2(H), BLOCK_P=pow2(P), PROJ=w_hr is not None, **meta,
+            dh0, y if dc0 is None else dc0, y if dhs is None else dhs, T, B, H, P, **meta,
         )
         return dgx, dh0, dc0, dhs
     dhbuf = dh_n.float().clone()
     dcbuf = dhbuf if dc_n is None else dc_n.float().clone()
     rbuf = torch.zeros(2, B, G * H, device=y.device, dtype=torch.float32)
-    grid = (_cdiv(B, cfg.block_b), _cdiv(H, cfg.block_h))
-    barrier = uses_barrier(y.device, grid[0] * grid[1])
     bar = torch.zeros(1, device=y.device, dtype=torch.int32)
     args = (dy, w_hh, h0, c0, y, ws, lens, dgx, dhbuf, dcbuf, rbuf, bar, T, B, H)
-    meta |= {"BLOCK_H": cfg.block_h, "BLOCK_K": cfg.block_k, "BARRIER": barrier}
     for s in [T - 1] if barrier else range(T - 1, -2, -1):
-        split_backward_kernel[grid](*args, s, T + 1 if barrier else 1, **meta)
+        kernel[grid](*args, s, T + 1 if barrier else 1, **meta)
     return dgx, dhbuf.to(y.dtype), None if dc_n is None else dcbuf.to(y.dtype), None

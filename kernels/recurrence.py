@@ -56,18 +56,19 @@ def cell_backward(CELL: tl.constexpr, dh, dc, s0, s1, s2, s3, s4, prev):
 
 
 @triton.jit
-def store_gates(ptr, off, cols, H, mask, G: tl.constexpr, v0, v1, v2, v3, v4):
-    """Store the first ``G`` of five [rows, hidden] tiles at ``ptr + off + k*H + cols``."""
+def store_gates(ptr, off, cols, H, mask, v, G: tl.constexpr, x0, x1, x2, x3, x4):
+    """Store the first ``G`` of five [rows, hidden] tiles at ``ptr + off + k*H + cols``, zero
+    in rows where ``v`` ([rows, 1]) is false."""
     if G > 0:
-        store_tile(ptr, off, cols, v0, mask)
+        store_tile(ptr, off, cols, tl.where(v, x0, 0.0), mask)
     if G > 1:
-        store_tile(ptr + H, off, cols, v1, mask)
+        store_tile(ptr + H, off, cols, tl.where(v, x1, 0.0), mask)
     if G > 2:
-        store_tile(ptr + 2 * H, off, cols, v2, mask)
+        store_tile(ptr + 2 * H, off, cols, tl.where(v, x2, 0.0), mask)
     if G > 3:
-        store_tile(ptr + 3 * H, off, cols, v3, mask)
+        store_tile(ptr + 3 * H, off, cols, tl.where(v, x3, 0.0), mask)
     if G > 4:
-        store_tile(ptr + 4 * H, off, cols, v4, mask)
+        store_tile(ptr + 4 * H, off, cols, tl.where(v, x4, 0.0), mask)
 
 
 @triton.jit
@@ -169,7 +170,7 @@ def resident_forward_kernel(
         h = tl.where(v, hn, h)
         c = tl.where(v, cn, c)
         store_tile(y_ptr, seq_offsets(tt, rows, B, P), pcols, tl.where(v, h, 0.0), mask_p)
-        store_gates(ws_ptr, seq_offsets(tt, rows, B, S * H), hcols, H, mask_h & v, S, s0, s1, s2, s3, s4)
+        store_gates(ws_ptr, seq_offsets(tt, rows, B, S * H), hcols, H, mask_h, v, S, s0, s1, s2, s3, s4)
     store_tile(hn_ptr, rows * P, pcols, h, mask_p)
     if CELL == 0:
         store_tile(cn_ptr, rows * H, hcols, c, mask_h)
@@ -238,9 +239,7 @@ def resident_backward_kernel(
             prev = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B, H, hcols,
                                    mask_h & v, S, REVERSE)
         d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp = cell_backward(CELL, dm, dc, s0, s1, s2, s3, s4, prev)
-        zero = tl.zeros_like(d0)
-        store_gates(dgx_ptr, seq_offsets(tt, rows, B, G * H), hcols, H, mask_h, G, tl.where(v, d0, zero),
-                    tl.where(v, d1, zero), tl.where(v, d2, zero), tl.where(v, d3, zero), zero)
+        store_gates(dgx_ptr, seq_offsets(tt, rows, B, G * H), hcols, H, mask_h, v, G, d0, d1, d2, d3, d0)
         dt = w_ptr.dtype.element_ty
         dhn = mm(r0.to(dt), w0, PREC)
         if G > 1:
@@ -317,7 +316,7 @@ def split_forward_kernel(
         if CELL == 0:
             store_tile(cbuf_ptr, rows * H, hcols, tl.where(v, cn, c), mask_h)
         store_tile(y_ptr, seq_offsets(tt, rows, B, H), hcols, tl.where(v, hn, 0.0), mask_h)
-        store_gates(ws_ptr, seq_offsets(tt, rows, B, S * H), hcols, H, mask_h & v, S, s0, s1, s2, s3, s4)
+        store_gates(ws_ptr, seq_offsets(tt, rows, B, S * H), hcols, H, mask_h, v, S, s0, s1, s2, s3, s4)
         if BARRIER:
             grid_barrier(bar_ptr, (s - s_begin + 1) * nprog)
 
@@ -384,12 +383,9 @@ def split_backward_kernel(
                 prev = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B, H, hcols,
                                        mask_h & v, S, REVERSE)
             d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp = cell_backward(CELL, dh, dc, s0, s1, s2, s3, s4, prev)
-            zero = tl.zeros_like(d0)
-            store_gates(dgx_ptr, seq_offsets(tt, rows, B, G * H), hcols, H, mask_h, G, tl.where(v, d0, zero),
-                        tl.where(v, d1, zero), tl.where(v, d2, zero), tl.where(v, d3, zero), zero)
-            store_gates(rbuf_ptr + (s % 2) * B * G * H, rows * G * H, hcols, H, mask_h, G, tl.where(v, r0, zero),
-                        tl.where(v, r1, zero), tl.where(v, r2, zero), tl.where(v, r3, zero), zero)
-            carry = zero
+            store_gates(dgx_ptr, seq_offsets(tt, rows, B, G * H), hcols, H, mask_h, v, G, d0, d1, d2, d3, d0)
+            store_gates(rbuf_ptr + (s % 2) * B * G * H, rows * G * H, hcols, H, mask_h, v, G, r0, r1, r2, r3, r0)
+            carry = tl.zeros_like(d0)
             if CELL == 1:
                 carry = dhd
             store_tile(dhbuf_ptr, rows * H, hcols, tl.where(v, carry, dh), mask_h)

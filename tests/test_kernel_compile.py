@@ -1,0 +1,142 @@
+"""Every kernel configuration the launchers can pick compiles for an H100 (sm_90) without spills.
+
+Ahead-of-time compiles on the CPU: for each cell x dtype x hidden-size bucket x batch bucket x
+projection x forward/backward (x TF32 on/off for float32), ``pick_config`` chooses a config and
+``kernel_meta`` the kernel and constexprs a launch would use, with every optional feature on
+(lengths, reverse, saving for backward, b_hn, the grid barrier). Checks: shared memory within
+the 227 KB per block and ``cuobjdump`` reports no stack or local memory (no register spills).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import subprocess
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+import torch
+
+triton = pytest.importorskip("triton")
+from fastrnn.kernels import common, launch  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+SHARED_LIMIT = 232448  # bytes of shared memory one block may use on an H100
+HIDDEN = [1, 16, 17, 32, 33, 64, 65, 100, 128, 129, 256, 512, 768, 1024, 2048]
+BATCH = [1, 64]
+PROJ = [1, 17, 33]
+DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+FP32_PTRS = {"hbuf_ptr", "cbuf_ptr", "dhbuf_ptr", "dcbuf_ptr", "rbuf_ptr"}
+I32_PTRS = {"len_ptr", "bar_ptr"}
+CUOBJDUMP = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+
+
+def _pickable() -> dict[str, tuple]:
+    """id -> (kernel, dtype name, constexprs, options) for every distinct pickable launch."""
+    found: dict[str, tuple] = {}
+    tf32 = torch.backends.cudnn.allow_tf32
+    try:
+        for allow_tf32 in (True, False):
+            torch.backends.cudnn.allow_tf32 = allow_tf32
+            for cell_name, cell in common.CELLS.items():
+                projs = [0] + (PROJ if cell == common.LSTM else [])
+                for dtype, dname in DTYPES.items():
+                    for H in HIDDEN:
+                        for B in BATCH:
+                            for proj in [p for p in projs if p < H]:
+                                cfg = common.pick_config(cell, H, B, dtype, proj)
+                                if proj and not cfg.resident:
+                                    continue  # falls back to the reference (unsupported_reason)
+                                for backward in (False, True):
+                                    kernel, meta = launch.kernel_meta(
+                                        cell, dtype, cfg, backward=backward, proj=proj > 0,
+                                        has_bhn=True,
+                                        lengths=True, reverse=True, barrier=not cfg.resident,
+                                    )
+                                    options = {"num_warps": meta.pop("num_warps"),
+                                               "num_stages": meta.pop("num_stages")}
+                                    meta = {k: v for k, v in meta.items()
+                                            if k in kernel.arg_names}
+                                    key = (kernel.__name__, dname, tuple(sorted(meta.items())),
+                                           tuple(sorted(options.items())))
+                                    name = (f"{cell_name}-{dname}-{kernel.__name__}-"
+                                            f"H{meta['BLOCK_H']}-K{meta.get('BLOCK_P', 0)}"
+                                            f"{meta.get('BLOCK_K', '')}-B{meta['BLOCK_B']}-"
+                                            f"{'proj-' if meta.get('PROJ') else ''}"
+                                            f"{meta['PREC']}-w{options['num_warps']}")
+                                    found.setdefault(name, key)
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
+    return found
+
+
+def compile_config(key: tuple) -> dict:
+    """AOT-compile one launch for sm_90: shared bytes and cuobjdump's REG/STACK/LOCAL."""
+    kernel_name, dname, meta, options = key
+    from fastrnn.kernels import recurrence
+
+    fn = getattr(recurrence, kernel_name)
+    meta = dict(meta)
+    signature = {}
+    for arg in fn.arg_names:
+        if arg in meta:
+            signature[arg] = "constexpr"
+        elif arg.endswith("_ptr"):
+            signature[arg] = "*fp32" if arg in FP32_PTRS else "*i32" if arg in I32_PTRS else (
+                "*" + dname)
+        else:
+            signature[arg] = "i32"
+    compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=meta),
+                              target=GPUTarget("cuda", 90, 32), options=dict(options))
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(compiled.asm["cubin"])
+        f.flush()
+        usage = subprocess.run([CUOBJDUMP, "--dump-resource-usage", f.name], check=True,
+                               capture_output=True, text=True).stdout
+    stats = {k: int(v) for k, v in re.findall(r"\b(REG|STACK|LOCAL):(\d+)", usage)}
+    return {"shared": compiled.metadata.shared, **stats}
+
+
+CONFIGS = _pickable()
+
+
+@pytest.fixture(scope="session")
+def compiled() -> dict[str, dict]:
+    """All configs compiled once, in fresh processes that import the kernels uninterpreted."""
+    names = sorted(CONFIGS)
+    saved = {k: os.environ.get(k) for k in ("TRITON_INTERPRET", "TRITON_DEFAULT_FP_FUSION")}
+    os.environ["TRITON_INTERPRET"] = "0"  # children get real @jit functions for triton.compile
+    os.environ["TRITON_DEFAULT_FP_FUSION"] = "1"
+    try:
+        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = pool.map(compile_config, [CONFIGS[n] for n in names])
+            for key, value in saved.items():  # every worker has started by now
+                if value is None:
+                    os.environ.pop(key)
+                else:
+                    os.environ[key] = value
+            return dict(zip(names, results))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_enumeration_covers_both_paths_and_all_cells():
+    kernels = {key[0] for key in CONFIGS.values()}
+    assert kernels == {"resident_forward_kernel", "resident_backward_kernel",
+                       "split_forward_kernel", "split_backward_kernel"}
+    assert {dict(key[2])["CELL"] for key in CONFIGS.values()} == set(common.CELLS.values())
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_compiles_without_spills(compiled, name):
+    stats = compiled[name]
+    assert stats["shared"] <= SHARED_LIMIT, stats
+    assert stats["STACK"] == 0 and stats["LOCAL"] == 0, stats

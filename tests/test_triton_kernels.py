@@ -1,0 +1,167 @@
+"""The fused recurrences (fastrnn.ops.triton_ops) against the float64 reference, in the interpreter.
+
+Both launch paths run: ``resident`` (one program owns the hidden width, the time loop inside
+the kernel) and ``split`` (programs own 16 hidden units, W_hh streamed in 16-wide chunks, one
+launch per step as under TRITON_INTERPRET), forced on small sizes through ``pick_config``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from fastrnn.kernels import common, launch
+from tolerances import assert_close
+
+from fastrnn import reference
+from fastrnn.ops import BackendUnavailableError, triton_ops
+
+SPLIT = common.Config(resident=False, block_b=16, block_h=16, block_k=16, num_warps=4)
+CELL_NAMES = ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"]
+
+
+@pytest.fixture(params=["resident", "split"])
+def path(request, monkeypatch):
+    """Run under the resident config (what small sizes pick) or a forced split config."""
+    if request.param == "split":
+        monkeypatch.setattr(launch, "pick_config", lambda *args, **kwargs: SPLIT)
+    return request.param
+
+
+def _problem(cell: str, T: int, B: int, H: int, dtype, proj: int = 0, bias: bool = True):
+    """Random leaf tensors (in ``dtype``) for one recurrence call of ``cell``."""
+    G = {"LSTM": 4, "GRU": 3}.get(cell, 1)
+    P = proj or H
+    scale = H**-0.5
+
+    def leaf(*shape, s=1.0):
+        return (torch.randn(*shape, dtype=torch.float64) * s).to(dtype).requires_grad_()
+
+    args = {"gx": leaf(T, B, G * H), "w_hh": leaf(G * H, P, s=scale), "h0": leaf(B, P)}
+    if cell == "LSTM":
+        args["c0"] = leaf(B, H)
+        args["w_hr"] = leaf(P, H, s=scale) if proj else None
+    if cell == "GRU":
+        args["b_hn"] = leaf(H) if bias else None
+    return args
+
+
+def _call(impl, cell: str, args: dict, lengths, reverse: bool):
+    if cell == "LSTM":
+        return impl.lstm_recurrence(args["gx"], args["w_hh"], args["h0"], args["c0"],
+                                    args["w_hr"], lengths, reverse)
+    if cell == "GRU":
+        return impl.gru_recurrence(args["gx"], args["w_hh"], args["b_hn"], args["h0"], lengths,
+                                   reverse)
+    return impl.rnn_recurrence(args["gx"], args["w_hh"], args["h0"], cell[4:].lower(), lengths,
+                               reverse)
+
+
+def _check(cell: str, *, T: int, B: int, H: int, dtype=torch.float32, proj: int = 0,
+           lengths=None, reverse: bool = False, bias: bool = True):
+    """Outputs and the gradients of every input match the float64 reference."""
+    args = _problem(cell, T, B, H, dtype, proj, bias)
+    ref_args = {k: None if v is None else v.detach().double().requires_grad_()
+                for k, v in args.items()}
+    out = _call(triton_ops, cell, args, lengths, reverse)
+    expected = _call(reference, cell, ref_args, lengths, reverse)
+    weights = [torch.randn(e.shape, dtype=torch.float64) for e in expected]
+    sum((o.double() * w).sum() for o, w in zip(out, weights)).backward()
+    sum((e * w).sum() for e, w in zip(expected, weights)).backward()
+    for i, (o, e) in enumerate(zip(out, expected)):
+        assert o.dtype == dtype
+        assert_close(o, e, dtype, msg=f"output {i}")
+    for name, leaf in args.items():
+        if leaf is not None:
+            assert leaf.grad is not None, name
+            assert_close(leaf.grad, ref_args[name].grad, dtype, msg=f"grad {name}")
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_odd_sizes_float32(path, cell, reverse):
+    _check(cell, T=6, B=3, H=37, reverse=reverse)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_variable_lengths(path, cell, reverse):
+    _check(cell, T=7, B=4, H=20, lengths=torch.tensor([3, 7, 1, 5]), reverse=reverse)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_single_step_single_row(path, cell):
+    _check(cell, T=1, B=1, H=5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN_TANH"])
+def test_half_precision(path, cell, dtype):
+    _check(cell, T=5, B=3, H=24, dtype=dtype, lengths=torch.tensor([5, 2, 4]))
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_projection(reverse):
+    _check("LSTM", T=6, B=3, H=29, proj=11, lengths=torch.tensor([6, 3, 1]), reverse=reverse)
+
+
+def test_projection_beyond_resident_is_refused():
+    with pytest.raises(ValueError, match="projection"):
+        _check("LSTM", T=2, B=1, H=200, proj=50)
+
+
+def test_gru_without_b_hn(path):
+    _check("GRU", T=4, B=2, H=9, bias=False)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_long_sequence(path, cell):
+    _check(cell, T=200, B=2, H=3, lengths=torch.tensor([200, 117]), reverse=True)
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_inference_saves_nothing(monkeypatch, mode):
+    args = _problem("LSTM", 4, 2, 6, torch.float32)
+    calls = []
+    forward = launch.forward
+
+    def spy(*a, **kw):
+        calls.append(kw.get("save", True))
+        return forward(*a, **kw)
+
+    monkeypatch.setattr(launch, "forward", spy)
+    with getattr(torch, mode)():
+        y, h, c = _call(triton_ops, "LSTM", args, None, False)
+    assert calls == [False]
+    assert not y.requires_grad
+    expected = _call(reference, "LSTM", args, None, False)
+    assert_close(y, expected[0], torch.float32)
+    assert_close(c, expected[2], torch.float32)
+
+
+def test_pick_config_covers_every_hidden_size():
+    for cell in common.CELLS.values():
+        for H in range(1, 2049):
+            cfg = common.pick_config(cell, H, 3, torch.bfloat16)
+            for block in (cfg.block_b, cfg.block_h, cfg.block_k):
+                assert block >= 16 and block & (block - 1) == 0
+            if cfg.resident:
+                assert cfg.block_h >= H
+    assert common.pick_config(common.LSTM, 32, 8, torch.float32).resident
+    assert not common.pick_config(common.LSTM, 2048, 8, torch.bfloat16).resident
+
+
+def _reason(**overrides):
+    kwargs = {"device": torch.device("cpu"), "dtype": torch.float32, "hidden_size": 32,
+              "proj_size": 0, "packed": True, "requires_grad": True} | overrides
+    return triton_ops.unsupported_reason("LSTM", **kwargs)
+
+
+def test_unsupported_reason(monkeypatch):
+    assert _reason() is None
+    assert _reason(dtype=torch.bfloat16, hidden_size=2048) is None
+    assert "float64" in _reason(dtype=torch.float64)
+    assert "proj_size" in _reason(hidden_size=1024, proj_size=100)
+    assert _reason(hidden_size=29, proj_size=11) is None
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(BackendUnavailableError, match="CUDA"):
+        _reason()

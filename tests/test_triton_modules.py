@@ -1,0 +1,139 @@
+"""fastrnn modules on the triton backend (interpreter) compute torch.nn's function and gradients."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from fastrnn.kernels import launch
+from helpers import twins
+from test_parity import _compare
+from tolerances import assert_close
+
+import fastrnn
+from fastrnn.ops import backend as backend_state
+
+
+@pytest.fixture
+def launches(monkeypatch):
+    """Counts forward kernel launches, to prove the fused path ran."""
+    calls = []
+    forward = launch.forward
+
+    def spy(*args, **kwargs):
+        calls.append(args[0])
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(launch, "forward", spy)
+    return calls
+
+
+CASES = [
+    ("LSTM", dict(num_layers=2, bidirectional=True), "packed"),
+    ("LSTM", dict(batch_first=True, bias=False, proj_size=3), "batched"),
+    ("LSTM", dict(num_layers=2, proj_size=4, bidirectional=True), "unbatched"),
+    ("GRU", dict(num_layers=2, bidirectional=True, batch_first=True), "packed"),
+    ("GRU", dict(bias=False), "unbatched"),
+    ("RNN", dict(num_layers=2, bidirectional=True), "packed"),
+    ("RNN", dict(nonlinearity="relu", batch_first=True, bias=False), "batched"),
+]
+
+
+@pytest.mark.parametrize("cell,kwargs,kind", CASES)
+def test_matches_torch_nn(launches, cell, kwargs, kind):
+    ref, ours = twins(cell, 4, 6, backend="triton", dtype=torch.float32, **kwargs)
+    _compare(ref, ours, T=5, B=3, kind=kind, dtype=torch.float32)
+    layers, dirs = kwargs.get("num_layers", 1), 1 + kwargs.get("bidirectional", False)
+    assert len(launches) == layers * dirs
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_default_state_and_odd_hidden_size(launches, cell):
+    ref, ours = twins(cell, 3, 37, backend="triton", dtype=torch.float32)
+    _compare(ref, ours, T=4, B=3, kind="batched", dtype=torch.float32, with_state=False)
+    assert launches
+
+
+@pytest.mark.parametrize("cell", ["LSTMCell", "GRUCell", "RNNCell"])
+def test_cells(launches, cell):
+    ref = getattr(torch.nn, cell)(4, 9)
+    ours = getattr(fastrnn, cell)(4, 9, backend="triton")
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(3, 4, requires_grad=True)
+    h = torch.randn(3, 9, requires_grad=True)
+    hx = (h, torch.randn(3, 9, requires_grad=True)) if cell == "LSTMCell" else h
+    out_ref, out = ref(x, hx), ours(x, hx)
+    outs_ref = out_ref if isinstance(out_ref, tuple) else (out_ref,)
+    outs = out if isinstance(out, tuple) else (out,)
+    leaves = [x, *(hx if isinstance(hx, tuple) else (hx,)), *ref.parameters()]
+    ours_leaves = [x, *(hx if isinstance(hx, tuple) else (hx,)), *ours.parameters()]
+    weights = [torch.randn_like(o) for o in outs_ref]
+    g_ref = torch.autograd.grad(outs_ref, leaves, weights)
+    g = torch.autograd.grad(outs, ours_leaves, weights)
+    for a, e in zip((*outs, *g), (*outs_ref, *g_ref)):
+        assert_close(a, e, torch.float32)
+    assert launches
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_matches_reference(dtype):
+    """bf16/fp16 triton against the reference backend (float32 math) on the same weights."""
+    ref, ours = twins("LSTM", 4, 8, num_layers=2, backend="triton", dtype=torch.float32)
+    expected_mod = fastrnn.LSTM(4, 8, num_layers=2, backend="reference")
+    expected_mod.load_state_dict(ours.state_dict())
+    ours.to(dtype)
+    expected_mod.to(dtype)
+    x = torch.randn(5, 3, 4).to(dtype)
+    out, (h, c) = ours(x)
+    expected, (h_ref, c_ref) = expected_mod(x)
+    assert out.dtype == h.dtype == c.dtype == dtype
+    for a, e in ((out, expected), (h, h_ref), (c, c_ref)):
+        assert_close(a, e, dtype)
+
+
+def test_dropout_eval_and_training_with_seed(launches):
+    ref, ours = twins("GRU", 3, 5, num_layers=2, dropout=0.5, backend="triton",
+                      dtype=torch.float32)
+    twin = fastrnn.GRU(3, 5, num_layers=2, dropout=0.5, backend="reference")
+    twin.load_state_dict(ours.state_dict())
+    x = torch.randn(4, 2, 3)
+    ref.eval()
+    ours.eval()
+    assert_close(ours(x)[0], ref(x)[0], torch.float32)
+    ours.train()
+    torch.manual_seed(3)
+    out = ours(x)[0]
+    torch.manual_seed(3)
+    expected = twin(x)[0]
+    assert_close(out, expected, torch.float32)
+    assert not torch.allclose(out, ref(x)[0])
+
+
+def test_backward_in_eval_mode_and_inference(launches):
+    ref, ours = twins("LSTM", 3, 6, backend="triton", dtype=torch.float32)
+    ref.eval()
+    ours.eval()
+    _compare(ref, ours, T=4, B=2, kind="batched", dtype=torch.float32)
+    x = torch.randn(4, 2, 3)
+    with torch.inference_mode():
+        out, _ = ours(x)
+    assert not out.requires_grad
+    assert_close(out, ref(x)[0], torch.float32)
+
+
+def test_long_sequence_tiny_hidden(launches):
+    ref, ours = twins("LSTM", 2, 3, backend="triton", dtype=torch.float32)
+    _compare(ref, ours, T=200, B=2, kind="batched", dtype=torch.float32)
+
+
+def test_fallback_warns_once_and_matches():
+    backend_state._warned.clear()
+    ref, ours = twins("LSTM", 3, 5, backend="triton", dtype=torch.float64)
+    x = torch.randn(4, 2, 3, dtype=torch.float64)
+    with pytest.warns(UserWarning, match="cannot fuse.*float64"):
+        out, _ = ours(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours(x)
+    assert_close(out, ref(x)[0], torch.float64)
