@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from tolerances import assert_close
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import fastrnn
@@ -72,3 +73,15 @@ def run_and_grads(module, x, hx, lengths=None, seed: int = 1):
     for name, p in module.named_parameters():
         results[f"grad_{name}"] = p.grad
     return results
+
+
+def compare_with_torch(ref, ours, *, T, B, kind, dtype, with_state=True):
+    """Run both modules on one random input; every output and gradient must agree."""
+    x, hx, lengths = make_inputs(ref, T=T, B=B, kind=kind, dtype=dtype, with_state=with_state)
+    expected = run_and_grads(ref, x, hx, lengths)
+    actual = run_and_grads(ours, x, hx, lengths)
+    assert expected.keys() == actual.keys()
+    for key, value in expected.items():
+        assert actual[key] is not None, key
+        assert actual[key].shape == value.shape, key
+        assert_close(actual[key], value, dtype, msg=key)

@@ -6,7 +6,8 @@ import itertools
 
 import pytest
 import torch
-from helpers import make_inputs, run_and_grads, twins
+from helpers import compare_with_torch as _compare
+from helpers import make_inputs, twins
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tolerances import assert_close
@@ -19,17 +20,6 @@ GRID = [
     )
     if not (proj and cell != "LSTM")
 ]
-
-
-def _compare(ref, ours, *, T, B, kind, dtype, with_state=True):
-    x, hx, lengths = make_inputs(ref, T=T, B=B, kind=kind, dtype=dtype, with_state=with_state)
-    expected = run_and_grads(ref, x, hx, lengths)
-    actual = run_and_grads(ours, x, hx, lengths)
-    assert expected.keys() == actual.keys()
-    for key, value in expected.items():
-        assert actual[key] is not None, key
-        assert actual[key].shape == value.shape, key
-        assert_close(actual[key], value, dtype, msg=key)
 
 
 @pytest.mark.parametrize("cell,layers,bidir,batch_first,bias,proj,kind", GRID)

@@ -7,8 +7,8 @@ import warnings
 import pytest
 import torch
 from fastrnn.kernels import launch
+from helpers import compare_with_torch as _compare
 from helpers import twins
-from test_parity import _compare
 from tolerances import assert_close
 
 import fastrnn
