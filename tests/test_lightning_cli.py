@@ -43,7 +43,7 @@ def _trainer_args(tmp_path, epochs=2):
     ]
 
 
-def test_fit_test_predict_from_the_sine_config(tmp_path, caplog):
+def test_fit_validate_test_predict_from_the_sine_config(tmp_path, caplog):
     config = ["--config", str(CONFIGS / "sine_lstm.yaml"), *TINY_SINE]
     with caplog.at_level(logging.INFO):
         cli = main(["fit", *config, *_trainer_args(tmp_path)])
@@ -54,7 +54,11 @@ def test_fit_test_predict_from_the_sine_config(tmp_path, caplog):
     assert (log_dir / "config.yaml").is_file() and (log_dir / "metrics.csv").is_file()
     (ckpt,) = (log_dir / "checkpoints").glob("*.ckpt")
     assert "final metrics after 2 epochs" in caplog.text and "val_mase" in caplog.text
+    assert "train_loss_epoch" not in caplog.text
     assert str(ckpt) in caplog.text
+
+    cli = main(["validate", *config, *_trainer_args(tmp_path), "--ckpt_path", str(ckpt)])
+    assert {"val_mse", "val_mae", "val_mase"} <= set(cli.trainer.callback_metrics)
 
     cli = main(["test", *config, *_trainer_args(tmp_path), "--ckpt_path", str(ckpt)])
     assert {"test_mse", "test_mae", "test_mase"} <= set(cli.trainer.callback_metrics)

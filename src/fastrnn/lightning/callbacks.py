@@ -101,7 +101,7 @@ class PrintMetrics(Callback):
         metrics = {
             k: float(v)
             for k, v in sorted(trainer.callback_metrics.items())
-            if not k.endswith("_step") and v.numel() == 1
+            if not k.endswith(("_step", "_epoch")) and v.numel() == 1
         }
         if not metrics:
             return
