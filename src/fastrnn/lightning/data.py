@@ -205,7 +205,7 @@ class SineDataModule(_ForecastingDataModule):
         self,
         seq_len: int = 48,
         horizon: int = 8,
-        num_series: int = 64,
+        num_series: int = 128,
         series_len: int = 240,
         noise: float = 0.05,
         stride: int = 4,
