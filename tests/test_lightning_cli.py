@@ -1,6 +1,5 @@
-"""The ``fastrnn`` command line, its configs, plots and the comparison command."""
+"""The ``fastrnn`` command line: configs, subcommands, outputs and configuration errors."""
 
-import csv
 import logging
 import os
 import subprocess
@@ -12,8 +11,6 @@ import torch
 
 import fastrnn.lightning
 from fastrnn.lightning import SequenceForecaster, SineDataModule
-from fastrnn.lightning.compare import compare, format_table
-from fastrnn.lightning.plots import plot_confusion_matrix, plot_forecast
 
 pytest.importorskip("jsonargparse")
 
@@ -45,7 +42,7 @@ def _trainer_args(tmp_path, epochs=2):
 
 def test_fit_validate_test_predict_from_the_sine_config(tmp_path, caplog):
     config = ["--config", str(CONFIGS / "sine_lstm.yaml"), *TINY_SINE]
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch"):
         cli = main(["fit", *config, *_trainer_args(tmp_path)])
     log_dir = Path(cli.trainer.log_dir)
     assert isinstance(cli.model, SequenceForecaster) and cli.model.hparams.cell == "lstm"
@@ -123,42 +120,3 @@ def test_python_dash_m_runs_the_main_job(tmp_path):
     assert "final metrics after 1 epochs" in out and "val_mse" in out
     assert len(list(tmp_path.glob("lightning_logs/version_0/checkpoints/*.ckpt"))) == 1
     assert (tmp_path / "lightning_logs/version_0/forecast.png").is_file()
-
-
-def test_compare_trains_each_cell_on_torch_and_fastrnn(tmp_path, capsys):
-    data = dict(num_series=10, series_len=40, seq_len=12, horizon=3, batch_size=16)
-    rows = compare(
-        task="forecast",
-        cells=("rnn", "gru"),
-        backends=("torch", "reference"),
-        max_epochs=2,
-        hidden_size=8,
-        out=tmp_path,
-        data_kwargs=data,
-    )
-    assert [(r["cell"], r["backend"]) for r in rows] == [
-        ("rnn", "torch"),
-        ("rnn", "reference"),
-        ("gru", "torch"),
-        ("gru", "reference"),
-    ]
-    for torch_row, fast_row in zip(rows[::2], rows[1::2]):  # same seed, data and weights
-        assert fast_row["val_mse"] == pytest.approx(torch_row["val_mse"], rel=1e-3)
-        assert fast_row["s_per_epoch"] > 0
-    with open(tmp_path / "compare.csv") as f:
-        assert len(list(csv.DictReader(f))) == 4
-    assert (tmp_path / "compare.png").stat().st_size > 1000
-    assert "val_mase" in format_table(rows) and "s_per_epoch" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="cell must be one of"):
-        compare(cells=("lstm2",), out=None)
-
-
-def test_plots_are_skipped_with_a_warning_without_matplotlib(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    with pytest.warns(UserWarning, match=r"pip install fastrnn\[plot\]"):
-        assert plot_confusion_matrix(torch.eye(2), tmp_path / "cm.png") is None
-    with pytest.warns(UserWarning, match="matplotlib is not installed"):
-        x = torch.zeros(1, 4)
-        assert plot_forecast(x, x[:, :2], x[:, :2], tmp_path / "f.png") is None
-    assert not list(tmp_path.iterdir())

@@ -87,6 +87,14 @@ def main(args: ArgsType = None, run: bool = True) -> FastRNNCLI:
     """
     import fastrnn.lightning  # noqa: F401  (makes the short class names resolvable)
 
+    try:
+        import jsonargparse  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            "the fastrnn command line needs jsonargparse: "
+            "pip install 'jsonargparse[signatures]>=4.39'"
+        ) from error
+
     if args is None:
         args = sys.argv[1:]
     if isinstance(args, list):

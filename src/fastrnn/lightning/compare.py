@@ -2,6 +2,7 @@
 
     python -m fastrnn.lightning.compare                      # sine forecasting, 5 epochs each
     python -m fastrnn.lightning.compare --task classify --max-epochs 3 --out compare_out
+    python -m fastrnn.lightning.compare --quick              # a smoke test in seconds
 
 Every run starts from the same seed and data. Prints a table of validation metrics and
 seconds per epoch (median over epochs, validation included) and writes ``compare.csv`` and
@@ -33,6 +34,10 @@ __all__ = ["compare", "format_table", "main"]
 TASKS = {
     "forecast": (SineDataModule, SequenceForecaster, ("val_mse", "val_mase")),
     "classify": (SyntheticClassificationDataModule, SequenceClassifier, ("val_acc", "val_f1")),
+}
+QUICK_DATA = {  # --quick: a smoke test in seconds
+    "forecast": dict(num_series=12, series_len=64, seq_len=16, horizon=4),
+    "classify": dict(num_samples=120, seq_len=24),
 }
 
 
@@ -146,17 +151,24 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="compare_out", help="folder for compare.csv/.png")
+    parser.add_argument("--quick", action="store_true", help="tiny data, one epoch: a smoke test")
     args = parser.parse_args(argv)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    rows = compare(
-        task=args.task,
-        cells=args.cells,
-        backends=args.backends,
-        max_epochs=args.max_epochs,
-        hidden_size=args.hidden_size,
-        seed=args.seed,
-        out=args.out,
-    )
+    logger = logging.getLogger("lightning.pytorch")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # one table, not six Trainer banners
+    try:
+        rows = compare(
+            task=args.task,
+            cells=args.cells,
+            backends=args.backends,
+            max_epochs=1 if args.quick else args.max_epochs,
+            hidden_size=args.hidden_size,
+            seed=args.seed,
+            out=args.out,
+            data_kwargs=QUICK_DATA[args.task] if args.quick else None,
+        )
+    finally:
+        logger.setLevel(level)
     print(f"\n{format_table(rows)}\n\nwritten: {Path(args.out) / 'compare.csv'}, compare.png")
     return rows
 
