@@ -112,3 +112,8 @@ def main(args: ArgsType = None, run: bool = True) -> FastRNNCLI:
 
 if __name__ == "__main__":
     main()
+
+
+def console_main() -> None:
+    """The ``fastrnn`` console script: :func:`main` without a return value (exit status 0)."""
+    main()
