@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +31,8 @@ __all__ = ["main"]
 
 #: ``(warmup_ms, rep_ms, min_reps)`` per device; the smoke suite only checks the pipeline.
 _TIMING = {"cuda": (50.0, 200.0, 10), "cpu": (50.0, 300.0, 10), "smoke": (1.0, 3.0, 3)}
+#: Seconds between partial writes of the result file during a run.
+_CHECKPOINT_S = 20.0
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -81,6 +85,10 @@ def _select(args: argparse.Namespace) -> list[Case]:
     return cases[: args.limit] if args.limit is not None else cases
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _write_outputs(doc: dict, json_path: Path, plot: bool) -> None:
     """CSV, Markdown and plots beside ``json_path``; prints the table."""
     stem, out_dir = json_path.stem, json_path.parent
@@ -131,17 +139,30 @@ def _run(args: argparse.Namespace) -> int:
     }
     json_path = out_dir / f"{args.suite}.json"
 
-    def save(records: list[dict]) -> None:
-        write_json({**doc, "results": records}, json_path)
+    finished: list[dict] = []
+    last_save = time.monotonic()
+
+    def checkpoint(records: list[dict]) -> None:
+        """Keep the finished cases; write them out now and then, for a run killed outright."""
+        nonlocal finished, last_save
+        finished = records
+        if time.monotonic() - last_save > _CHECKPOINT_S:
+            write_json({**doc, "results": records}, json_path)
+            last_save = time.monotonic()
 
     settings = RunSettings(device=device, timing=timing, seed=args.seed)
-    doc["results"] = run_cases(cases, providers, settings, not args.quiet, on_case=save)
-    doc["complete"] = True
-    save(doc["results"])
+    signal.signal(signal.SIGTERM, _interrupt)  # a time cap's SIGTERM ends the run like Ctrl-C
+    try:
+        doc["results"] = run_cases(cases, providers, settings, not args.quiet, on_case=checkpoint)
+        doc["complete"] = True
+    except KeyboardInterrupt:
+        print("interrupted: writing the cases finished so far", file=sys.stderr)
+        doc["results"] = finished
+    write_json(doc, json_path)
     _write_outputs(doc, json_path, plot=not args.no_plot)
     if args.compare:
         print(format_comparison(compare_docs(doc, load_doc(args.compare))))
-    return 0
+    return 0 if doc["complete"] else 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:

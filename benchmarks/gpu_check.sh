@@ -53,12 +53,14 @@ esac
 
 suite=${SUITE:-quick}
 say "$suite suite (cap ${SUITE_CAP:-270}s)"
-timeout -s INT -k 20 "${SUITE_CAP:-270}" "$py" -m benchmarks run --suite "$suite" --out "$out" 2>&1 |
+timeout -k 20 "${SUITE_CAP:-270}" "$py" -m benchmarks run --suite "$suite" --out "$out" 2>&1 |
   tee -a "$log"
 rc=${PIPESTATUS[0]}
-if [ "$rc" -ne 0 ] && [ -f "$out/$suite.json" ]; then
+if [ "$rc" -ne 0 ]; then
   say "$suite suite ended early (exit $rc); tables from the cases it finished"
-  "$py" -m benchmarks report "$out/$suite.json" >>"$log" 2>&1
+  if [ -f "$out/$suite.json" ] && { [ ! -f "$out/$suite.md" ] || [ "$out/$suite.json" -nt "$out/$suite.md" ]; }; then
+    "$py" -m benchmarks report "$out/$suite.json" >>"$log" 2>&1
+  fi
 fi
 
 say "results in $out"

@@ -124,15 +124,28 @@ def _header(doc: dict) -> list[str]:
         "(higher is faster). Each provider's outputs (and input gradient) are checked against "
         "an oracle before it is timed; one that disagrees is reported as a mismatch and not "
         "timed.",
+        *(
+            ["", "**Incomplete run**: only the cases finished before it stopped."]
+            if doc.get("complete") is False
+            else []
+        ),
     ]
 
 
 def markdown(doc: dict) -> str:
     """The per-configuration table and the geometric means of speedups, as Markdown."""
     records = doc["results"]
+    lines = _header(doc) + [""]
+    lines += _results_table(records) if records else ["No case finished."]
+    lines += ["", f"## Geometric mean of speedups over {_label(BASELINE)}", ""]
+    lines += _geomean_table(records)
+    lines += _failures(records)
+    return "\n".join(lines) + "\n"
+
+
+def _results_table(records: Sequence[dict]) -> list[str]:
     providers = _providers(records)
-    others = [p for p in providers if p != BASELINE]
-    lines = _header(doc) + ["", "| config | mode | " + " | ".join(map(_label, providers)) + " |"]
+    lines = ["| config | mode | " + " | ".join(map(_label, providers)) + " |"]
     lines.append("|---|---|" + "---:|" * len(providers))
     by_key: dict[str, dict[str, dict]] = defaultdict(dict)
     for rec in records:
@@ -142,21 +155,22 @@ def markdown(doc: dict) -> str:
         config = first["config"] + (f" ({first['label']})" if first["label"] else "")
         cells = [_cell(recs.get(p)) for p in providers]
         lines.append(f"| {config} | {first['mode']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _geomean_table(records: Sequence[dict]) -> list[str]:
     summary = speedup_summary(records)
+    if not summary:
+        return ["No provider was timed next to the baseline."]
     extra_modes = sorted({r["mode"] for r in records} - set(MODES))
     modes = [m for m in (*MODES, *extra_modes, "all") if any(m in s for s in summary.values())]
-    lines += ["", f"## Geometric mean of speedups over {_label(BASELINE)}", ""]
-    if summary:
-        lines.append("| provider | " + " | ".join(modes) + " |")
-        lines.append("|---|" + "---:|" * len(modes))
-        for p in others:
+    lines = ["| provider | " + " | ".join(modes) + " |", "|---|" + "---:|" * len(modes)]
+    for p in _providers(records):
+        if p != BASELINE:
             row = [summary.get(p, {}).get(m) for m in modes]
             cells = [f"{g:.2f}x (n={n})" if g else "-" for g, n in (r or (None, 0) for r in row)]
             lines.append(f"| {_label(p)} | " + " | ".join(cells) + " |")
-    else:
-        lines.append("No provider was timed next to the baseline.")
-    lines += _failures(records)
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _failures(records: Sequence[dict]) -> list[str]:

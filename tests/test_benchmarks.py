@@ -166,6 +166,24 @@ def test_pipeline_writes_wellformed_results(tmp_path: Path, calls: list[str], ca
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
+def test_interrupted_run_keeps_finished_cases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from benchmarks import cli
+
+    def run_then_stop(cases, providers, settings, progress, on_case):  # noqa: ANN001
+        done = runner.run_case(cases[0], [BASELINE], settings)
+        on_case(done)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run_cases", run_then_stop)
+    args = ["run", "--suite", "smoke", "--out", str(tmp_path), "--quiet", "--no-plot"]
+    assert main([*args, "--rep-ms", "1"]) == 130
+    doc = report.load_doc(tmp_path / "smoke.json")
+    assert doc["complete"] is False and [r["key"] for r in doc["results"]] == [
+        suite_cases("smoke")[0].key
+    ]
+    assert "**Incomplete run**" in (tmp_path / "smoke.md").read_text()
+
+
 def _doc(medians: dict[tuple[str, str], float | None]) -> dict:
     results = [
         {"key": k, "provider": p, "median_ms": m, "status": "ok" if m else "mismatch"}
