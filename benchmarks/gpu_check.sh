@@ -5,10 +5,10 @@
 #   bash benchmarks/gpu_check.sh OUTDIR
 #
 # OUTDIR receives gpu_check.log (everything printed), quick.json, quick.csv, quick.md and
-# quick-<mode>.png: seven files. The GPU tests are capped at TEST_CAP seconds (default 120) and the suite at
+# quick-<mode>.png. The GPU tests are capped at TEST_CAP seconds (default 120) and the suite at
 # SUITE_CAP seconds (default 270), so the whole check ends within about 8 minutes; a suite cut
-# short still writes the cases it finished. The results table is printed last. SUITE=smoke
-# runs the tiny suite instead (a dry run of this script on a machine without a GPU).
+# short still writes the cases it finished. The results table is printed last. SUITE=NAME runs
+# another suite (SUITE=smoke is a dry run of this script on a machine without a GPU).
 set -uo pipefail
 
 [ $# -eq 1 ] || { echo "usage: bash benchmarks/gpu_check.sh OUTDIR" >&2; exit 2; }
@@ -24,7 +24,8 @@ say "device"
 nvidia-smi 2>&1 | tee -a "$log"
 "$py" - <<'PY' 2>&1 | tee -a "$log"
 import torch
-print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())
+cudnn = torch.backends.cudnn.version()
+print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", cudnn)
 print("device", torch.cuda.get_device_name() if torch.cuda.is_available() else "none visible")
 try:
     import triton
@@ -37,12 +38,15 @@ PY
 # without it, src/ goes on the path (the benchmarks map kernels/ themselves).
 if ! "$py" -c "import fastrnn.kernels" >/dev/null 2>&1; then
   say "installing fastrnn from the checkout (editable, no dependencies)"
-  "$py" -m pip install -q --no-deps --no-build-isolation -e . >>"$log" 2>&1 ||
-    { say "editable install failed; using PYTHONPATH=src"; export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"; }
+  if ! "$py" -m pip install -q --no-deps --no-build-isolation -e . >>"$log" 2>&1; then
+    say "editable install failed; using PYTHONPATH=src"
+    export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+  fi
 fi
 
 say "GPU tests (pytest -m gpu, cap ${TEST_CAP:-120}s)"
-timeout -k 10 "${TEST_CAP:-120}" "$py" -m pytest -m gpu -x -q -p no:cacheprovider 2>&1 | tee -a "$log"
+timeout -k 10 "${TEST_CAP:-120}" "$py" -m pytest -m gpu -x -q -p no:cacheprovider 2>&1 |
+  tee -a "$log"
 rc=${PIPESTATUS[0]}
 case $rc in
   0) say "GPU tests passed" ;;
@@ -58,8 +62,9 @@ timeout -k 20 "${SUITE_CAP:-270}" "$py" -m benchmarks run --suite "$suite" --out
 rc=${PIPESTATUS[0]}
 if [ "$rc" -ne 0 ]; then
   say "$suite suite ended early (exit $rc); tables from the cases it finished"
-  if [ -f "$out/$suite.json" ] && { [ ! -f "$out/$suite.md" ] || [ "$out/$suite.json" -nt "$out/$suite.md" ]; }; then
-    "$py" -m benchmarks report "$out/$suite.json" >>"$log" 2>&1
+  json="$out/$suite.json" md="$out/$suite.md"
+  if [ -f "$json" ] && { [ ! -f "$md" ] || [ "$json" -nt "$md" ]; }; then
+    "$py" -m benchmarks report "$json" >>"$log" 2>&1
   fi
 fi
 
