@@ -155,13 +155,14 @@ class Config:
     block_h: int
     block_k: int
     num_warps: int
+    backward_warps: int = 0  # 0: num_warps
     num_stages: int = 1
 
 
-def split_warps(cell: int) -> int:
-    """Warps of a split-path program: 4 for the gated cells, 8 for an Elman RNN (with 4 its
-    forward keeps an 8-byte stack frame)."""
-    return 4 if GATES[cell] > 1 else 8
+def split_warps(cell: int) -> tuple[int, int]:
+    """Warps of a split-path program, forward and backward: ptxas keeps an 8-byte stack frame
+    in the half precision GRU forward with 4 warps and in its backward with 8."""
+    return {LSTM: (4, 4), GRU: (8, 4)}.get(cell, (8, 8))
 
 
 def out_block(hidden_size: int, proj_size: int) -> int:
@@ -179,7 +180,7 @@ def pick_config(
             RESIDENT_WARPS)
         return Config(True, MIN_BLOCK, bh, bp, warps)
     block_k = min(SPLIT_BLOCK_K, pow2(hidden_size))
-    return Config(False, MIN_BLOCK, SPLIT_BLOCK_H, block_k, split_warps(cell))
+    return Config(False, MIN_BLOCK, SPLIT_BLOCK_H, block_k, *split_warps(cell))
 
 
 def torch_dot_precision(dtype: torch.dtype, interpreted: bool = False) -> str:

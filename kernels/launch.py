@@ -13,12 +13,8 @@ import os
 import torch
 from fastrnn.kernels.common import GATES, LSTM, SAVED, Config, pick_config
 from fastrnn.kernels.common import torch_dot_precision as _precision
-from fastrnn.kernels.recurrence import (
-    resident_backward_kernel,
-    resident_forward_kernel,
-    split_backward_kernel,
-    split_forward_kernel,
-)
+from fastrnn.kernels.recurrence import resident_backward_kernel, resident_forward_kernel
+from fastrnn.kernels.split import split_backward_kernel, split_forward_kernel
 from torch import Tensor
 from triton.runtime.jit import JITFunction
 
@@ -58,18 +54,29 @@ def kernel_meta(
     """The kernel a launch with this config runs: its constexprs, ``num_warps``, ``num_stages``."""
     meta = {
         "CELL": cell, "G": GATES[cell], "BLOCK_B": cfg.block_b, "HAS_LENGTHS": lengths,
-        "REVERSE": reverse, "PREC": _precision(dtype, interpreted), "num_warps": cfg.num_warps,
-        "num_stages": cfg.num_stages,
+        "REVERSE": reverse, "PREC": _precision(dtype, interpreted), "num_warps": cfg.backward_warps if backward and cfg.backward_warps else cfg.num_warps,
+        "num_stages": cfg.num_stages, "PROJ": proj,
     }
     if backward:
         meta["S"] = SAVED[cell] or 1
     else:
         meta |= {"S": SAVED[cell] if save else 0, "HAS_BHN": has_bhn}
     if cfg.resident:
-        meta |= {"BLOCK_H": cfg.block_h, "BLOCK_P": cfg.block_k, "PROJ": proj}
+        meta |= {"BLOCK_H": cfg.block_h, "BLOCK_P": cfg.block_k}
         return (resident_backward_kernel if backward else resident_forward_kernel), meta
     meta |= {"BLOCK_H": cfg.block_h, "BLOCK_K": cfg.block_k, "BARRIER": barrier}
     return (split_backward_kernel if backward else split_forward_kernel), meta
+
+
+def _run_phases(kernel: JITFunction, grid: tuple[int, int], args: tuple, meta: dict,
+                phases: int, barrier: bool) -> None:
+    """Launch a split kernel over ``phases`` phases: all in one launch behind the grid barrier,
+    or one launch per phase."""
+    if barrier:
+        kernel[grid](*args, 0, phases, **meta)
+        return
+    for q in range(phases):
+        kernel[grid](*args, q, q + 1, **meta)
 
 
 def _lengths(lengths: Tensor | None, gx: Tensor) -> Tensor:
@@ -94,8 +101,6 @@ def forward(
     H = GH // GATES[cell]
     P = h0.shape[1]
     cfg = config or pick_config(cell, H, B, gx.dtype, P if w_hr is not None else 0)
-    if w_hr is not None and not cfg.resident:
-        raise ValueError(f"a projection needs the resident path; H={H}, P={P} is too large")
     gx = gx.contiguous()
     w_hh = w_hh.to(gx.dtype).contiguous()
     S = SAVED[cell] if save else 0
@@ -119,13 +124,14 @@ def forward(
             h_n, gx if c_n is None else c_n, ws, T, B, H, P, **meta,
         )
         return y, h_n, c_n, ws
-    hbuf = torch.empty(2, B, H, device=gx.device, dtype=torch.float32)
+    hbuf = torch.empty(2, B, P, device=gx.device, dtype=torch.float32)
     hbuf[1] = h0
     cbuf = hbuf[0] if c0 is None else c0.float().clone()
+    mbuf = hbuf if w_hr is None else torch.empty(B, H, device=gx.device, dtype=torch.float32)
+    wr = gx if w_hr is None else w_hr.to(gx.dtype).contiguous()
     bar = torch.zeros(1, device=gx.device, dtype=torch.int32)
-    args = (gx, w_hh, bhn, lens, y, ws, hbuf, cbuf, bar, T, B, H)
-    for s in [0] if barrier else range(T):
-        kernel[grid](*args, s, T if barrier else s + 1, **meta)
+    args = (gx, w_hh, wr, bhn, lens, y, ws, hbuf, cbuf, mbuf, bar, T, B, H, P)
+    _run_phases(kernel, grid, args, meta, T * (1 + (w_hr is not None)), barrier)
     h_n = hbuf[(T - 1) % 2].to(gx.dtype)
     return y, h_n, None if c0 is None else cbuf.to(gx.dtype), ws
 
@@ -176,8 +182,10 @@ def backward(
     dhbuf = dh_n.float().clone()
     dcbuf = dhbuf if dc_n is None else dc_n.float().clone()
     rbuf = torch.zeros(2, B, G * H, device=y.device, dtype=torch.float32)
+    dhs = None if w_hr is None else y.new_empty(T, B, P)
+    wr = y if w_hr is None else w_hr.to(y.dtype).contiguous()
     bar = torch.zeros(1, device=y.device, dtype=torch.int32)
-    args = (dy, w_hh, h0, c0, y, ws, lens, dgx, dhbuf, dcbuf, rbuf, bar, T, B, H)
-    for s in [T - 1] if barrier else range(T - 1, -2, -1):
-        kernel[grid](*args, s, T + 1 if barrier else 1, **meta)
-    return dgx, dhbuf.to(y.dtype), None if dc_n is None else dcbuf.to(y.dtype), None
+    args = (dy, w_hh, wr, h0, c0, y, ws, lens, dgx, y if dhs is None else dhs, dhbuf, dcbuf, rbuf,
+            bar, T, B, H, P)
+    _run_phases(kernel, grid, args, meta, (T + 1) if w_hr is None else 2 * T + 1, barrier)
+    return dgx, dhbuf.to(y.dtype), None if dc_n is None else dcbuf.to(y.dtype), dhs

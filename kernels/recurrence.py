@@ -1,11 +1,8 @@
-"""The time-loop kernels shared by every cell: forward and backward, resident and split.
+"""The per-step cell helpers every time-loop kernel shares, and the *resident* kernels.
 
 *Resident* kernels (grid: batch tiles) own the whole hidden width: W_hh (and W_hr) are loaded
-once before the time loop, h and c stay in registers across all steps. *Split* kernels (grid:
-batch tiles x hidden slices) own ``BLOCK_H`` hidden units each, stream W_hh from L2 in
-``BLOCK_K`` chunks every step and exchange the state through a double-buffered global array:
-either all steps in one launch with a grid-wide barrier per step (``BARRIER``, GPU only, every
-program resident) or one step per launch, looped from Python (the interpreter and big grids).
+once before the time loop, h and c stay in registers across all steps. Larger problems take the
+split kernels of :mod:`fastrnn.kernels.split`.
 
 Backward runs the steps in the opposite order, producing the gate gradients ``dgx`` (also the
 gradient of the input projection), dh0 and dc0; weight gradients are GEMMs in torch.
@@ -15,7 +12,6 @@ import triton
 import triton.language as tl
 from fastrnn.kernels import gru, lstm, rnn
 from fastrnn.kernels.common import (
-    grid_barrier,
     load_tile,
     load_w,
     mm,
@@ -253,145 +249,3 @@ def resident_backward_kernel(
     store_tile(dh0_ptr, rows * P, pcols, dh, mask_p)
     if CELL == 0:
         store_tile(dc0_ptr, rows * H, hcols, dc, mask_h)
-
-
-@triton.jit
-def split_forward_kernel(
-    gx_ptr,  # (T, B, G*H) input projection, biases folded in (GRU: all but b_hn)
-    w_ptr,  # (G*H, H) W_hh; its dtype is the tl.dot operand dtype
-    bhn_ptr,  # (H,) GRU b_hn when HAS_BHN
-    len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
-    y_ptr,  # (T, B, H) output: h of every step, zero past each length
-    ws_ptr,  # (T, B, S*H) saved activations for backward when S > 0
-    hbuf_ptr,  # (2, B, H) float32: step s reads h from slot (s+1)%2, writes slot s%2
-    cbuf_ptr,  # (B, H) float32 cell state (LSTM), updated in place
-    bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (BARRIER)
-    T, B, H,  # steps, batch, hidden size
-    s_begin, s_end,  # this launch runs steps s_begin .. s_end-1
-    CELL: tl.constexpr,  # cell code
-    G: tl.constexpr,  # gates per cell
-    S: tl.constexpr,  # saved tiles per step (0: save nothing)
-    BLOCK_B: tl.constexpr,  # batch rows per program
-    BLOCK_H: tl.constexpr,  # hidden units per program
-    BLOCK_K: tl.constexpr,  # reduction chunk of the recurrent product
-    HAS_BHN: tl.constexpr,  # GRU with b_hn
-    HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
-    REVERSE: tl.constexpr,  # run from each sequence's last step back to 0
-    BARRIER: tl.constexpr,  # several steps per launch, grid barrier after each
-    PREC: tl.constexpr,  # tl.dot input precision
-):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    hcols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    kcols = tl.arange(0, BLOCK_K)
-    rmask = rows < B
-    mask_h = rmask[:, None] & (hcols < H)[None, :]
-    lens = seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS)
-    bhn = tl.zeros([BLOCK_H], dtype=tl.float32)
-    if HAS_BHN:
-        bhn = tl.load(bhn_ptr + hcols, mask=hcols < H, other=0.0).to(tl.float32)
-    nprog = tl.num_programs(0) * tl.num_programs(1)
-    for s in range(s_begin, s_end):
-        tt, valid = step_rows(s, lens, REVERSE)
-        v = valid[:, None]
-        h_rd = hbuf_ptr + ((s + 1) % 2) * B * H
-        a0 = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)
-        a1, a2, a3 = a0, a0, a0
-        for k0 in range(0, H, BLOCK_K):
-            kc = k0 + kcols
-            hq = load_tile(h_rd, rows * H, kc, rmask[:, None] & (kc < H)[None, :]).to(w_ptr.dtype.element_ty)
-            a0 += mm(hq, load_w(w_ptr, 0, hcols, kc, H, H, True), PREC)
-            if G > 1:
-                a1 += mm(hq, load_w(w_ptr, 1, hcols, kc, H, H, True), PREC)
-                a2 += mm(hq, load_w(w_ptr, 2, hcols, kc, H, H, True), PREC)
-            if G > 3:
-                a3 += mm(hq, load_w(w_ptr, 3, hcols, kc, H, H, True), PREC)
-        hprev = load_tile(h_rd, rows * H, hcols, mask_h)
-        c = hprev
-        if CELL == 0:
-            c = load_tile(cbuf_ptr, rows * H, hcols, mask_h)
-        hn, cn, s0, s1, s2, s3, s4 = cell_forward(
-            CELL, gx_ptr, seq_offsets(tt, rows, B, G * H), hcols, H, mask_h, a0, a1, a2, a3, hprev, c, bhn)
-        hn = tl.where(v, hn, hprev)
-        store_tile(hbuf_ptr + (s % 2) * B * H, rows * H, hcols, hn, mask_h)
-        if CELL == 0:
-            store_tile(cbuf_ptr, rows * H, hcols, tl.where(v, cn, c), mask_h)
-        store_tile(y_ptr, seq_offsets(tt, rows, B, H), hcols, tl.where(v, hn, 0.0), mask_h)
-        store_gates(ws_ptr, seq_offsets(tt, rows, B, S * H), hcols, H, mask_h, v, S, s0, s1, s2, s3, s4)
-        if BARRIER:
-            grid_barrier(bar_ptr, (s - s_begin + 1) * nprog)
-
-
-@triton.jit
-def split_backward_kernel(
-    dy_ptr,  # (T, B, H) gradient of the output
-    w_ptr,  # (G*H, H) W_hh
-    h0_ptr,  # (B, H) initial hidden state (GRU reads it)
-    c0_ptr,  # (B, H) initial cell state (LSTM reads it)
-    y_ptr,  # (T, B, H) forward output
-    ws_ptr,  # (T, B, S*H) saved activations (an RNN passes y, S = 1)
-    len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
-    dgx_ptr,  # (T, B, G*H) out: gate pre-activation gradients, zero past each length
-    dhbuf_ptr,  # (B, H) float32 dh carried between steps (starts as dh_n, ends as dh0)
-    dcbuf_ptr,  # (B, H) float32 dc carried between steps (starts as dc_n, ends as dc0; LSTM)
-    rbuf_ptr,  # (2, B, G*H) float32 recurrent gradients of step s in slot s%2; slot T%2 zero
-    bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (BARRIER)
-    T, B, H,  # steps, batch, hidden size
-    s_begin, n_steps,  # runs steps s_begin, s_begin-1, ... (n_steps of them); step -1 adds
-    # step 0's recurrent gradient into dh, leaving dh0
-    CELL: tl.constexpr,  # cell code
-    G: tl.constexpr,  # gates per cell
-    S: tl.constexpr,  # saved tiles per step in ws
-    BLOCK_B: tl.constexpr,  # batch rows per program
-    BLOCK_H: tl.constexpr,  # hidden units per program
-    BLOCK_K: tl.constexpr,  # reduction chunk of the recurrent product
-    HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
-    REVERSE: tl.constexpr,  # the forward ran in reverse
-    BARRIER: tl.constexpr,  # several steps per launch, grid barrier after each
-    PREC: tl.constexpr,  # tl.dot input precision
-):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    hcols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    kcols = tl.arange(0, BLOCK_K)
-    rmask = rows < B
-    mask_h = rmask[:, None] & (hcols < H)[None, :]
-    lens = seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS)
-    nprog = tl.num_programs(0) * tl.num_programs(1)
-    dt = w_ptr.dtype.element_ty
-    for i in range(n_steps):
-        s = s_begin - i
-        r_rd = rbuf_ptr + ((s + 1) % 2) * B * G * H
-        dh = load_tile(dhbuf_ptr, rows * H, hcols, mask_h)
-        for k0 in range(0, H, BLOCK_K):
-            kc = k0 + kcols
-            kmask = rmask[:, None] & (kc < H)[None, :]
-            dh += mm(load_tile(r_rd, rows * G * H, kc, kmask).to(dt), load_w(w_ptr, 0, kc, hcols, H, H, False), PREC)
-            if G > 1:
-                dh += mm(load_tile(r_rd + H, rows * G * H, kc, kmask).to(dt), load_w(w_ptr, 1, kc, hcols, H, H, False), PREC)
-                dh += mm(load_tile(r_rd + 2 * H, rows * G * H, kc, kmask).to(dt), load_w(w_ptr, 2, kc, hcols, H, H, False), PREC)
-            if G > 3:
-                dh += mm(load_tile(r_rd + 3 * H, rows * G * H, kc, kmask).to(dt), load_w(w_ptr, 3, kc, hcols, H, H, False), PREC)
-        if s >= 0:
-            tt, valid = step_rows(s, lens, REVERSE)
-            v = valid[:, None]
-            dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, H), hcols, mask_h & v)
-            dc = dh
-            if CELL == 0:
-                dc = load_tile(dcbuf_ptr, rows * H, hcols, mask_h)
-            s0, s1, s2, s3, s4 = load_saved(ws_ptr, seq_offsets(tt, rows, B, S * H), hcols, H, mask_h & v, S)
-            prev = dh
-            if CELL < 2:
-                prev = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B, H, hcols,
-                                       mask_h & v, S, REVERSE)
-            d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp = cell_backward(CELL, dh, dc, s0, s1, s2, s3, s4, prev)
-            store_gates(dgx_ptr, seq_offsets(tt, rows, B, G * H), hcols, H, mask_h, v, G, d0, d1, d2, d3, d0)
-            store_gates(rbuf_ptr + (s % 2) * B * G * H, rows * G * H, hcols, H, mask_h, v, G, r0, r1, r2, r3, r0)
-            carry = tl.zeros_like(d0)
-            if CELL == 1:
-                carry = dhd
-            store_tile(dhbuf_ptr, rows * H, hcols, tl.where(v, carry, dh), mask_h)
-            if CELL == 0:
-                store_tile(dcbuf_ptr, rows * H, hcols, tl.where(v, dcp, dc), mask_h)
-        else:
-            store_tile(dhbuf_ptr, rows * H, hcols, dh, mask_h)
-        if BARRIER:
-            grid_barrier(bar_ptr, (i + 1) * nprog)

@@ -9,6 +9,7 @@ the 227 KB per block and ``cuobjdump`` reports no stack or local memory (no regi
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import re
@@ -29,7 +30,7 @@ HIDDEN = [1, 16, 17, 32, 33, 64, 65, 100, 128, 129, 256, 512, 768, 1024, 2048]
 BATCH = [1, 64]
 PROJ = [1, 17, 33]
 DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
-FP32_PTRS = {"hbuf_ptr", "cbuf_ptr", "dhbuf_ptr", "dcbuf_ptr", "rbuf_ptr"}
+FP32_PTRS = {"hbuf_ptr", "cbuf_ptr", "mbuf_ptr", "dhbuf_ptr", "dcbuf_ptr", "rbuf_ptr"}
 I32_PTRS = {"len_ptr", "bar_ptr"}
 CUOBJDUMP = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
 
@@ -48,8 +49,6 @@ def _pickable() -> dict[str, tuple]:
                         for B in BATCH:
                             for proj in [p for p in projs if p < H]:
                                 cfg = common.pick_config(cell, H, B, dtype, proj)
-                                if proj and not cfg.resident:
-                                    continue  # falls back to the reference (unsupported_reason)
                                 for backward in (False, True):
                                     kernel, meta = launch.kernel_meta(
                                         cell, dtype, cfg, backward=backward, proj=proj > 0,
@@ -60,7 +59,8 @@ def _pickable() -> dict[str, tuple]:
                                                "num_stages": meta.pop("num_stages")}
                                     meta = {k: v for k, v in meta.items()
                                             if k in kernel.arg_names}
-                                    key = (kernel.__name__, dname, tuple(sorted(meta.items())),
+                                    key = (kernel.fn.__module__, kernel.__name__, dname,
+                                           tuple(sorted(meta.items())),
                                            tuple(sorted(options.items())))
                                     name = (f"{cell_name}-{dname}-{kernel.__name__}-"
                                             f"H{meta['BLOCK_H']}-K{meta.get('BLOCK_P', 0)}"
@@ -75,10 +75,8 @@ def _pickable() -> dict[str, tuple]:
 
 def compile_config(key: tuple) -> dict:
     """AOT-compile one launch for sm_90: shared bytes and cuobjdump's REG/STACK/LOCAL."""
-    kernel_name, dname, meta, options = key
-    from fastrnn.kernels import recurrence
-
-    fn = getattr(recurrence, kernel_name)
+    module, kernel_name, dname, meta, options = key
+    fn = getattr(importlib.import_module(module), kernel_name)
     meta = dict(meta)
     signature = {}
     for arg in fn.arg_names:
@@ -129,10 +127,13 @@ def compiled() -> dict[str, dict]:
 
 
 def test_enumeration_covers_both_paths_and_all_cells():
-    kernels = {key[0] for key in CONFIGS.values()}
+    kernels = {key[1] for key in CONFIGS.values()}
     assert kernels == {"resident_forward_kernel", "resident_backward_kernel",
                        "split_forward_kernel", "split_backward_kernel"}
-    assert {dict(key[2])["CELL"] for key in CONFIGS.values()} == set(common.CELLS.values())
+    assert {dict(key[3])["CELL"] for key in CONFIGS.values()} == set(common.CELLS.values())
+    split_proj = {key[1] for key in CONFIGS.values() if dict(key[3]).get("PROJ")
+                  and "BLOCK_K" in dict(key[3])}
+    assert split_proj == {"split_forward_kernel", "split_backward_kernel"}
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))

@@ -2,7 +2,7 @@
 
 Both launch paths run: ``resident`` (one program owns the hidden width, the time loop inside
 the kernel) and ``split`` (programs own 16 hidden units, W_hh streamed in 16-wide chunks, one
-launch per step as under TRITON_INTERPRET), forced on small sizes through ``pick_config``.
+launch per phase as under TRITON_INTERPRET), forced on small sizes through ``pick_config``.
 """
 
 from __future__ import annotations
@@ -100,13 +100,22 @@ def test_half_precision(path, cell, dtype):
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-def test_projection(reverse):
+def test_projection(path, reverse):
     _check("LSTM", T=6, B=3, H=29, proj=11, lengths=torch.tensor([6, 3, 1]), reverse=reverse)
 
 
-def test_projection_beyond_resident_is_refused():
-    with pytest.raises(ValueError, match="projection"):
-        _check("LSTM", T=2, B=1, H=200, proj=50)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_projection_half_precision(path, dtype):
+    _check("LSTM", T=4, B=2, H=21, proj=18, dtype=dtype)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_projection_picked_split(monkeypatch, reverse):
+    """The config pick_config gives a projection beyond the resident budget (forced small)."""
+    monkeypatch.setattr(common, "RESIDENT_BYTES", 1024)
+    assert not common.pick_config(common.LSTM, 80, 17, torch.float32, 33).resident
+    _check("LSTM", T=3, B=17, H=80, proj=33, lengths=torch.tensor([3, 1] + [2] * 15),
+           reverse=reverse)
 
 
 def test_gru_without_b_hn(path):
@@ -160,7 +169,7 @@ def test_unsupported_reason(monkeypatch):
     assert _reason() is None
     assert _reason(dtype=torch.bfloat16, hidden_size=2048) is None
     assert "float64" in _reason(dtype=torch.float64)
-    assert "proj_size" in _reason(hidden_size=1024, proj_size=100)
+    assert _reason(hidden_size=1024, proj_size=100) is None
     assert _reason(hidden_size=29, proj_size=11) is None
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(BackendUnavailableError, match="CUDA"):

@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 import torch
-from fastrnn.kernels import launch
+from fastrnn.kernels import common, launch
 from helpers import compare_with_torch as _compare
 from helpers import twins
 from tolerances import assert_close
@@ -137,3 +137,14 @@ def test_fallback_warns_once_and_matches():
         warnings.simplefilter("error")
         ours(x)
     assert_close(out, ref(x)[0], torch.float64)
+
+
+@pytest.mark.parametrize("kind", ["packed", "batched"])
+def test_projection_on_the_split_path(monkeypatch, launches, kind):
+    """proj_size beyond the resident budget (forced small here) runs fused on the split path."""
+    monkeypatch.setattr(common, "RESIDENT_BYTES", 1024)
+    assert not common.pick_config(common.LSTM, 80, 3, torch.float32, 7).resident
+    ref, ours = twins("LSTM", 5, 80, proj_size=7, num_layers=2, bidirectional=kind == "packed",
+                      backend="triton", dtype=torch.float32)
+    _compare(ref, ours, T=4, B=3, kind=kind, dtype=torch.float32)
+    assert len(launches) == 2 * (1 + (kind == "packed"))

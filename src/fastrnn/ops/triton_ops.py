@@ -64,8 +64,6 @@ def unsupported_reason(
         )
     if dtype not in DTYPES:
         return f"dtype {dtype} (fused kernels take float32, float16, bfloat16)"
-    if proj_size and not common.pick_config(common.LSTM, hidden_size, 1, dtype, proj_size).resident:
-        return f"proj_size with hidden_size {hidden_size} too large to keep W_hh on chip"
     return None
 
 

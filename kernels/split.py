@@ -1,0 +1,272 @@
+"""The *split* time-loop kernels: programs own ``BLOCK_H`` units of a batch tile's state.
+
+Grid: batch tiles x slices of ``BLOCK_H`` hidden units. Every step streams W_hh (and W_hr) from
+L2 in ``BLOCK_K`` chunks of the reduction dimension and exchanges the state through float32
+global buffers, so the work of a step is divided into *phases* separated by a grid-wide
+synchronisation: either a grid barrier (``BARRIER``: all phases in one launch, every program
+resident; GPU only, or a grid of one program) or the end of a launch (one phase per launch,
+looped from Python: the interpreter and grids larger than the GPU).
+
+Phases, numbered ``q`` from 0 in running order; a launch runs ``q_begin .. q_end-1``:
+
+- forward, no projection: phase ``s`` is step ``s`` (gates from h, new h and c of the slice).
+- forward with a projection (LSTM, ``h = W_hr m``, ``m = o * tanh(c)``): phase ``2s`` computes
+  the gates and m of a hidden slice into ``mbuf``; phase ``2s+1`` projects all of m onto a
+  slice of the P outputs.
+- backward, no projection: phase ``q`` is step ``s = T-1-q``, down to ``s = -1``, which only
+  adds step 0's recurrent gradient into dh (leaving dh0).
+- backward with a projection: phase ``2q`` gathers the total gradient of h (P wide) of step
+  ``s = T-1-q`` from dy, the carry and the recurrent gradients of step s+1; phase ``2q+1``
+  brings it back through W_hr onto a hidden slice and runs the cell's backward there.
+"""
+
+import triton
+import triton.language as tl
+from fastrnn.kernels.common import (
+    grid_barrier,
+    load_tile,
+    load_w,
+    mm,
+    seq_lengths,
+    seq_offsets,
+    step_rows,
+    store_tile,
+)
+from fastrnn.kernels.recurrence import (
+    cell_backward,
+    cell_forward,
+    load_prev_state,
+    load_saved,
+    store_gates,
+)
+
+
+@triton.jit
+def stream_mm(acc, a_ptr, a_width, rows, rmask, w_ptr, gate, w_rows, w_cols, cols, K,
+              TRANS: tl.constexpr, BLOCK_K: tl.constexpr, PREC: tl.constexpr):
+    """``acc + A[rows, :K] @ M[:K, cols]`` streamed in BLOCK_K chunks, A float32 with row stride
+    ``a_width``; M is ``W_gate^T`` (TRANS) or ``W_gate`` of ``W: (G*w_rows, w_cols)``."""
+    kcols = tl.arange(0, BLOCK_K)
+    for k0 in range(0, K, BLOCK_K):
+        kc = k0 + kcols
+        a = load_tile(a_ptr, rows * a_width, kc, rmask[:, None] & (kc < K)[None, :])
+        if TRANS:
+            w = load_w(w_ptr, gate, cols, kc, w_rows, w_cols, True)
+        else:
+            w = load_w(w_ptr, gate, kc, cols, w_rows, w_cols, False)
+        acc += mm(a.to(w_ptr.dtype.element_ty), w, PREC)
+    return acc
+
+
+@triton.jit
+def stream_gates(h_ptr, rows, rmask, w_ptr, cols, H, P, G: tl.constexpr, BLOCK_B: tl.constexpr,
+                 BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PREC: tl.constexpr):
+    """The recurrent pre-activations ``h (B, P) @ W_k^T[:, cols]`` of every gate, each chunk of
+    h loaded once for all gates."""
+    kcols = tl.arange(0, BLOCK_K)
+    a0 = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)
+    a1, a2, a3 = a0, a0, a0
+    for k0 in range(0, P, BLOCK_K):
+        kc = k0 + kcols
+        hq = load_tile(h_ptr, rows * P, kc, rmask[:, None] & (kc < P)[None, :])
+        hq = hq.to(w_ptr.dtype.element_ty)
+        a0 += mm(hq, load_w(w_ptr, 0, cols, kc, H, P, True), PREC)
+        if G > 1:
+            a1 += mm(hq, load_w(w_ptr, 1, cols, kc, H, P, True), PREC)
+            a2 += mm(hq, load_w(w_ptr, 2, cols, kc, H, P, True), PREC)
+        if G > 3:
+            a3 += mm(hq, load_w(w_ptr, 3, cols, kc, H, P, True), PREC)
+    return a0, a1, a2, a3
+
+
+@triton.jit
+def split_forward_kernel(
+    gx_ptr,  # (T, B, G*H) input projection, biases folded in (GRU: all but b_hn)
+    w_ptr,  # (G*H, P) W_hh; its dtype is the tl.dot operand dtype
+    wr_ptr,  # (P, H) W_hr when PROJ
+    bhn_ptr,  # (H,) GRU b_hn when HAS_BHN
+    len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
+    y_ptr,  # (T, B, P) output: h of every step, zero past each length
+    ws_ptr,  # (T, B, S*H) saved activations for backward when S > 0
+    hbuf_ptr,  # (2, B, P) float32: step s reads h from slot (s+1)%2, writes slot s%2
+    cbuf_ptr,  # (B, H) float32 cell state (LSTM), updated in place
+    mbuf_ptr,  # (B, H) float32 m = o * tanh(c) of the current step when PROJ
+    bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (BARRIER)
+    T, B, H, P,  # steps, batch, hidden size, output size (P = proj size or H)
+    q_begin, q_end,  # this launch runs phases q_begin .. q_end-1 (see the module docstring)
+    CELL: tl.constexpr,  # cell code
+    G: tl.constexpr,  # gates per cell
+    S: tl.constexpr,  # saved tiles per step (0: save nothing)
+    BLOCK_B: tl.constexpr,  # batch rows per program
+    BLOCK_H: tl.constexpr,  # hidden (projection phase: output) units per program
+    BLOCK_K: tl.constexpr,  # reduction chunk of the streamed products
+    PROJ: tl.constexpr,  # LSTM projection h = W_hr (o * tanh(c)): two phases per step
+    HAS_BHN: tl.constexpr,  # GRU with b_hn
+    HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
+    REVERSE: tl.constexpr,  # run from each sequence's last step back to 0
+    BARRIER: tl.constexpr,  # several phases per launch, grid barrier after each
+    PREC: tl.constexpr,  # tl.dot input precision
+):
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    rmask = rows < B
+    mask_h = rmask[:, None] & (cols < H)[None, :]
+    mask_p = rmask[:, None] & (cols < P)[None, :]
+    lens = seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS)
+    bhn = tl.zeros([BLOCK_H], dtype=tl.float32)
+    if HAS_BHN:
+        bhn = tl.load(bhn_ptr + cols, mask=cols < H, other=0.0).to(tl.float32)
+    nprog = tl.num_programs(0) * tl.num_programs(1)
+    for q in range(q_begin, q_end):
+        s = q
+        project = False
+        if PROJ:
+            s = q // 2
+            project = q % 2 == 1
+        tt, valid = step_rows(s, lens, REVERSE)
+        v = valid[:, None]
+        h_rd = hbuf_ptr + ((s + 1) % 2) * B * P
+        h_wr = hbuf_ptr + (s % 2) * B * P
+        if project:
+            if tl.program_id(1) * BLOCK_H < P:
+                hn = stream_mm(tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32), mbuf_ptr, H, rows,
+                               rmask, wr_ptr, 0, P, H, cols, H, True, BLOCK_K, PREC)
+                hn = tl.where(v, hn, load_tile(h_rd, rows * P, cols, mask_p))
+                store_tile(h_wr, rows * P, cols, hn, mask_p)
+                store_tile(y_ptr, seq_offsets(tt, rows, B, P), cols, tl.where(v, hn, 0.0), mask_p)
+        else:
+            a0, a1, a2, a3 = stream_gates(h_rd, rows, rmask, w_ptr, cols, H, P, G, BLOCK_B,
+                                          BLOCK_H, BLOCK_K, PREC)
+            hprev = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)  # unread with a projection
+            if not PROJ:
+                hprev = load_tile(h_rd, rows * P, cols, mask_h)
+            c = hprev
+            if CELL == 0:
+                c = load_tile(cbuf_ptr, rows * H, cols, mask_h)
+            hn, cn, s0, s1, s2, s3, s4 = cell_forward(
+                CELL, gx_ptr, seq_offsets(tt, rows, B, G * H), cols, H, mask_h, a0, a1, a2, a3,
+                hprev, c, bhn)
+            if PROJ:
+                store_tile(mbuf_ptr, rows * H, cols, tl.where(v, hn, 0.0), mask_h)
+            else:
+                hn = tl.where(v, hn, hprev)
+                store_tile(h_wr, rows * P, cols, hn, mask_h)
+                store_tile(y_ptr, seq_offsets(tt, rows, B, P), cols, tl.where(v, hn, 0.0), mask_h)
+            if CELL == 0:
+                store_tile(cbuf_ptr, rows * H, cols, tl.where(v, cn, c), mask_h)
+            store_gates(ws_ptr, seq_offsets(tt, rows, B, S * H), cols, H, mask_h, v, S, s0, s1, s2,
+                        s3, s4)
+        if BARRIER:
+            grid_barrier(bar_ptr, (q - q_begin + 1) * nprog)
+
+
+@triton.jit
+def gather_dh(dh, r_ptr, rows, rmask, w_ptr, cols, H, P, G: tl.constexpr, BLOCK_K: tl.constexpr,
+              PREC: tl.constexpr):
+    """``dh + sum_k R_k @ W_k[:, cols]``: the gradient reaching h through W_hh from the
+    recurrent gate gradients ``R: (B, G*H)`` of the step after."""
+    dh = stream_mm(dh, r_ptr, G * H, rows, rmask, w_ptr, 0, H, P, cols, H, False, BLOCK_K, PREC)
+    if G > 1:
+        dh = stream_mm(dh, r_ptr + H, G * H, rows, rmask, w_ptr, 1, H, P, cols, H, False, BLOCK_K,
+                       PREC)
+        dh = stream_mm(dh, r_ptr + 2 * H, G * H, rows, rmask, w_ptr, 2, H, P, cols, H, False,
+                       BLOCK_K, PREC)
+    if G > 3:
+        dh = stream_mm(dh, r_ptr + 3 * H, G * H, rows, rmask, w_ptr, 3, H, P, cols, H, False,
+                       BLOCK_K, PREC)
+    return dh
+
+
+@triton.jit
+def split_backward_kernel(
+    dy_ptr,  # (T, B, P) gradient of the output
+    w_ptr,  # (G*H, P) W_hh
+    wr_ptr,  # (P, H) W_hr when PROJ
+    h0_ptr,  # (B, H) initial hidden state (GRU reads it)
+    c0_ptr,  # (B, H) initial cell state (LSTM reads it)
+    y_ptr,  # (T, B, P) forward output
+    ws_ptr,  # (T, B, S*H) saved activations (an RNN passes y, S = 1)
+    len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
+    dgx_ptr,  # (T, B, G*H) out: gate pre-activation gradients, zero past each length
+    dhs_ptr,  # (T, B, P) out when PROJ: total gradient of each step's h (for dW_hr)
+    dhbuf_ptr,  # (B, P) float32 dh carried between steps (starts as dh_n, ends as dh0)
+    dcbuf_ptr,  # (B, H) float32 dc carried between steps (starts as dc_n, ends as dc0; LSTM)
+    rbuf_ptr,  # (2, B, G*H) float32 recurrent gradients of step s in slot s%2; slot T%2 zero
+    bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (BARRIER)
+    T, B, H, P,  # steps, batch, hidden size, output size
+    q_begin, q_end,  # this launch runs phases q_begin .. q_end-1 (see the module docstring)
+    CELL: tl.constexpr,  # cell code
+    G: tl.constexpr,  # gates per cell
+    S: tl.constexpr,  # saved tiles per step in ws
+    BLOCK_B: tl.constexpr,  # batch rows per program
+    BLOCK_H: tl.constexpr,  # hidden (gathering phase: output) units per program
+    BLOCK_K: tl.constexpr,  # reduction chunk of the streamed products
+    PROJ: tl.constexpr,  # LSTM with projection: two phases per step
+    HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
+    REVERSE: tl.constexpr,  # the forward ran in reverse
+    BARRIER: tl.constexpr,  # several phases per launch, grid barrier after each
+    PREC: tl.constexpr,  # tl.dot input precision
+):
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    rmask = rows < B
+    mask_h = rmask[:, None] & (cols < H)[None, :]
+    mask_p = rmask[:, None] & (cols < P)[None, :]
+    lens = seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS)
+    nprog = tl.num_programs(0) * tl.num_programs(1)
+    for q in range(q_begin, q_end):
+        s = T - 1 - q
+        gather = False
+        if PROJ:
+            s = T - 1 - q // 2
+            gather = q % 2 == 0
+        tt, valid = step_rows(s, lens, REVERSE)
+        v = valid[:, None]
+        r_rd = rbuf_ptr + ((s + 1) % 2) * B * G * H
+        if gather:  # the total gradient of h at step s, P wide (LSTM: h feeds no gate directly)
+            if tl.program_id(1) * BLOCK_H < P:
+                dh = load_tile(dhbuf_ptr, rows * P, cols, mask_p)
+                _, valid_next = step_rows(s + 1, lens, REVERSE)
+                dh = gather_dh(tl.where(valid_next[:, None], 0.0, dh), r_rd, rows, rmask, w_ptr,
+                               cols, H, P, G, BLOCK_K, PREC)
+                if s >= 0:
+                    dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, P), cols, mask_p & v)
+                    store_tile(dhs_ptr, seq_offsets(tt, rows, B, P), cols, tl.where(v, dh, 0.0),
+                               mask_p)
+                store_tile(dhbuf_ptr, rows * P, cols, dh, mask_p)
+        else:
+            if PROJ:  # dm = dh W_hr on this hidden slice
+                dh = stream_mm(tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32), dhbuf_ptr, P, rows,
+                               rmask, wr_ptr, 0, P, H, cols, P, False, BLOCK_K, PREC)
+            else:
+                dh = gather_dh(load_tile(dhbuf_ptr, rows * H, cols, mask_h), r_rd, rows, rmask,
+                               w_ptr, cols, H, H, G, BLOCK_K, PREC)
+                if s >= 0:
+                    dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, H), cols, mask_h & v)
+            if s >= 0:
+                dc = dh
+                if CELL == 0:
+                    dc = load_tile(dcbuf_ptr, rows * H, cols, mask_h)
+                s0, s1, s2, s3, s4 = load_saved(ws_ptr, seq_offsets(tt, rows, B, S * H), cols, H,
+                                                mask_h & v, S)
+                prev = dh
+                if CELL < 2:
+                    prev = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B,
+                                           H, cols, mask_h & v, S, REVERSE)
+                d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp = cell_backward(CELL, dh, dc, s0, s1, s2,
+                                                                         s3, s4, prev)
+                store_gates(dgx_ptr, seq_offsets(tt, rows, B, G * H), cols, H, mask_h, v, G, d0, d1,
+                            d2, d3, d0)
+                store_gates(rbuf_ptr + (s % 2) * B * G * H, rows * G * H, cols, H, mask_h, v, G, r0,
+                            r1, r2, r3, r0)
+                if not PROJ:
+                    carry = tl.zeros_like(d0)
+                    if CELL == 1:
+                        carry = dhd
+                    store_tile(dhbuf_ptr, rows * H, cols, tl.where(v, carry, dh), mask_h)
+                if CELL == 0:
+                    store_tile(dcbuf_ptr, rows * H, cols, tl.where(v, dcp, dc), mask_h)
+            else:
+                store_tile(dhbuf_ptr, rows * H, cols, dh, mask_h)
+        if BARRIER:
+            grid_barrier(bar_ptr, (q - q_begin + 1) * nprog)
