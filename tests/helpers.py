@@ -19,26 +19,27 @@ def twins(cell: str, *args, backend: str = "reference", dtype=torch.float64, **k
     return ref, ours
 
 
-def make_inputs(module, *, T: int, B: int, kind: str, dtype, lengths=None, with_state=True):
+def make_inputs(module, *, T: int, B: int, kind: str, dtype, lengths=None, with_state=True,
+                device=None):
     """Random input and initial state for ``module``; kind: batched, unbatched or packed."""
     I = module.input_size
     if kind == "unbatched":
-        x = torch.randn(T, I, dtype=dtype)
+        x = torch.randn(T, I, dtype=dtype, device=device)
     elif kind == "packed":
-        x = torch.randn(T, B, I, dtype=dtype)
+        x = torch.randn(T, B, I, dtype=dtype, device=device)
     else:
-        x = torch.randn(B, T, I, dtype=dtype) if module.batch_first else torch.randn(T, B, I,
-                                                                                       dtype=dtype)
+        shape = (B, T, I) if module.batch_first else (T, B, I)
+        x = torch.randn(shape, dtype=dtype, device=device)
     x.requires_grad_(True)
     hx = None
     if with_state:
         rows = module.num_layers * (2 if module.bidirectional else 1)
         out = getattr(module, "proj_size", 0) or module.hidden_size
         shape = (rows, out) if kind == "unbatched" else (rows, B, out)
-        h0 = torch.randn(shape, dtype=dtype, requires_grad=True)
+        h0 = torch.randn(shape, dtype=dtype, device=device, requires_grad=True)
         if isinstance(module, torch.nn.LSTM | fastrnn.LSTM):
             cshape = shape[:-1] + (module.hidden_size,)
-            hx = (h0, torch.randn(cshape, dtype=dtype, requires_grad=True))
+            hx = (h0, torch.randn(cshape, dtype=dtype, device=device, requires_grad=True))
         else:
             hx = h0
     if kind == "packed":
@@ -60,7 +61,7 @@ def run_and_grads(module, x, hx, lengths=None, seed: int = 1):
     states = state if isinstance(state, tuple) else (state,)
     g = torch.Generator().manual_seed(seed)
     loss = sum(
-        (t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum() for t in (out, *states)
+        (t * torch.randn(t.shape, generator=g).to(t)).sum() for t in (out, *states)
     )
     module.zero_grad(set_to_none=True)
     leaves = [x] + ([] if hx is None else list(hx if isinstance(hx, tuple) else (hx,)))

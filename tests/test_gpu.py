@@ -1,0 +1,210 @@
+"""The compiled Triton kernels on a CUDA device against torch.nn (cuDNN) and the float64 reference.
+
+Run by ``benchmarks/gpu_check.sh`` (``TRITON_INTERPRET=0 pytest -m gpu``); skipped without CUDA.
+Every path the dispatcher can take is exercised: resident (H = 29 in float32, 37 and 64 in
+half precision: the widths whose W_hh fits the resident budget), split behind the grid
+barrier (H = 256 ... 2048 at B = 16), split stepping from Python (more programs than SMs), the
+projection on both, packed unsorted lengths, bidirectional stacks, T = 1 and T = 1000, eval-mode
+backward and inference. Each case compares outputs, final states and every gradient.
+
+The whole file must finish well under two minutes on an H100, first-launch compiles included:
+the cases share kernel configurations (the split kernels' constexprs do not depend on H), so
+the number of distinct compiles stays small. Memory is checked against cuDNN; time is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import pytest
+import torch
+from fastrnn.kernels import common, launch
+from helpers import make_inputs, run_and_grads, twins
+from tolerances import assert_close
+
+import fastrnn
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+    pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1",
+                       reason="compiled kernels only: run with TRITON_INTERPRET=0"),
+]
+
+CUDA = torch.device("cuda")
+# precision name -> (dtype, TF32 allowed)
+PRECISIONS = {
+    "fp32": (torch.float32, False),
+    "tf32": (torch.float32, True),
+    "bf16": (torch.bfloat16, False),
+    "fp16": (torch.float16, False),
+}
+INPUT = 24  # input size of every case: the input projection is torch's, keep it cheap
+
+
+@contextlib.contextmanager
+def tf32(allowed: bool):
+    """Set both TF32 switches (cuDNN and the kernels read cudnn's; torch's GEMMs matmul's)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def tolerance_dtype(precision: str) -> torch.dtype:
+    """The tolerances.py row a precision is held to. TF32 rounds the products' operands to
+    float16's 10-bit mantissa, so TF32 float32 is loosened explicitly to float16's row."""
+    return torch.float16 if precision == "tf32" else PRECISIONS[precision][0]
+
+
+def modules(cell: str, hidden: int, dtype: torch.dtype, **kwargs):
+    """(torch.nn on cuDNN, fastrnn on triton, fastrnn reference in float64), equal weights."""
+    name = "RNN" if cell.startswith("RNN") else cell
+    if cell == "RNN_RELU":
+        kwargs["nonlinearity"] = "relu"
+    ref, ours = twins(name, INPUT, hidden, backend="triton", dtype=dtype, **kwargs)
+    oracle = getattr(fastrnn, name)(INPUT, hidden, backend="reference", **kwargs).double()
+    oracle.load_state_dict(ours.state_dict())
+    return ref.to(CUDA), ours.to(CUDA), oracle.to(CUDA)
+
+
+def as_float64(x, hx):
+    """Detached float64 leaves with the same values as the input and state."""
+    leaf = lambda t: t.detach().double().requires_grad_()  # noqa: E731
+    return leaf(x), None if hx is None else (
+        tuple(map(leaf, hx)) if isinstance(hx, tuple) else leaf(hx))
+
+
+def check(cell: str, precision: str, *, H: int, B: int, T: int, kind: str = "batched",
+          torch_nn: bool = True, train: bool = True, **kwargs) -> None:
+    """Outputs, final states and every gradient of the triton module match the float64
+    reference (and torch.nn on cuDNN when ``torch_nn``) within the precision's tolerance."""
+    dtype, allow_tf32 = PRECISIONS[precision]
+    tol = tolerance_dtype(precision)
+    with tf32(allow_tf32):
+        ref, ours, oracle = modules(cell, H, dtype, **kwargs)
+        for module in (ref, ours, oracle):
+            module.train(train)
+        x, hx, lengths = make_inputs(ref, T=T, B=B, kind=kind, dtype=dtype, device=CUDA)
+        got = run_and_grads(ours, x, hx, lengths)
+        expected = [run_and_grads(oracle, *as_float64(x, hx), lengths)]
+        if torch_nn:
+            expected.append(run_and_grads(ref, x, hx, lengths))
+    for want in expected:
+        assert want.keys() == got.keys()
+        for key, value in want.items():
+            assert got[key] is not None and got[key].dtype == dtype, key
+            assert_close(got[key], value, tol, msg=f"{cell} {precision} H={H}: {key}")
+
+
+def split_programs(H: int, B: int) -> int:
+    """Programs of a split launch (every cell and dtype share the block sizes)."""
+    cfg = common.pick_config(common.LSTM, H, B, torch.float32)
+    assert not cfg.resident
+    return -(-B // cfg.block_b) * -(-H // cfg.block_h)
+
+
+@pytest.mark.parametrize("precision", list(PRECISIONS))
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"])
+def test_resident_every_cell_and_precision(cell, precision):
+    dtype = PRECISIONS[precision][0]
+    H = 29 if dtype == torch.float32 else 37
+    assert common.pick_config(common.CELLS[cell], H, 5, dtype).resident
+    check(cell, precision, H=H, B=5, T=6)
+
+
+@pytest.mark.parametrize("cell,precision", [("LSTM", "bf16"), ("GRU", "fp16")])
+def test_resident_widest(cell, precision):
+    assert common.pick_config(common.CELLS[cell], 64, 7, PRECISIONS[precision][0]).resident
+    check(cell, precision, H=64, B=7, T=6)
+
+
+@pytest.mark.parametrize("cell,precision,H", [
+    ("LSTM", "bf16", 256), ("LSTM", "fp16", 256), ("LSTM", "tf32", 256), ("LSTM", "fp32", 768),
+    ("LSTM", "bf16", 1024), ("LSTM", "bf16", 2048), ("GRU", "fp32", 768), ("GRU", "bf16", 1024),
+    ("RNN_TANH", "fp32", 768), ("RNN_TANH", "bf16", 2048), ("RNN_RELU", "fp32", 1024),
+])
+def test_split_with_grid_barrier(cell, precision, H):
+    programs = split_programs(H, 16)
+    if H < 2048:  # 128 programs exceed the SMs of some H100 variants
+        assert launch.uses_barrier(CUDA, programs)
+    check(cell, precision, H=H, B=16, T=8)
+
+
+@pytest.mark.parametrize("cell,precision", [("LSTM", "bf16"), ("GRU", "fp32")])
+def test_split_stepping_from_python(cell, precision):
+    sms = torch.cuda.get_device_properties(CUDA).multi_processor_count
+    B = 16 * (sms // 16 + 1)  # batch tiles x 16 hidden slices > SMs
+    assert not launch.uses_barrier(CUDA, split_programs(256, B))
+    check(cell, precision, H=256, B=B, T=5)
+
+
+@pytest.mark.parametrize("precision,H,P,B", [
+    ("fp32", 29, 11, 5),  # resident
+    ("bf16", 64, 16, 5),  # resident
+    ("bf16", 512, 128, 16),  # split, grid barrier
+    ("fp32", 300, 100, 16),  # split, odd sizes
+    ("bf16", 512, 128, 160),  # split, stepping from Python (320 programs)
+])
+def test_projection(precision, H, P, B):
+    cfg = common.pick_config(common.LSTM, H, B, PRECISIONS[precision][0], P)
+    assert cfg.resident == (H <= 64)
+    check("LSTM", precision, H=H, B=B, T=6, proj_size=P)
+
+
+@pytest.mark.parametrize("cell,H", [("LSTM", 29), ("LSTM", 256), ("GRU", 29), ("GRU", 768),
+                                    ("RNN_TANH", 300)])
+def test_packed_bidirectional_two_layers(cell, H):
+    check(cell, "fp32", H=H, B=11, T=9, kind="packed", num_layers=2, bidirectional=True)
+
+
+@pytest.mark.parametrize("T", [1, 1000])
+def test_sequence_length_extremes(T):
+    check("LSTM", "fp32", H=64, B=4, T=T)
+
+
+def test_backward_in_eval_mode():
+    """cuDNN refuses backward in eval mode: against the float64 reference only."""
+    check("LSTM", "fp32", H=256, B=16, T=5, train=False, torch_nn=False)
+    check("GRU", "bf16", H=37, B=3, T=5, train=False, torch_nn=False)
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+@pytest.mark.parametrize("H", [29, 1024])
+def test_inference(mode, H):
+    ref, ours, _ = modules("LSTM", H, torch.float32)
+    x = torch.randn(7, 16, INPUT, device=CUDA)
+    with tf32(False), getattr(torch, mode)():
+        out, (h, c) = ours(x)
+        want, (h_ref, c_ref) = ref(x)
+    assert not out.requires_grad
+    for a, e in ((out, want), (h, h_ref), (c, c_ref)):
+        assert_close(a, e, torch.float32)
+
+
+def _peak_training_bytes(module, x) -> int:
+    """Peak memory above what was allocated before one forward and backward."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    out, (h, c) = module(x)
+    (out.float().sum() + h.float().sum() + c.float().sum()).backward()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base
+
+
+@pytest.mark.parametrize("H", [64, 512])  # resident, split
+def test_training_peak_memory_against_cudnn(capsys, H):
+    """Recorded on the terminal; both keep per-step gate activations in the input dtype, so
+    the fused path may use at most twice cuDNN's peak above the parameters and input."""
+    ref, ours, _ = modules("LSTM", H, torch.float16)
+    x = torch.randn(200, 16, INPUT, device=CUDA, dtype=torch.float16, requires_grad=True)
+    _peak_training_bytes(ours, x)  # compiles and warms the allocator
+    cudnn, fused = _peak_training_bytes(ref, x), _peak_training_bytes(ours, x)
+    with capsys.disabled():
+        print(f"\npeak training memory, LSTM fp16 T=200 B=16 H={H}: cuDNN "
+              f"{cudnn / 2**20:.2f} MiB, triton {fused / 2**20:.2f} MiB ({fused / cudnn:.2f}x)")
+    assert fused <= 2 * cudnn
