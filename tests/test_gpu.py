@@ -185,6 +185,16 @@ def test_inference(mode, H):
         assert_close(a, e, torch.float32)
 
 
+def test_torch_compile_fullgraph():
+    """The custom ops on CUDA under torch.compile (aot_eager: no extra inductor compiles)."""
+    _, ours, _ = modules("LSTM", 256, torch.bfloat16, proj_size=64)
+    x = torch.randn(6, 16, INPUT, device=CUDA, dtype=torch.bfloat16)
+    compiled = torch.compile(ours, fullgraph=True, backend="aot_eager")
+    got, want = compiled(x), ours(x)
+    for a, e in ((got[0], want[0]), (got[1][0], want[1][0]), (got[1][1], want[1][1])):
+        assert_close(a, e, torch.bfloat16)
+
+
 def _peak_training_bytes(module, x) -> int:
     """Peak memory above what was allocated before one forward and backward."""
     torch.cuda.synchronize()

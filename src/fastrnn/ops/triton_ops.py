@@ -84,37 +84,85 @@ def _gemm_tn(a: Tensor, b: Tensor, dtype: torch.dtype) -> Tensor:
     return (a.reshape(-1, a.shape[-1]).t() @ b.reshape(-1, b.shape[-1]).to(a.dtype)).to(dtype)
 
 
-class _Recurrence(torch.autograd.Function):
-    """One layer and direction of any cell: (gx, w_hh, h0, c0, w_hr, b_hn) -> (y, h_n, c_n)."""
+def _or_empty(t: Tensor | None, like: Tensor) -> Tensor:
+    """A custom op returns tensors only: an absent result is an empty one."""
+    return like.new_empty(0) if t is None else t
 
-    @staticmethod
-    def forward(ctx, cell, lengths, reverse, gx, w_hh, h0, c0, w_hr, b_hn):  # type: ignore[override]
-        y, h_n, c_n, ws = launch.forward(cell, gx, w_hh, h0, c0, w_hr, b_hn, lengths, reverse)
-        ctx.cell, ctx.lengths, ctx.reverse = cell, lengths, reverse
-        ctx.b_hn_dtype = None if b_hn is None else b_hn.dtype
-        ctx.save_for_backward(w_hh, h0, c0, w_hr, y, ws)
-        return y, h_n, c_n
 
-    @staticmethod
-    def backward(ctx, dy, dh_n, dc_n):  # type: ignore[override]
-        w_hh, h0, c0, w_hr, y, ws = ctx.saved_tensors
-        cell, lengths, reverse = ctx.cell, ctx.lengths, ctx.reverse
-        dgx, dh0, dc0, dhs = launch.backward(
-            cell, dy, dh_n, dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse
-        )
-        need = ctx.needs_input_grad
-        H = w_hh.shape[0] // common.GATES[cell]
-        rec = dgx
-        if cell == common.GRU:  # the n gate's recurrent part sits behind r
-            rec = torch.cat([dgx[..., : 2 * H], dgx[..., 2 * H :] * ws[..., :H]], dim=2)
-        dw_hh = _gemm_tn(rec, _previous_h(y, h0, lengths, reverse), w_hh.dtype) if need[4] else None
-        dw_hr = None
-        if w_hr is not None and need[7]:
-            m = ws[..., 3 * H : 4 * H].float() * torch.tanh(ws[..., 4 * H : 5 * H].float())
-            dw_hr = _gemm_tn(dhs.float(), m, w_hr.dtype)
-        db_hn = rec[..., 2 * H :].float().sum((0, 1)).to(ctx.b_hn_dtype) if need[8] else None
-        return (None, None, None, dgx if need[3] else None, dw_hh, dh0.to(h0.dtype),
-                None if dc0 is None else dc0.to(c0.dtype), dw_hr, db_hn)
+@torch.library.custom_op("fastrnn::recurrence", mutates_args=())
+def _recurrence(
+    cell: int, gx: Tensor, w_hh: Tensor, h0: Tensor, c0: Tensor | None, w_hr: Tensor | None,
+    b_hn: Tensor | None, lengths: Tensor | None, reverse: bool, save: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One layer and direction of any cell -> y: (T, B, P), h_n: (B, P), c_n: (B, H) (LSTM,
+    else empty) and the saved activations ws: (T, B, S*H) (empty when nothing is saved)."""
+    y, h_n, c_n, ws = launch.forward(cell, gx, w_hh, h0, c0, w_hr, b_hn, lengths, reverse,
+                                     save=save)
+    return y, h_n, _or_empty(c_n, gx), ws if ws is not y else gx.new_empty(0)
+
+
+@_recurrence.register_fake
+def _(cell, gx, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, save):
+    T, B, GH = gx.shape
+    H = GH // common.GATES[cell]
+    S = common.SAVED[cell] if save else 0
+    return (gx.new_empty(T, B, h0.shape[1]), gx.new_empty(h0.shape),
+            gx.new_empty(B, H) if c0 is not None else gx.new_empty(0),
+            gx.new_empty(T, B, S * H) if S else gx.new_empty(0))
+
+
+@torch.library.custom_op("fastrnn::recurrence_backward", mutates_args=())
+def _recurrence_backward(
+    cell: int, dy: Tensor, dh_n: Tensor, dc_n: Tensor | None, w_hh: Tensor, w_hr: Tensor | None,
+    h0: Tensor, c0: Tensor | None, y: Tensor, ws: Tensor, lengths: Tensor | None, reverse: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Gradients through the recurrence -> dgx: (T, B, G*H), dh0: (B, P), dc0: (B, H) (LSTM,
+    else empty), dhs: (T, B, P) (projection, else empty)."""
+    dgx, dh0, dc0, dhs = launch.backward(
+        cell, dy, dh_n, dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse
+    )
+    return dgx, dh0, _or_empty(dc0, y), _or_empty(dhs, y)
+
+
+@_recurrence_backward.register_fake
+def _(cell, dy, dh_n, dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse):
+    T, B, _ = y.shape
+    return (y.new_empty(T, B, w_hh.shape[0]), y.new_empty(dh_n.shape),
+            y.new_empty(B, w_hh.shape[0] // 4) if dc_n is not None else y.new_empty(0),
+            y.new_empty(y.shape) if w_hr is not None else y.new_empty(0))
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    cell, _, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, _ = inputs
+    y, _, _, ws = output
+    ctx.cell, ctx.reverse = cell, reverse
+    ctx.b_hn_dtype = None if b_hn is None else b_hn.dtype
+    ctx.save_for_backward(w_hh, h0, c0, w_hr, y, ws if common.SAVED[cell] else y, lengths)
+
+
+def _backward(ctx, dy, dh_n, dc_n, _):
+    """Gradients of (gx, w_hh, h0, c0, w_hr, b_hn); the weights' are GEMMs over all steps."""
+    w_hh, h0, c0, w_hr, y, ws, lengths = ctx.saved_tensors
+    cell, reverse = ctx.cell, ctx.reverse
+    dgx, dh0, dc0, dhs = _recurrence_backward(
+        cell, dy, dh_n, None if c0 is None else dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse
+    )
+    need = ctx.needs_input_grad
+    H = w_hh.shape[0] // common.GATES[cell]
+    rec = dgx
+    if cell == common.GRU:  # the n gate's recurrent part sits behind r
+        rec = torch.cat([dgx[..., : 2 * H], dgx[..., 2 * H :] * ws[..., :H]], dim=2)
+    dw_hh = _gemm_tn(rec, _previous_h(y, h0, lengths, reverse), w_hh.dtype) if need[2] else None
+    dw_hr = None
+    if w_hr is not None and need[5]:
+        m = ws[..., 3 * H : 4 * H].float() * torch.tanh(ws[..., 4 * H : 5 * H].float())
+        dw_hr = _gemm_tn(dhs.float(), m, w_hr.dtype)
+    db_hn = rec[..., 2 * H :].float().sum((0, 1)).to(ctx.b_hn_dtype) if need[6] else None
+    return (None, dgx if need[1] else None, dw_hh, dh0.to(h0.dtype),
+            None if c0 is None else dc0.to(c0.dtype), dw_hr, db_hn, None, None, None)
+
+
+_recurrence.register_autograd(_backward, setup_context=_setup_context)
 
 
 def _run(
@@ -122,11 +170,9 @@ def _run(
     b_hn: Tensor | None, lengths: Tensor | None, reverse: bool,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     tensors = (gx, w_hh, h0, c0, w_hr, b_hn)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        return _Recurrence.apply(cell, lengths, reverse, *tensors)
-    y, h_n, c_n, _ = launch.forward(cell, gx, w_hh, h0, c0, w_hr, b_hn, lengths, reverse,
-                                    save=False)
-    return y, h_n, c_n
+    save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    y, h_n, c_n, _ = _recurrence(cell, gx, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, save)
+    return y, h_n, None if c0 is None else c_n
 
 
 def lstm_recurrence(

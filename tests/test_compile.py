@@ -1,0 +1,71 @@
+"""torch.compile traces the triton backend into one graph: the recurrences are custom ops.
+
+Runs in the interpreter on the CPU: ``aot_eager`` for the gradient checks (the autograd formula
+of the custom ops is traced, the kernels run at run time), one ``inductor`` compile at a tiny
+size, and ``torch._dynamo.explain`` counting graph breaks. Packed sequences are not covered:
+torch marks ``pack_padded_sequence`` untraceable, so they break the graph (as with torch.nn).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from fastrnn.kernels import launch
+from helpers import make_inputs, run_and_grads, twins
+from tolerances import assert_close
+
+CASES = [
+    ("LSTM", dict(num_layers=2, bidirectional=True, proj_size=3), "batched"),
+    ("GRU", dict(batch_first=True, dropout=0.5, num_layers=2), "batched"),
+    ("RNN", dict(nonlinearity="relu", bias=False), "unbatched"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+def _compiled_grads(module, x, hx, backend: str) -> dict:
+    compiled = torch.compile(module, fullgraph=True, backend=backend)
+    results = run_and_grads(compiled, x, hx)
+    return {key.replace("_orig_mod.", ""): value for key, value in results.items()}
+
+
+@pytest.mark.parametrize("cell,kwargs,kind", CASES)
+def test_no_graph_breaks(cell, kwargs, kind):
+    _, ours = twins(cell, 4, 6, backend="triton", dtype=torch.float32, **kwargs)
+    x, hx, _ = make_inputs(ours, T=5, B=3, kind=kind, dtype=torch.float32)
+    explained = torch._dynamo.explain(ours)(x, hx)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1
+
+
+@pytest.mark.parametrize("cell,kwargs,kind", CASES)
+def test_fullgraph_outputs_and_gradients(monkeypatch, cell, kwargs, kind):
+    """Compiled (aot_eager) against torch.nn: outputs, final states, every gradient; the
+    fused kernels ran (dropout is off in eval mode, so both compute one function)."""
+    calls = []
+    forward = launch.forward
+    monkeypatch.setattr(launch, "forward", lambda *a, **kw: calls.append(1) or forward(*a, **kw))
+    ref, ours = twins(cell, 4, 6, backend="triton", dtype=torch.float32, **kwargs)
+    ref.eval()
+    ours.eval()
+    x, hx, _ = make_inputs(ref, T=5, B=3, kind=kind, dtype=torch.float32)
+    expected = run_and_grads(ref, x, hx)
+    actual = _compiled_grads(ours, x, hx, "aot_eager")
+    assert calls
+    assert expected.keys() == actual.keys()
+    for key, value in expected.items():
+        assert_close(actual[key], value, torch.float32, msg=key)
+
+
+def test_inductor_fullgraph_matches_eager():
+    _, ours = twins("LSTM", 3, 5, backend="triton", dtype=torch.float32)
+    x, hx, _ = make_inputs(ours, T=3, B=2, kind="batched", dtype=torch.float32)
+    expected = run_and_grads(ours, x, hx)
+    actual = _compiled_grads(ours, x, hx, "inductor")
+    for key, value in expected.items():
+        assert_close(actual[key], value, torch.float32, msg=key)
