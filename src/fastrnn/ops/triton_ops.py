@@ -1,10 +1,13 @@
-"""The triton backend: autograd around the fused recurrence kernels of :mod:`fastrnn.kernels`.
+"""The triton backend: the fused recurrence kernels of :mod:`fastrnn.kernels` as custom ops.
 
 ``lstm_recurrence``, ``gru_recurrence`` and ``rnn_recurrence`` share the signatures and the
 semantics of :mod:`fastrnn.reference`. Forward runs one kernel launch per layer and direction
-(the time loop inside the kernel). Backward runs one reverse-time kernel for the gate gradients
-``dgx`` (which are also the gradient of the input projection), dh0 and dc0; the weight and bias
-gradients are GEMMs over all steps in torch.
+(the time loop inside the kernel; on the split path without a grid barrier, one launch per
+phase, see :mod:`fastrnn.kernels.split`). Backward runs one reverse-time kernel for the gate
+gradients ``dgx`` (which are also the gradient of the input projection), dh0 and dc0; the weight
+and bias gradients are GEMMs over all steps in torch. Both launchers are custom ops
+(``fastrnn::recurrence``, ``fastrnn::recurrence_backward``) with fake implementations and a
+registered autograd formula, so ``torch.compile`` traces them without graph breaks.
 
 Memory saved for backward, per layer and direction, in the input dtype (cuDNN keeps a reserve
 space of gate activations and cell states per step of the same order, also in the input dtype):
