@@ -32,6 +32,12 @@ MIN_BLOCK = 16  # tl.dot needs every dimension >= 16
 PROJ_MIN_BLOCK = 32  # the projection's dots spill with 16-wide P tiles
 SPLIT_BLOCK_H = 16  # hidden units per program on the split path
 SPLIT_BLOCK_K = 32  # reduction chunk streamed per tl.dot on the split path
+# A split program keeps its W_hh slice (G x SPLIT_BLOCK_H x padded P) on chip for the whole time
+# loop instead of streaming it when the slice is at most CHIP_BYTES and P pads to at most
+# CHIP_MAX_K (beyond, the backward spills even with 16 warps: its float32 tiles of the gate
+# gradients grow with P); warps: ``chip_warps``.
+CHIP_BYTES = 64 * 1024
+CHIP_MAX_K = 1024
 
 
 @triton.jit
@@ -118,6 +124,19 @@ def load_w(w_ptr, gate, out_idx, in_idx, H, P, TRANS: tl.constexpr):
 
 
 @triton.jit
+def gate_weights(w_ptr, out_idx, in_idx, H, P, G: tl.constexpr, TRANS: tl.constexpr):
+    """``load_w`` of every gate of ``W: (G*H, P)`` (``w0`` again in place of the gates past G)."""
+    w0 = load_w(w_ptr, 0, out_idx, in_idx, H, P, TRANS)
+    w1, w2, w3 = w0, w0, w0
+    if G > 1:
+        w1 = load_w(w_ptr, 1, out_idx, in_idx, H, P, TRANS)
+        w2 = load_w(w_ptr, 2, out_idx, in_idx, H, P, TRANS)
+    if G > 3:
+        w3 = load_w(w_ptr, 3, out_idx, in_idx, H, P, TRANS)
+    return w0, w1, w2, w3
+
+
+@triton.jit
 def grid_barrier(bar_ptr, target):
     """Wait until every program of the grid has arrived ``target / num_programs`` times.
 
@@ -147,7 +166,8 @@ class Config:
     on chip and its state in registers for all steps; ``block_h`` and ``block_k`` are H and P
     (the width of h, the reduction of h W_hh^T) padded. Otherwise the split path: programs own
     ``block_h`` hidden units of a batch tile, stream W_hh in ``block_k`` chunks and exchange
-    the state through global memory once per step.
+    the state through global memory once per step; ``w_on_chip`` (no projection): they load
+    their W_hh slice once instead, ``block_k`` covering the whole padded reduction.
     """
 
     resident: bool
@@ -157,12 +177,22 @@ class Config:
     num_warps: int
     backward_warps: int = 0  # 0: num_warps
     num_stages: int = 1
+    w_on_chip: bool = False
 
 
 def split_warps(cell: int) -> tuple[int, int]:
     """Warps of a split-path program, forward and backward: ptxas keeps an 8-byte stack frame
     in the half precision GRU forward with 4 warps and in its backward with 8."""
     return {LSTM: (4, 4), GRU: (8, 4)}.get(cell, (8, 8))
+
+
+def chip_warps(cell: int, chip_bytes: int) -> tuple[int, int]:
+    """Warps of a split program holding a W_hh slice of ``chip_bytes``, forward and backward:
+    the backward spills with fewer than 16 warps above 16 KB, the forward with fewer than 8
+    above 32 KB (and the float32 LSTM forward with more than 4 up to 32 KB)."""
+    forward, backward = split_warps(cell)
+    return (forward if chip_bytes <= 32 * 1024 else 8,
+            backward if chip_bytes <= 16 * 1024 else 16)
 
 
 def out_block(hidden_size: int, proj_size: int) -> int:
@@ -179,6 +209,10 @@ def pick_config(
         warps = 2 * RESIDENT_WARPS if dtype == torch.float32 and bh * bp >= 64 * 64 else (
             RESIDENT_WARPS)
         return Config(True, MIN_BLOCK, bh, bp, warps)
+    chip_bytes = GATES[cell] * SPLIT_BLOCK_H * bh * dtype.itemsize
+    if not proj_size and chip_bytes <= CHIP_BYTES and bh <= CHIP_MAX_K:
+        return Config(False, MIN_BLOCK, SPLIT_BLOCK_H, bh, *chip_warps(cell, chip_bytes),
+                      w_on_chip=True)
     block_k = min(SPLIT_BLOCK_K, pow2(hidden_size))
     return Config(False, MIN_BLOCK, SPLIT_BLOCK_H, block_k, *split_warps(cell))
 

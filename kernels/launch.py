@@ -31,9 +31,10 @@ def is_interpreted(device: torch.device) -> bool:
 
 
 def uses_barrier(device: torch.device, programs: int) -> bool:
-    """Whether a split launch runs all steps behind a grid barrier (all programs resident)."""
+    """Whether a split launch runs all steps behind a grid barrier (all programs resident). The
+    interpreter runs programs in turn: there only a grid of one program passes the barrier."""
     if is_interpreted(device):
-        return False
+        return programs == 1
     return programs <= torch.cuda.get_device_properties(device).multi_processor_count
 
 
@@ -64,7 +65,8 @@ def kernel_meta(
     if cfg.resident:
         meta |= {"BLOCK_H": cfg.block_h, "BLOCK_P": cfg.block_k}
         return (resident_backward_kernel if backward else resident_forward_kernel), meta
-    meta |= {"BLOCK_H": cfg.block_h, "BLOCK_K": cfg.block_k, "BARRIER": barrier}
+    meta |= {"BLOCK_H": cfg.block_h, "BLOCK_K": cfg.block_k, "BARRIER": barrier,
+             "W_ON_CHIP": cfg.w_on_chip and not proj}
     return (split_backward_kernel if backward else split_forward_kernel), meta
 
 

@@ -12,6 +12,7 @@ import triton
 import triton.language as tl
 from fastrnn.kernels import gru, lstm, rnn
 from fastrnn.kernels.common import (
+    gate_weights,
     load_tile,
     load_w,
     mm,
@@ -132,13 +133,7 @@ def resident_forward_kernel(
     mask_p = rmask[:, None] & (pcols < P)[None, :]
     lens = seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS)
     # W_hh^T per gate, [BLOCK_P, BLOCK_H], on chip for the whole loop
-    w0 = load_w(w_ptr, 0, hcols, pcols, H, P, True)
-    w1, w2, w3 = w0, w0, w0
-    if G > 1:
-        w1 = load_w(w_ptr, 1, hcols, pcols, H, P, True)
-        w2 = load_w(w_ptr, 2, hcols, pcols, H, P, True)
-    if G > 3:
-        w3 = load_w(w_ptr, 3, hcols, pcols, H, P, True)
+    w0, w1, w2, w3 = gate_weights(w_ptr, hcols, pcols, H, P, G, True)
     if PROJ:
         wr = load_w(wr_ptr, 0, pcols, hcols, P, H, True)  # W_hr^T: [BLOCK_H, BLOCK_P]
     bhn = tl.zeros([BLOCK_H], dtype=tl.float32)
@@ -208,13 +203,7 @@ def resident_backward_kernel(
     mask_p = rmask[:, None] & (pcols < P)[None, :]
     lens = seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS)
     # W_hh per gate, [BLOCK_H, BLOCK_P]
-    w0 = load_w(w_ptr, 0, hcols, pcols, H, P, False)
-    w1, w2, w3 = w0, w0, w0
-    if G > 1:
-        w1 = load_w(w_ptr, 1, hcols, pcols, H, P, False)
-        w2 = load_w(w_ptr, 2, hcols, pcols, H, P, False)
-    if G > 3:
-        w3 = load_w(w_ptr, 3, hcols, pcols, H, P, False)
+    w0, w1, w2, w3 = gate_weights(w_ptr, hcols, pcols, H, P, G, False)
     if PROJ:
         wr = load_w(wr_ptr, 0, pcols, hcols, P, H, False)  # W_hr: [BLOCK_P, BLOCK_H]
     dh = load_tile(dhn_ptr, rows * P, pcols, mask_p)

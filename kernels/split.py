@@ -1,11 +1,12 @@
 """The *split* time-loop kernels: programs own ``BLOCK_H`` units of a batch tile's state.
 
 Grid: batch tiles x slices of ``BLOCK_H`` hidden units. Every step streams W_hh (and W_hr) from
-L2 in ``BLOCK_K`` chunks of the reduction dimension and exchanges the state through float32
+L2 in ``BLOCK_K`` chunks of the reduction dimension, or (``W_ON_CHIP``, no projection) uses the
+program's W_hh slice loaded once before the phase loop, and exchanges the state through float32
 global buffers, so the work of a step is divided into *phases* separated by a grid-wide
 synchronisation: either a grid barrier (``BARRIER``: all phases in one launch, every program
 resident; GPU only, or a grid of one program) or the end of a launch (one phase per launch,
-looped from Python: the interpreter and grids larger than the GPU).
+looped from Python: grids larger than the GPU, or of several programs in the interpreter).
 
 Phases, numbered ``q`` from 0 in running order; a launch runs ``q_begin .. q_end-1``:
 
@@ -23,6 +24,7 @@ Phases, numbered ``q`` from 0 in running order; a launch runs ``q_begin .. q_end
 import triton
 import triton.language as tl
 from fastrnn.kernels.common import (
+    gate_weights,
     grid_barrier,
     load_tile,
     load_w,
@@ -42,6 +44,14 @@ from fastrnn.kernels.recurrence import (
 
 
 @triton.jit
+def add_mm(acc, a_ptr, a_width, rows, rmask, kc, K, w, PREC: tl.constexpr):
+    """``acc + A[rows, kc] @ w``, A float32 with row stride ``a_width``, zero at ``kc >= K``;
+    ``w`` is a ``[kc, cols]`` tile in the weights' dtype."""
+    a = load_tile(a_ptr, rows * a_width, kc, rmask[:, None] & (kc < K)[None, :])
+    return acc + mm(a.to(w.dtype), w, PREC)
+
+
+@triton.jit
 def stream_mm(acc, a_ptr, a_width, rows, rmask, w_ptr, gate, w_rows, w_cols, cols, K,
               TRANS: tl.constexpr, BLOCK_K: tl.constexpr, PREC: tl.constexpr):
     """``acc + A[rows, :K] @ M[:K, cols]`` streamed in BLOCK_K chunks, A float32 with row stride
@@ -49,20 +59,50 @@ def stream_mm(acc, a_ptr, a_width, rows, rmask, w_ptr, gate, w_rows, w_cols, col
     kcols = tl.arange(0, BLOCK_K)
     for k0 in range(0, K, BLOCK_K):
         kc = k0 + kcols
-        a = load_tile(a_ptr, rows * a_width, kc, rmask[:, None] & (kc < K)[None, :])
         if TRANS:
             w = load_w(w_ptr, gate, cols, kc, w_rows, w_cols, True)
         else:
             w = load_w(w_ptr, gate, kc, cols, w_rows, w_cols, False)
-        acc += mm(a.to(w_ptr.dtype.element_ty), w, PREC)
+        acc = add_mm(acc, a_ptr, a_width, rows, rmask, kc, K, w, PREC)
     return acc
 
 
 @triton.jit
-def stream_gates(h_ptr, rows, rmask, w_ptr, cols, H, P, G: tl.constexpr, BLOCK_B: tl.constexpr,
-                 BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PREC: tl.constexpr):
+def chip_weights(w_ptr, cols, H, P, G: tl.constexpr, BLOCK_H: tl.constexpr,
+                 BLOCK_K: tl.constexpr, TRANS: tl.constexpr, W_ON_CHIP: tl.constexpr):
+    """This program's slice of W_hh for the whole time loop when W_ON_CHIP: ``W_k^T[:, cols]``
+    (TRANS, forward) or ``W_k[:, cols]`` (backward) of every gate, the reduction padded to
+    BLOCK_K; otherwise unused placeholders."""
+    if W_ON_CHIP:
+        kc = tl.arange(0, BLOCK_K)
+        if TRANS:
+            w0, w1, w2, w3 = gate_weights(w_ptr, cols, kc, H, P, G, True)
+        else:
+            w0, w1, w2, w3 = gate_weights(w_ptr, kc, cols, H, P, G, False)
+    else:
+        w0 = tl.zeros([BLOCK_K, BLOCK_H], dtype=w_ptr.dtype.element_ty)
+        w1, w2, w3 = w0, w0, w0
+    return w0, w1, w2, w3
+
+
+@triton.jit
+def add_gate(acc, hq, w_ptr, w, gate, cols, kc, H, P, W_ON_CHIP: tl.constexpr,
+             PREC: tl.constexpr):
+    """``acc + hq @ W_gate^T[kc, cols]``: ``w`` is that chunk when W_ON_CHIP, else loaded."""
+    if W_ON_CHIP:
+        acc += mm(hq, w, PREC)
+    else:
+        acc += mm(hq, load_w(w_ptr, gate, cols, kc, H, P, True), PREC)
+    return acc
+
+
+@triton.jit
+def stream_gates(h_ptr, rows, rmask, w_ptr, w0, w1, w2, w3, cols, H, P, G: tl.constexpr,
+                 BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+                 W_ON_CHIP: tl.constexpr, PREC: tl.constexpr):
     """The recurrent pre-activations ``h (B, P) @ W_k^T[:, cols]`` of every gate, each chunk of
-    h loaded once for all gates."""
+    h loaded once for all gates; the weights are ``w0 .. w3`` (W_ON_CHIP: one chunk covers P)
+    or streamed."""
     kcols = tl.arange(0, BLOCK_K)
     a0 = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)
     a1, a2, a3 = a0, a0, a0
@@ -70,12 +110,12 @@ def stream_gates(h_ptr, rows, rmask, w_ptr, cols, H, P, G: tl.constexpr, BLOCK_B
         kc = k0 + kcols
         hq = load_tile(h_ptr, rows * P, kc, rmask[:, None] & (kc < P)[None, :])
         hq = hq.to(w_ptr.dtype.element_ty)
-        a0 += mm(hq, load_w(w_ptr, 0, cols, kc, H, P, True), PREC)
+        a0 = add_gate(a0, hq, w_ptr, w0, 0, cols, kc, H, P, W_ON_CHIP, PREC)
         if G > 1:
-            a1 += mm(hq, load_w(w_ptr, 1, cols, kc, H, P, True), PREC)
-            a2 += mm(hq, load_w(w_ptr, 2, cols, kc, H, P, True), PREC)
+            a1 = add_gate(a1, hq, w_ptr, w1, 1, cols, kc, H, P, W_ON_CHIP, PREC)
+            a2 = add_gate(a2, hq, w_ptr, w2, 2, cols, kc, H, P, W_ON_CHIP, PREC)
         if G > 3:
-            a3 += mm(hq, load_w(w_ptr, 3, cols, kc, H, P, True), PREC)
+            a3 = add_gate(a3, hq, w_ptr, w3, 3, cols, kc, H, P, W_ON_CHIP, PREC)
     return a0, a1, a2, a3
 
 
@@ -99,12 +139,13 @@ def split_forward_kernel(
     S: tl.constexpr,  # saved tiles per step (0: save nothing)
     BLOCK_B: tl.constexpr,  # batch rows per program
     BLOCK_H: tl.constexpr,  # hidden (projection phase: output) units per program
-    BLOCK_K: tl.constexpr,  # reduction chunk of the streamed products
+    BLOCK_K: tl.constexpr,  # reduction chunk of the streamed products (W_ON_CHIP: all of P)
     PROJ: tl.constexpr,  # LSTM projection h = W_hr (o * tanh(c)): two phases per step
     HAS_BHN: tl.constexpr,  # GRU with b_hn
     HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
     REVERSE: tl.constexpr,  # run from each sequence's last step back to 0
     BARRIER: tl.constexpr,  # several phases per launch, grid barrier after each
+    W_ON_CHIP: tl.constexpr,  # W_hh slice loaded once per launch, not streamed (no PROJ)
     PREC: tl.constexpr,  # tl.dot input precision
 ):
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -116,6 +157,7 @@ def split_forward_kernel(
     bhn = tl.zeros([BLOCK_H], dtype=tl.float32)
     if HAS_BHN:
         bhn = tl.load(bhn_ptr + cols, mask=cols < H, other=0.0).to(tl.float32)
+    w0, w1, w2, w3 = chip_weights(w_ptr, cols, H, P, G, BLOCK_H, BLOCK_K, True, W_ON_CHIP)
     nprog = tl.num_programs(0) * tl.num_programs(1)
     for q in range(q_begin, q_end):
         s = q
@@ -135,8 +177,8 @@ def split_forward_kernel(
                 store_tile(h_wr, rows * P, cols, hn, mask_p)
                 store_tile(y_ptr, seq_offsets(tt, rows, B, P), cols, tl.where(v, hn, 0.0), mask_p)
         else:
-            a0, a1, a2, a3 = stream_gates(h_rd, rows, rmask, w_ptr, cols, H, P, G, BLOCK_B,
-                                          BLOCK_H, BLOCK_K, PREC)
+            a0, a1, a2, a3 = stream_gates(h_rd, rows, rmask, w_ptr, w0, w1, w2, w3, cols, H, P, G,
+                                          BLOCK_B, BLOCK_H, BLOCK_K, W_ON_CHIP, PREC)
             hprev = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)  # unread with a projection
             if not PROJ:
                 hprev = load_tile(h_rd, rows * P, cols, mask_h)
@@ -161,19 +203,28 @@ def split_forward_kernel(
 
 
 @triton.jit
-def gather_dh(dh, r_ptr, rows, rmask, w_ptr, cols, H, P, G: tl.constexpr, BLOCK_K: tl.constexpr,
-              PREC: tl.constexpr):
+def gate_dh(dh, r_ptr, gate, rows, rmask, w_ptr, w, cols, H, P, G: tl.constexpr,
+            BLOCK_K: tl.constexpr, W_ON_CHIP: tl.constexpr, PREC: tl.constexpr):
+    """``dh + R_gate @ W_gate[:, cols]``: ``w`` is that slice when W_ON_CHIP, else streamed."""
+    if W_ON_CHIP:
+        dh = add_mm(dh, r_ptr + gate * H, G * H, rows, rmask, tl.arange(0, BLOCK_K), H, w, PREC)
+    else:
+        dh = stream_mm(dh, r_ptr + gate * H, G * H, rows, rmask, w_ptr, gate, H, P, cols, H, False,
+                       BLOCK_K, PREC)
+    return dh
+
+
+@triton.jit
+def gather_dh(dh, r_ptr, rows, rmask, w_ptr, w0, w1, w2, w3, cols, H, P, G: tl.constexpr,
+              BLOCK_K: tl.constexpr, W_ON_CHIP: tl.constexpr, PREC: tl.constexpr):
     """``dh + sum_k R_k @ W_k[:, cols]``: the gradient reaching h through W_hh from the
-    recurrent gate gradients ``R: (B, G*H)`` of the step after."""
-    dh = stream_mm(dh, r_ptr, G * H, rows, rmask, w_ptr, 0, H, P, cols, H, False, BLOCK_K, PREC)
+    recurrent gate gradients ``R: (B, G*H)`` of the step after (``w_k``: see ``gate_dh``)."""
+    dh = gate_dh(dh, r_ptr, 0, rows, rmask, w_ptr, w0, cols, H, P, G, BLOCK_K, W_ON_CHIP, PREC)
     if G > 1:
-        dh = stream_mm(dh, r_ptr + H, G * H, rows, rmask, w_ptr, 1, H, P, cols, H, False, BLOCK_K,
-                       PREC)
-        dh = stream_mm(dh, r_ptr + 2 * H, G * H, rows, rmask, w_ptr, 2, H, P, cols, H, False,
-                       BLOCK_K, PREC)
+        dh = gate_dh(dh, r_ptr, 1, rows, rmask, w_ptr, w1, cols, H, P, G, BLOCK_K, W_ON_CHIP, PREC)
+        dh = gate_dh(dh, r_ptr, 2, rows, rmask, w_ptr, w2, cols, H, P, G, BLOCK_K, W_ON_CHIP, PREC)
     if G > 3:
-        dh = stream_mm(dh, r_ptr + 3 * H, G * H, rows, rmask, w_ptr, 3, H, P, cols, H, False,
-                       BLOCK_K, PREC)
+        dh = gate_dh(dh, r_ptr, 3, rows, rmask, w_ptr, w3, cols, H, P, G, BLOCK_K, W_ON_CHIP, PREC)
     return dh
 
 
@@ -200,11 +251,12 @@ def split_backward_kernel(
     S: tl.constexpr,  # saved tiles per step in ws
     BLOCK_B: tl.constexpr,  # batch rows per program
     BLOCK_H: tl.constexpr,  # hidden (gathering phase: output) units per program
-    BLOCK_K: tl.constexpr,  # reduction chunk of the streamed products
+    BLOCK_K: tl.constexpr,  # reduction chunk of the streamed products (W_ON_CHIP: all of H)
     PROJ: tl.constexpr,  # LSTM with projection: two phases per step
     HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
     REVERSE: tl.constexpr,  # the forward ran in reverse
     BARRIER: tl.constexpr,  # several phases per launch, grid barrier after each
+    W_ON_CHIP: tl.constexpr,  # W_hh slice loaded once per launch, not streamed (no PROJ)
     PREC: tl.constexpr,  # tl.dot input precision
 ):
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -213,6 +265,7 @@ def split_backward_kernel(
     mask_h = rmask[:, None] & (cols < H)[None, :]
     mask_p = rmask[:, None] & (cols < P)[None, :]
     lens = seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS)
+    w0, w1, w2, w3 = chip_weights(w_ptr, cols, H, P, G, BLOCK_H, BLOCK_K, False, W_ON_CHIP)
     nprog = tl.num_programs(0) * tl.num_programs(1)
     for q in range(q_begin, q_end):
         s = T - 1 - q
@@ -228,7 +281,7 @@ def split_backward_kernel(
                 dh = load_tile(dhbuf_ptr, rows * P, cols, mask_p)
                 _, valid_next = step_rows(s + 1, lens, REVERSE)
                 dh = gather_dh(tl.where(valid_next[:, None], 0.0, dh), r_rd, rows, rmask, w_ptr,
-                               cols, H, P, G, BLOCK_K, PREC)
+                               w0, w1, w2, w3, cols, H, P, G, BLOCK_K, W_ON_CHIP, PREC)
                 if s >= 0:
                     dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, P), cols, mask_p & v)
                     store_tile(dhs_ptr, seq_offsets(tt, rows, B, P), cols, tl.where(v, dh, 0.0),
@@ -240,7 +293,7 @@ def split_backward_kernel(
                                rmask, wr_ptr, 0, P, H, cols, P, False, BLOCK_K, PREC)
             else:
                 dh = gather_dh(load_tile(dhbuf_ptr, rows * H, cols, mask_h), r_rd, rows, rmask,
-                               w_ptr, cols, H, H, G, BLOCK_K, PREC)
+                               w_ptr, w0, w1, w2, w3, cols, H, H, G, BLOCK_K, W_ON_CHIP, PREC)
                 if s >= 0:
                     dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, H), cols, mask_h & v)
             if s >= 0:

@@ -3,13 +3,15 @@
 Run by ``benchmarks/gpu_check.sh`` (``TRITON_INTERPRET=0 pytest -m gpu``); skipped without CUDA.
 Every path the dispatcher can take is exercised: resident (H = 29 in float32, 37 and 64 in
 half precision: the widths whose W_hh fits the resident budget), split behind the grid
-barrier (H = 256 ... 2048 at B = 16), split stepping from Python (more programs than SMs), the
+barrier (H = 256 ... 2048 at B = 16; each cell with its W_hh slice on chip and streamed), split
+stepping from Python (more programs than SMs), the
 projection on both, packed unsorted lengths, bidirectional stacks, T = 1 and T = 1000, eval-mode
 backward and inference. Each case compares outputs, final states and every gradient.
 
 The whole file must finish well under two minutes on an H100, first-launch compiles included:
-the cases share kernel configurations (the split kernels' constexprs do not depend on H), so
-the number of distinct compiles stays small. Memory is checked against cuDNN; time is not.
+the cases share kernel configurations (the streaming split kernels' constexprs do not depend on
+H, the on-chip ones only on its power-of-two bucket), so the number of distinct compiles stays
+small. Memory is checked against cuDNN; time is not.
 """
 
 from __future__ import annotations
@@ -122,11 +124,23 @@ def test_resident_widest(cell, precision):
     check(cell, precision, H=64, B=7, T=6)
 
 
-@pytest.mark.parametrize("cell,precision,H", [
+SPLIT_BARRIER_CASES = [
     ("LSTM", "bf16", 256), ("LSTM", "fp16", 256), ("LSTM", "tf32", 256), ("LSTM", "fp32", 768),
-    ("LSTM", "bf16", 1024), ("LSTM", "bf16", 2048), ("GRU", "fp32", 768), ("GRU", "bf16", 1024),
-    ("RNN_TANH", "fp32", 768), ("RNN_TANH", "bf16", 2048), ("RNN_RELU", "fp32", 1024),
-])
+    ("LSTM", "bf16", 1024), ("LSTM", "bf16", 2048), ("GRU", "bf16", 256), ("GRU", "fp32", 768),
+    ("GRU", "bf16", 1024), ("RNN_TANH", "fp32", 768), ("RNN_TANH", "bf16", 2048),
+    ("RNN_RELU", "fp32", 1024),
+]
+
+
+def test_split_cases_keep_w_on_chip_and_stream_it():
+    """Every cell runs behind the barrier both with its W_hh slice on chip and streamed."""
+    for kind in ("LSTM", "GRU", "RNN"):
+        on_chip = {common.pick_config(common.CELLS[cell], H, 16, PRECISIONS[precision][0]).w_on_chip
+                   for cell, precision, H in SPLIT_BARRIER_CASES if cell.startswith(kind)}
+        assert on_chip == {False, True}, kind
+
+
+@pytest.mark.parametrize("cell,precision,H", SPLIT_BARRIER_CASES)
 def test_split_with_grid_barrier(cell, precision, H):
     programs = split_programs(H, 16)
     if H < 2048:  # 128 programs exceed the SMs of some H100 variants

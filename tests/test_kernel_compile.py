@@ -66,6 +66,7 @@ def _pickable() -> dict[str, tuple]:
                                             f"H{meta['BLOCK_H']}-K{meta.get('BLOCK_P', 0)}"
                                             f"{meta.get('BLOCK_K', '')}-B{meta['BLOCK_B']}-"
                                             f"{'proj-' if meta.get('PROJ') else ''}"
+                                            f"{'chip-' if meta.get('W_ON_CHIP') else ''}"
                                             f"{meta['PREC']}-w{options['num_warps']}")
                                     found.setdefault(name, key)
     finally:

@@ -1,8 +1,10 @@
 """The fused recurrences (fastrnn.ops.triton_ops) against the float64 reference, in the interpreter.
 
 Both launch paths run: ``resident`` (one program owns the hidden width, the time loop inside
-the kernel) and ``split`` (programs own 16 hidden units, W_hh streamed in 16-wide chunks, one
-launch per phase as under TRITON_INTERPRET), forced on small sizes through ``pick_config``.
+the kernel) and ``split`` (programs own 16 hidden units, W_hh streamed in 16-wide chunks; one
+launch per phase as under TRITON_INTERPRET, or all phases behind the barrier in a grid of one
+program), forced on small sizes through ``pick_config``; and the split path with the W_hh slice
+on chip, which ``pick_config`` itself chooses once the resident budget is forced to zero.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 from fastrnn.kernels import common, launch
+from helpers import compare_with_torch, twins
 from tolerances import assert_close
 
 from fastrnn import reference
@@ -127,6 +130,51 @@ def test_long_sequence(path, cell):
     _check(cell, T=200, B=2, H=3, lengths=torch.tensor([200, 117]), reverse=True)
 
 
+@pytest.fixture
+def on_chip(monkeypatch):
+    """No resident budget, so pick_config's split config keeps W_hh on chip; returns the list
+    of split launches made, as (grid, barrier, W_ON_CHIP)."""
+    monkeypatch.setattr(common, "RESIDENT_BYTES", 0)
+    launches = []
+    run_phases = launch._run_phases
+
+    def spy(kernel, grid, args, meta, phases, barrier):
+        launches.append((grid, barrier, meta["W_ON_CHIP"]))
+        run_phases(kernel, grid, args, meta, phases, barrier)
+
+    monkeypatch.setattr(launch, "_run_phases", spy)
+    return launches
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_w_on_chip(on_chip, cell, reverse):
+    """One program (B, H <= 16): the whole time loop in one launch, the slice loaded once."""
+    assert common.pick_config(common.CELLS[cell], 16, 16, torch.float32).w_on_chip
+    _check(cell, T=6, B=5, H=13, lengths=torch.tensor([6, 2, 5, 1, 4]), reverse=reverse)
+    assert on_chip == [((1, 1), True, True)] * 2  # forward, backward
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_w_on_chip_half_precision(on_chip, dtype):
+    _check("LSTM", T=5, B=3, H=16, dtype=dtype, lengths=torch.tensor([5, 2, 4]))
+    assert on_chip == [((1, 1), True, True)] * 2
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_w_on_chip_matches_torch_nn(on_chip, cell):
+    """Packed, unsorted lengths, both directions (forward and reverse launches)."""
+    ref, ours = twins(cell, 4, 11, backend="triton", dtype=torch.float32, bidirectional=True)
+    compare_with_torch(ref, ours, T=5, B=3, kind="packed", dtype=torch.float32)
+    assert on_chip == [((1, 1), True, True)] * 4
+
+
+def test_w_on_chip_not_with_projection(on_chip):
+    """A projection streams W_hh (and W_hr), in several launches with more than one program."""
+    _check("LSTM", T=3, B=17, H=20, proj=9, lengths=torch.tensor([3, 1] + [2] * 15))
+    assert on_chip and all(not barrier and not chip for _, barrier, chip in on_chip)
+
+
 @pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
 def test_inference_saves_nothing(monkeypatch, mode):
     args = _problem("LSTM", 4, 2, 6, torch.float32)
@@ -153,10 +201,13 @@ def test_pick_config_covers_every_hidden_size():
             cfg = common.pick_config(cell, H, 3, torch.bfloat16)
             for block in (cfg.block_b, cfg.block_h, cfg.block_k):
                 assert block >= 16 and block & (block - 1) == 0
-            if cfg.resident:
-                assert cfg.block_h >= H
+            if cfg.resident or cfg.w_on_chip:
+                assert cfg.block_k >= H
     assert common.pick_config(common.LSTM, 32, 8, torch.float32).resident
     assert not common.pick_config(common.LSTM, 2048, 8, torch.bfloat16).resident
+    assert common.pick_config(common.LSTM, 512, 8, torch.bfloat16).w_on_chip
+    assert not common.pick_config(common.LSTM, 1024, 8, torch.bfloat16).w_on_chip
+    assert not common.pick_config(common.LSTM, 512, 8, torch.bfloat16, 128).w_on_chip
 
 
 def _reason(**overrides):
