@@ -73,6 +73,15 @@ def seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS: tl.constexpr):
 
 
 @triton.jit
+def tile_masks(rows, hcols, pcols, B, H, P, len_ptr, T, HAS_LENGTHS: tl.constexpr):
+    """A program's row mask, its [rows, hidden] and [rows, output] masks and the row lengths."""
+    rmask = rows < B
+    mask_h = rmask[:, None] & (hcols < H)[None, :]
+    mask_p = rmask[:, None] & (pcols < P)[None, :]
+    return rmask, mask_h, mask_p, seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS)
+
+
+@triton.jit
 def step_rows(s, lens, REVERSE: tl.constexpr):
     """Time position of step ``s`` for each row, and whether the step is valid there."""
     valid = s < lens

@@ -17,10 +17,10 @@ from fastrnn.kernels.common import (
     load_w,
     mm,
     prev_rows,
-    seq_lengths,
     seq_offsets,
     step_rows,
     store_tile,
+    tile_masks,
 )
 
 # CELL codes: 0 LSTM, 1 GRU, 2 RNN tanh, 3 RNN relu (see common.CELLS).
@@ -128,10 +128,7 @@ def resident_forward_kernel(
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     hcols = tl.arange(0, BLOCK_H)
     pcols = tl.arange(0, BLOCK_P)
-    rmask = rows < B
-    mask_h = rmask[:, None] & (hcols < H)[None, :]
-    mask_p = rmask[:, None] & (pcols < P)[None, :]
-    lens = seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS)
+    rmask, mask_h, mask_p, lens = tile_masks(rows, hcols, pcols, B, H, P, len_ptr, T, HAS_LENGTHS)
     # W_hh^T per gate, [BLOCK_P, BLOCK_H], on chip for the whole loop
     w0, w1, w2, w3 = gate_weights(w_ptr, hcols, pcols, H, P, G, True)
     if PROJ:
@@ -198,10 +195,7 @@ def resident_backward_kernel(
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     hcols = tl.arange(0, BLOCK_H)
     pcols = tl.arange(0, BLOCK_P)
-    rmask = rows < B
-    mask_h = rmask[:, None] & (hcols < H)[None, :]
-    mask_p = rmask[:, None] & (pcols < P)[None, :]
-    lens = seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS)
+    rmask, mask_h, mask_p, lens = tile_masks(rows, hcols, pcols, B, H, P, len_ptr, T, HAS_LENGTHS)
     # W_hh per gate, [BLOCK_H, BLOCK_P]
     w0, w1, w2, w3 = gate_weights(w_ptr, hcols, pcols, H, P, G, False)
     if PROJ:

@@ -29,10 +29,10 @@ from fastrnn.kernels.common import (
     load_tile,
     load_w,
     mm,
-    seq_lengths,
     seq_offsets,
     step_rows,
     store_tile,
+    tile_masks,
 )
 from fastrnn.kernels.recurrence import (
     cell_backward,
@@ -150,10 +150,7 @@ def split_forward_kernel(
 ):
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    rmask = rows < B
-    mask_h = rmask[:, None] & (cols < H)[None, :]
-    mask_p = rmask[:, None] & (cols < P)[None, :]
-    lens = seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS)
+    rmask, mask_h, mask_p, lens = tile_masks(rows, cols, cols, B, H, P, len_ptr, T, HAS_LENGTHS)
     bhn = tl.zeros([BLOCK_H], dtype=tl.float32)
     if HAS_BHN:
         bhn = tl.load(bhn_ptr + cols, mask=cols < H, other=0.0).to(tl.float32)
@@ -261,10 +258,7 @@ def split_backward_kernel(
 ):
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    rmask = rows < B
-    mask_h = rmask[:, None] & (cols < H)[None, :]
-    mask_p = rmask[:, None] & (cols < P)[None, :]
-    lens = seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS)
+    rmask, mask_h, mask_p, lens = tile_masks(rows, cols, cols, B, H, P, len_ptr, T, HAS_LENGTHS)
     w0, w1, w2, w3 = chip_weights(w_ptr, cols, H, P, G, BLOCK_H, BLOCK_K, False, W_ON_CHIP)
     nprog = tl.num_programs(0) * tl.num_programs(1)
     for q in range(q_begin, q_end):
