@@ -25,19 +25,21 @@ GATES = {LSTM: 4, GRU: 3, RNN_TANH: 1, RNN_RELU: 1}
 SAVED = {LSTM: 5, GRU: 4, RNN_TANH: 0, RNN_RELU: 0}
 
 # Bytes of W_hh (plus W_hr) one program may hold across the time loop; larger problems take
-# the split path. Sizes and warps are checked against spills by tests/test_kernel_compile.py.
+# the split path. Sizes and warps are checked against spills by tests/test_kernel_compile.py,
+# with the oldest and the newest Triton the project supports (their ptxas differ).
 RESIDENT_BYTES = 32 * 1024
-RESIDENT_WARPS = 8  # 16 for float32 tiles of 64 x 64 and more (exact float32 dots use FMAs)
+RESIDENT_WARPS = 8  # 16 for tiles of 64 x 64 and more
 MIN_BLOCK = 16  # tl.dot needs every dimension >= 16
 PROJ_MIN_BLOCK = 32  # the projection's dots spill with 16-wide P tiles
 SPLIT_BLOCK_H = 16  # hidden units per program on the split path
 SPLIT_BLOCK_K = 32  # reduction chunk streamed per tl.dot on the split path
 # A split program keeps its W_hh slice (G x SPLIT_BLOCK_H x padded P) on chip for the whole time
 # loop instead of streaming it when the slice is at most CHIP_BYTES and P pads to at most
-# CHIP_MAX_K (beyond, the backward spills even with 16 warps: its float32 tiles of the gate
-# gradients grow with P); warps: ``chip_warps``.
+# CHIP_MAX_K; a half-precision backward only up to HALF_BACKWARD_CHIP_K (its gate-gradient
+# operands of the recurrent product grow with P and spill beyond). Warps: ``chip_warps``.
 CHIP_BYTES = 64 * 1024
 CHIP_MAX_K = 1024
+HALF_BACKWARD_CHIP_K = 256  # 512 for a single-gate cell
 
 
 @triton.jit
@@ -168,7 +170,7 @@ def pow2(n: int) -> int:
 
 @dataclass(frozen=True)
 class Config:
-    """How one layer's recurrence is launched.
+    """How one layer's recurrence is launched, forward or backward.
 
     One batch tile of ``block_b`` rows per program (tl.dot's minimum; larger tiles spill).
     resident: one program per batch tile owns the whole hidden width, keeps W_hh (and W_hr)
@@ -184,24 +186,35 @@ class Config:
     block_h: int
     block_k: int
     num_warps: int
-    backward_warps: int = 0  # 0: num_warps
     num_stages: int = 1
     w_on_chip: bool = False
 
 
-def split_warps(cell: int) -> tuple[int, int]:
-    """Warps of a split-path program, forward and backward: ptxas keeps an 8-byte stack frame
-    in the half precision GRU forward with 4 warps and in its backward with 8."""
-    return {LSTM: (4, 4), GRU: (8, 4)}.get(cell, (8, 8))
+def split_warps(cell: int, backward: bool, proj: bool) -> int:
+    """Warps of a split-path program streaming W_hh: ptxas keeps a stack frame in the half
+    precision GRU forward with 4 warps, its backward with 8, and the projected LSTM forward
+    with 4."""
+    if backward:
+        return 8 if cell in (RNN_TANH, RNN_RELU) else 4
+    return 4 if cell == LSTM and not proj else 8
 
 
-def chip_warps(cell: int, chip_bytes: int) -> tuple[int, int]:
-    """Warps of a split program holding a W_hh slice of ``chip_bytes``, forward and backward:
-    the backward spills with fewer than 16 warps above 16 KB, the forward with fewer than 8
-    above 32 KB (and the float32 LSTM forward with more than 4 up to 32 KB)."""
-    forward, backward = split_warps(cell)
-    return (forward if chip_bytes <= 32 * 1024 else 8,
-            backward if chip_bytes <= 16 * 1024 else 16)
+def chip_warps(cell: int, chip_bytes: int, backward: bool) -> int:
+    """Warps of a split program holding a W_hh slice of ``chip_bytes``: 8 in the backward (16
+    cap registers at 128 and spill), the streaming count in the forward up to 32 KB (the float32
+    LSTM forward spills with more than 4 there), 8 above."""
+    if backward:
+        return 8
+    return split_warps(cell, False, False) if chip_bytes <= 32 * 1024 else 8
+
+
+def chip_fits(cell: int, block_k: int, dtype: torch.dtype, backward: bool) -> bool:
+    """Whether a split program keeps its W_hh slice on chip (reduction padded to block_k)."""
+    if GATES[cell] * SPLIT_BLOCK_H * block_k * dtype.itemsize > CHIP_BYTES or block_k > CHIP_MAX_K:
+        return False
+    if backward and dtype.itemsize == 2:
+        return block_k <= HALF_BACKWARD_CHIP_K * (2 if GATES[cell] == 1 else 1)
+    return True
 
 
 def out_block(hidden_size: int, proj_size: int) -> int:
@@ -210,20 +223,21 @@ def out_block(hidden_size: int, proj_size: int) -> int:
 
 
 def pick_config(
-    cell: int, hidden_size: int, batch: int, dtype: torch.dtype, proj_size: int = 0
+    cell: int, hidden_size: int, batch: int, dtype: torch.dtype, proj_size: int = 0,
+    backward: bool = False,
 ) -> Config:
-    """The launch configuration for a cell code, sizes and input dtype (same for fwd and bwd)."""
+    """The launch configuration for a cell code, sizes, input dtype and pass."""
     bh, bp = pow2(hidden_size), out_block(hidden_size, proj_size)
     if (GATES[cell] + (proj_size > 0)) * bh * bp * dtype.itemsize <= RESIDENT_BYTES:
-        warps = 2 * RESIDENT_WARPS if dtype == torch.float32 and bh * bp >= 64 * 64 else (
-            RESIDENT_WARPS)
+        warps = 2 * RESIDENT_WARPS if bh * bp >= 64 * 64 else RESIDENT_WARPS
         return Config(True, MIN_BLOCK, bh, bp, warps)
-    chip_bytes = GATES[cell] * SPLIT_BLOCK_H * bh * dtype.itemsize
-    if not proj_size and chip_bytes <= CHIP_BYTES and bh <= CHIP_MAX_K:
-        return Config(False, MIN_BLOCK, SPLIT_BLOCK_H, bh, *chip_warps(cell, chip_bytes),
+    if not proj_size and chip_fits(cell, bh, dtype, backward):
+        chip_bytes = GATES[cell] * SPLIT_BLOCK_H * bh * dtype.itemsize
+        return Config(False, MIN_BLOCK, SPLIT_BLOCK_H, bh, chip_warps(cell, chip_bytes, backward),
                       w_on_chip=True)
     block_k = min(SPLIT_BLOCK_K, pow2(hidden_size))
-    return Config(False, MIN_BLOCK, SPLIT_BLOCK_H, block_k, *split_warps(cell))
+    return Config(False, MIN_BLOCK, SPLIT_BLOCK_H, block_k,
+                  split_warps(cell, backward, proj_size > 0))
 
 
 def torch_dot_precision(dtype: torch.dtype, interpreted: bool = False) -> str:

@@ -55,7 +55,7 @@ def kernel_meta(
     """The kernel a launch with this config runs: its constexprs, ``num_warps``, ``num_stages``."""
     meta = {
         "CELL": cell, "G": GATES[cell], "BLOCK_B": cfg.block_b, "HAS_LENGTHS": lengths,
-        "REVERSE": reverse, "PREC": _precision(dtype, interpreted), "num_warps": cfg.backward_warps if backward and cfg.backward_warps else cfg.num_warps,
+        "REVERSE": reverse, "PREC": _precision(dtype, interpreted), "num_warps": cfg.num_warps,
         "num_stages": cfg.num_stages, "PROJ": proj,
     }
     if backward:
@@ -157,7 +157,8 @@ def backward(
     T, B, P = y.shape
     G = GATES[cell]
     H = w_hh.shape[0] // G
-    cfg = config or pick_config(cell, H, B, y.dtype, P if w_hr is not None else 0)
+    cfg = config or pick_config(cell, H, B, y.dtype, P if w_hr is not None else 0,
+                                 backward=True)
     w_hh = w_hh.to(y.dtype).contiguous()
     dgx = y.new_empty(T, B, G * H)
     lens = _lengths(lengths, y)

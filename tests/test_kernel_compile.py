@@ -4,7 +4,10 @@ Ahead-of-time compiles on the CPU: for each cell x dtype x hidden-size bucket x 
 projection x forward/backward (x TF32 on/off for float32), ``pick_config`` chooses a config and
 ``kernel_meta`` the kernel and constexprs a launch would use, with every optional feature on
 (lengths, reverse, saving for backward, b_hn, the grid barrier). Checks: shared memory within
-the 227 KB per block and ``cuobjdump`` reports no stack or local memory (no register spills).
+the 227 KB per block, ``cuobjdump`` reports no stack or local memory (no register spills), and
+the grid barrier's machine code orders memory across SMs: a GPU-scope fence before each
+arrival, the L1 cache invalidated after each acquiring load of the counter (so h written by
+other programs is never read stale).
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ def _pickable() -> dict[str, tuple]:
                     for H in HIDDEN:
                         for B in BATCH:
                             for proj in [p for p in projs if p < H]:
-                                cfg = common.pick_config(cell, H, B, dtype, proj)
                                 for backward in (False, True):
+                                    cfg = common.pick_config(cell, H, B, dtype, proj, backward)
                                     kernel, meta = launch.kernel_meta(
                                         cell, dtype, cfg, backward=backward, proj=proj > 0,
                                         has_bhn=True,
@@ -74,8 +77,24 @@ def _pickable() -> dict[str, tuple]:
     return found
 
 
+def barrier_order(sass: str) -> dict:
+    """The grid barrier's instructions in SASS: arrivals (GPU-scope atomic adds) each preceded
+    by a GPU-scope fence, acquiring loads of the counter each followed by an L1 invalidation."""
+    ins = [line.split("*/", 1)[1].split(";")[0] for line in sass.splitlines()
+           if re.match(r"\s*/\*[0-9a-f]{4}\*/", line)]
+    arrive = [i for i, x in enumerate(ins) if re.search(r"\b(RED|ATOM)G?\..*STRONG\.GPU", x)]
+    wait = [i for i, x in enumerate(ins) if re.search(r"\bLDG\..*STRONG\.GPU", x)]
+    return {
+        "arrive": len(arrive), "wait": len(wait),
+        "release": all(any("MEMBAR" in x and "GPU" in x for x in ins[max(0, i - 6) : i])
+                       for i in arrive),
+        "acquire": all(any("CCTL.IVALL" in x for x in ins[i + 1 : i + 4]) for i in wait),
+    }
+
+
 def compile_config(key: tuple) -> dict:
-    """AOT-compile one launch for sm_90: shared bytes and cuobjdump's REG/STACK/LOCAL."""
+    """AOT-compile one launch for sm_90: shared bytes, cuobjdump's REG/STACK/LOCAL and, for a
+    kernel with the grid barrier, ``barrier_order`` of its SASS."""
     module, kernel_name, dname, meta, options = key
     fn = getattr(importlib.import_module(module), kernel_name)
     meta = dict(meta)
@@ -95,8 +114,11 @@ def compile_config(key: tuple) -> dict:
         f.flush()
         usage = subprocess.run([CUOBJDUMP, "--dump-resource-usage", f.name], check=True,
                                capture_output=True, text=True).stdout
+        sass = subprocess.run([CUOBJDUMP, "-sass", f.name], check=True, capture_output=True,
+                              text=True).stdout if meta.get("BARRIER") else ""
     stats = {k: int(v) for k, v in re.findall(r"\b(REG|STACK|LOCAL):(\d+)", usage)}
-    return {"shared": compiled.metadata.shared, **stats}
+    return {"shared": compiled.metadata.shared, **stats,
+            **({"barrier": barrier_order(sass)} if sass else {})}
 
 
 CONFIGS = _pickable()
@@ -142,3 +164,19 @@ def test_compiles_without_spills(compiled, name):
     stats = compiled[name]
     assert stats["shared"] <= SHARED_LIMIT, stats
     assert stats["STACK"] == 0 and stats["LOCAL"] == 0, stats
+
+
+@pytest.mark.parametrize("name", sorted(n for n in CONFIGS if dict(CONFIGS[n][3]).get("BARRIER")))
+def test_grid_barrier_orders_memory(compiled, name):
+    order = compiled[name]["barrier"]
+    assert order["arrive"] >= 1 and order["wait"] >= 1, order
+    assert order["release"] and order["acquire"], order
+
+
+def test_barrier_order_detects_missing_fences():
+    sass = "".join(f"        /*{i:04x}*/  {op} ;  /* 0x0 */\n" for i, op in enumerate(
+        ["MEMBAR.ALL.GPU", "REDG.E.ADD.STRONG.GPU desc[UR4][R2.64], R5", "BAR.SYNC 0x0",
+         "LDG.E.STRONG.GPU R6, desc[UR4][R2.64]", "CCTL.IVALL"]))
+    assert barrier_order(sass) == {"arrive": 1, "wait": 1, "release": True, "acquire": True}
+    broken = barrier_order(sass.replace("MEMBAR.ALL.GPU", "NOP").replace("CCTL.IVALL", "NOP"))
+    assert not broken["release"] and not broken["acquire"]
