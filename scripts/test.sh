@@ -3,5 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The kernels are also compiled with the oldest Triton the project supports (its ptxas differs),
+# kept apart in .triton-min (tests/test_kernel_compile.py).
+if [ "$(uname -sm)" = "Linux x86_64" ]; then
+  [ -d .triton-min/triton ] ||
+    .venv/bin/python -m pip install -q --no-deps --target .triton-min "triton==3.6.0"
+  export FASTRNN_MIN_TRITON_PATH="$PWD/.triton-min"
+fi
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 .venv/bin/ruff check .

@@ -12,30 +12,26 @@ other programs is never read stale).
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing
 import os
-import re
-import subprocess
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 import torch
 
 triton = pytest.importorskip("triton")
+from compile_worker import barrier_order, compile_config, use_triton  # noqa: E402
 from fastrnn.kernels import common, launch  # noqa: E402
-from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.compiler import ASTSource  # noqa: E402
 
+# A folder holding the oldest Triton the project supports (``pip install --target``), to compile
+# every config with its ptxas as well as with the installed Triton's.
+MIN_TRITON_PATH = os.environ.get("FASTRNN_MIN_TRITON_PATH")
+MIN_TRITON = "3.6"
 SHARED_LIMIT = 232448  # bytes of shared memory one block may use on an H100
 HIDDEN = [1, 16, 17, 32, 33, 64, 65, 100, 128, 129, 256, 512, 768, 1024, 2048]
 BATCH = [1, 64]
 PROJ = [1, 17, 33]
 DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
-FP32_PTRS = {"hbuf_ptr", "cbuf_ptr", "mbuf_ptr", "dhbuf_ptr", "dcbuf_ptr", "rbuf_ptr"}
-I32_PTRS = {"len_ptr", "bar_ptr"}
-CUOBJDUMP = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
 
 
 def _pickable() -> dict[str, tuple]:
@@ -77,76 +73,35 @@ def _pickable() -> dict[str, tuple]:
     return found
 
 
-def barrier_order(sass: str) -> dict:
-    """The grid barrier's instructions in SASS: arrivals (GPU-scope atomic adds) each preceded
-    by a GPU-scope fence, acquiring loads of the counter each followed by an L1 invalidation."""
-    ins = [line.split("*/", 1)[1].split(";")[0] for line in sass.splitlines()
-           if re.match(r"\s*/\*[0-9a-f]{4}\*/", line)]
-    arrive = [i for i, x in enumerate(ins) if re.search(r"\b(RED|ATOM)G?\..*STRONG\.GPU", x)]
-    wait = [i for i, x in enumerate(ins) if re.search(r"\bLDG\..*STRONG\.GPU", x)]
-    return {
-        "arrive": len(arrive), "wait": len(wait),
-        "release": all(any("MEMBAR" in x and "GPU" in x for x in ins[max(0, i - 6) : i])
-                       for i in arrive),
-        "acquire": all(any("CCTL.IVALL" in x for x in ins[i + 1 : i + 4]) for i in wait),
-    }
-
-
-def compile_config(key: tuple) -> dict:
-    """AOT-compile one launch for sm_90: shared bytes, cuobjdump's REG/STACK/LOCAL and, for a
-    kernel with the grid barrier, ``barrier_order`` of its SASS."""
-    module, kernel_name, dname, meta, options = key
-    fn = getattr(importlib.import_module(module), kernel_name)
-    meta = dict(meta)
-    signature = {}
-    for arg in fn.arg_names:
-        if arg in meta:
-            signature[arg] = "constexpr"
-        elif arg.endswith("_ptr"):
-            signature[arg] = "*fp32" if arg in FP32_PTRS else "*i32" if arg in I32_PTRS else (
-                "*" + dname)
-        else:
-            signature[arg] = "i32"
-    compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=meta),
-                              target=GPUTarget("cuda", 90, 32), options=dict(options))
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(compiled.asm["cubin"])
-        f.flush()
-        usage = subprocess.run([CUOBJDUMP, "--dump-resource-usage", f.name], check=True,
-                               capture_output=True, text=True).stdout
-        sass = subprocess.run([CUOBJDUMP, "-sass", f.name], check=True, capture_output=True,
-                              text=True).stdout if meta.get("BARRIER") else ""
-    stats = {k: int(v) for k, v in re.findall(r"\b(REG|STACK|LOCAL):(\d+)", usage)}
-    return {"shared": compiled.metadata.shared, **stats,
-            **({"barrier": barrier_order(sass)} if sass else {})}
-
-
 CONFIGS = _pickable()
 
 
-@pytest.fixture(scope="session")
-def compiled() -> dict[str, dict]:
-    """All configs compiled once, in fresh processes that import the kernels uninterpreted."""
+@pytest.fixture(scope="session", params=["installed"] + (["oldest"] if MIN_TRITON_PATH else []))
+def compiled(request) -> dict[str, dict]:
+    """All configs compiled once per Triton (the installed one; the oldest supported one where
+    FASTRNN_MIN_TRITON_PATH is set), in fresh processes that import the kernels uninterpreted."""
     names = sorted(CONFIGS)
-    saved = {k: os.environ.get(k) for k in ("TRITON_INTERPRET", "TRITON_DEFAULT_FP_FUSION")}
-    os.environ["TRITON_INTERPRET"] = "0"  # children get real @jit functions for triton.compile
-    os.environ["TRITON_DEFAULT_FP_FUSION"] = "1"
+    path = MIN_TRITON_PATH if request.param == "oldest" else None
+    env = {"TRITON_INTERPRET": "0", "TRITON_DEFAULT_FP_FUSION": "1"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # children get real @jit functions for triton.compile
     try:
         with ProcessPoolExecutor(max_workers=os.cpu_count() or 1,
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = pool.map(compile_config, [CONFIGS[n] for n in names])
-            for key, value in saved.items():  # every worker has started by now
-                if value is None:
-                    os.environ.pop(key)
-                else:
-                    os.environ[key] = value
-            return dict(zip(names, results))
+                                 mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=use_triton, initargs=(path,)) as pool:
+            results = dict(zip(names, pool.map(compile_config, [CONFIGS[n] for n in names])))
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    versions = {r["triton"] for r in results.values()}
+    if request.param == "oldest":
+        assert versions == {v for v in versions if v.startswith(MIN_TRITON + ".")}, versions
+    else:
+        assert versions == {triton.__version__}, versions
+    return results
 
 
 def test_enumeration_covers_both_paths_and_all_cells():
