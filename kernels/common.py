@@ -1,16 +1,18 @@
 """Shared pieces of the recurrence kernels: activations, per-row time indexing, tile loads and
 stores, the grid barrier, and the choice of a kernel configuration for a problem size.
 
-Layouts (all contiguous): ``gx: (T, B, G*H)`` with gate ``k`` in columns ``[k*H, (k+1)*H)``;
-``W_hh: (G*H, P)``; ``W_hr: (P, H)``; states ``(B, P)`` / ``(B, H)``; outputs ``y: (T, B, P)``;
-the saved activations ``ws: (T, B, S*H)``. Row ``b`` of step ``s`` reads and writes time
-position ``tt``: ``s`` going forward, ``len_b - 1 - s`` in reverse; steps ``s >= len_b`` are
-invalid (state unchanged, zero output written at position ``s``).
+Layouts (all contiguous), for ``D`` directions (1, or 2 sharing one launch: grid axis 2):
+``gx: (T, B, D*G*H)`` with direction ``d``'s gate ``k`` in columns ``[(d*G + k)*H, ...+H)``;
+``W_hh: (D, G*H, P)``; ``W_hr: (D, P, H)``; states ``(D, B, P)`` / ``(D, B, H)``; outputs
+``y: (T, B, D*P)`` (a bidirectional layer's output as torch.nn lays it out); the saved
+activations ``ws: (T, B, D*S*H)``. Row ``b`` of step ``s`` reads and writes time position
+``tt``: ``s`` going forward, ``len_b - 1 - s`` in reverse; steps ``s >= len_b`` are invalid
+(state unchanged, zero output written at position ``s``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import triton
@@ -39,7 +41,7 @@ SPLIT_BLOCK_K = 32  # reduction chunk streamed per tl.dot on the split path
 # operands of the recurrent product grow with P and spill beyond). Warps: ``chip_warps``.
 CHIP_BYTES = 64 * 1024
 CHIP_MAX_K = 1024
-HALF_BACKWARD_CHIP_K = 256  # 512 for a single-gate cell
+HALF_BACKWARD_CHIP_K = 256
 
 
 @triton.jit
@@ -84,28 +86,60 @@ def tile_masks(rows, hcols, pcols, B, H, P, len_ptr, T, HAS_LENGTHS: tl.constexp
 
 
 @triton.jit
-def step_rows(s, lens, REVERSE: tl.constexpr):
-    """Time position of step ``s`` for each row, and whether the step is valid there."""
-    valid = s < lens
-    if REVERSE:
-        tt = tl.where(valid, lens - 1 - s, s)
+def direction(D: tl.constexpr, REVERSE: tl.constexpr):
+    """This program's direction ``d`` (grid axis 2 when D = 2, else 0) and whether it runs in
+    reverse: direction 0 does when REVERSE, direction 1 runs opposite to direction 0.
+
+    Direction ``d`` of a ``(T, B, D*X)`` tensor is its columns ``[d*X, (d+1)*X)`` (see
+    ``seq_offsets``); of a ``(D, B, X)`` state, rows ``d*B + rows``; of ``W_hh: (D*G*H, P)``,
+    gates ``d*G ..``; of ``W_hr: (D*P, H)``, gate ``d``. With D = 1 both are constants, so a
+    one-direction launch compiles to the same code as without directions.
+    """
+    if D == 1:
+        d = 0
+        rev = REVERSE
     else:
-        tt = tl.zeros_like(lens) + s
+        d = tl.program_id(2)
+        if REVERSE:
+            rev = d == 0
+        else:
+            rev = d == 1
+    return d, rev
+
+
+@triton.jit
+def step_rows(s, lens, rev, D: tl.constexpr):
+    """Time position of step ``s`` for each row (counted back from the row's last step when
+    ``rev``: a constexpr when D = 1), and whether the step is valid there."""
+    valid = s < lens
+    if D == 1:
+        if rev:
+            tt = tl.where(valid, lens - 1 - s, s)
+        else:
+            tt = tl.zeros_like(lens) + s
+    else:
+        tt = tl.where(rev & valid, lens - 1 - s, s)
     return tt, valid
 
 
 @triton.jit
-def prev_rows(tt, lens, REVERSE: tl.constexpr):
+def prev_rows(tt, lens, rev, D: tl.constexpr):
     """Position of the step before ``tt`` in running order, and whether ``tt`` is the first."""
-    if REVERSE:
-        return tt + 1, tt == lens - 1
-    return tt - 1, tt == 0
+    if D == 1:
+        if rev:
+            prev, first = tt + 1, tt == lens - 1
+        else:
+            prev, first = tt - 1, tt == 0
+    else:
+        prev, first = tl.where(rev, tt + 1, tt - 1), tl.where(rev, tt == lens - 1, tt == 0)
+    return prev, first
 
 
 @triton.jit
-def seq_offsets(tt, rows, B, width):
-    """Element offsets of rows ``rows`` at positions ``tt`` in a (T, B, width) tensor."""
-    return (tt.to(tl.int64) * B + rows) * width
+def seq_offsets(tt, rows, B, width, d, D):
+    """Element offsets of direction ``d``'s rows ``rows`` at positions ``tt`` in a
+    (T, B, D*width) tensor."""
+    return ((tt.to(tl.int64) * B + rows) * D + d) * width
 
 
 @triton.jit
@@ -122,9 +156,9 @@ def store_tile(ptr, row_off, cols, value, mask):
 
 @triton.jit
 def load_w(w_ptr, gate, out_idx, in_idx, H, P, TRANS: tl.constexpr):
-    """Gate ``gate`` of ``W: (G*H, P)``: ``W_k^T[in_idx, out_idx]`` (TRANS) or
+    """Gate ``gate`` of ``W: (n*H, P)``: ``W_k^T[in_idx, out_idx]`` (TRANS) or
     ``W_k[out_idx, in_idx]``, zero outside ``H x P``; in the weights' dtype (int32 offsets:
-    G*H*P < 2**31 up to H = 2048)."""
+    D*G*H*P < 2**31 up to H = 2048)."""
     if TRANS:
         offs = (gate * H + out_idx[None, :]) * P + in_idx[:, None]
         mask = (out_idx[None, :] < H) & (in_idx[:, None] < P)
@@ -135,15 +169,16 @@ def load_w(w_ptr, gate, out_idx, in_idx, H, P, TRANS: tl.constexpr):
 
 
 @triton.jit
-def gate_weights(w_ptr, out_idx, in_idx, H, P, G: tl.constexpr, TRANS: tl.constexpr):
-    """``load_w`` of every gate of ``W: (G*H, P)`` (``w0`` again in place of the gates past G)."""
-    w0 = load_w(w_ptr, 0, out_idx, in_idx, H, P, TRANS)
+def gate_weights(w_ptr, g0, out_idx, in_idx, H, P, G: tl.constexpr, TRANS: tl.constexpr):
+    """``load_w`` of gates ``g0 .. g0+G-1`` of ``W: (D*G*H, P)`` (``g0 = d*G``: direction d's;
+    ``w0`` again in place of the gates past G)."""
+    w0 = load_w(w_ptr, g0, out_idx, in_idx, H, P, TRANS)
     w1, w2, w3 = w0, w0, w0
     if G > 1:
-        w1 = load_w(w_ptr, 1, out_idx, in_idx, H, P, TRANS)
-        w2 = load_w(w_ptr, 2, out_idx, in_idx, H, P, TRANS)
+        w1 = load_w(w_ptr, g0 + 1, out_idx, in_idx, H, P, TRANS)
+        w2 = load_w(w_ptr, g0 + 2, out_idx, in_idx, H, P, TRANS)
     if G > 3:
-        w3 = load_w(w_ptr, 3, out_idx, in_idx, H, P, TRANS)
+        w3 = load_w(w_ptr, g0 + 3, out_idx, in_idx, H, P, TRANS)
     return w0, w1, w2, w3
 
 
@@ -179,6 +214,11 @@ class Config:
     ``block_h`` hidden units of a batch tile, stream W_hh in ``block_k`` chunks and exchange
     the state through global memory once per step; ``w_on_chip`` (no projection): they load
     their W_hh slice once instead, ``block_k`` covering the whole padded reduction.
+
+    Configs let a thread use every register an SM has for one program (``maxnreg``): the split
+    path runs one program per SM and the resident one few, so occupancy is not worth a spill,
+    and ptxas's own choice caps some kernels at half of that and spills. The backward with
+    W_hh on chip keeps ptxas's choice (with the cap, its widest slices spill).
     """
 
     resident: bool
@@ -188,6 +228,7 @@ class Config:
     num_warps: int
     num_stages: int = 1
     w_on_chip: bool = False
+    maxnreg: int | None = None  # registers per thread ptxas may use (None: its own choice)
 
 
 def split_warps(cell: int, backward: bool, proj: bool) -> int:
@@ -212,9 +253,7 @@ def chip_fits(cell: int, block_k: int, dtype: torch.dtype, backward: bool) -> bo
     """Whether a split program keeps its W_hh slice on chip (reduction padded to block_k)."""
     if GATES[cell] * SPLIT_BLOCK_H * block_k * dtype.itemsize > CHIP_BYTES or block_k > CHIP_MAX_K:
         return False
-    if backward and dtype.itemsize == 2:
-        return block_k <= HALF_BACKWARD_CHIP_K * (2 if GATES[cell] == 1 else 1)
-    return True
+    return not backward or dtype.itemsize > 2 or block_k <= HALF_BACKWARD_CHIP_K
 
 
 def out_block(hidden_size: int, proj_size: int) -> int:
@@ -230,14 +269,17 @@ def pick_config(
     bh, bp = pow2(hidden_size), out_block(hidden_size, proj_size)
     if (GATES[cell] + (proj_size > 0)) * bh * bp * dtype.itemsize <= RESIDENT_BYTES:
         warps = 2 * RESIDENT_WARPS if bh * bp >= 64 * 64 else RESIDENT_WARPS
-        return Config(True, MIN_BLOCK, bh, bp, warps)
-    if not proj_size and chip_fits(cell, bh, dtype, backward):
+        cfg = Config(True, MIN_BLOCK, bh, bp, warps)
+    elif not proj_size and chip_fits(cell, bh, dtype, backward):
         chip_bytes = GATES[cell] * SPLIT_BLOCK_H * bh * dtype.itemsize
-        return Config(False, MIN_BLOCK, SPLIT_BLOCK_H, bh, chip_warps(cell, chip_bytes, backward),
-                      w_on_chip=True)
-    block_k = min(SPLIT_BLOCK_K, pow2(hidden_size))
-    return Config(False, MIN_BLOCK, SPLIT_BLOCK_H, block_k,
-                  split_warps(cell, backward, proj_size > 0))
+        cfg = Config(False, MIN_BLOCK, SPLIT_BLOCK_H, bh, chip_warps(cell, chip_bytes, backward),
+                     w_on_chip=True)
+    else:
+        cfg = Config(False, MIN_BLOCK, SPLIT_BLOCK_H, min(SPLIT_BLOCK_K, bh),
+                     split_warps(cell, backward, proj_size > 0))
+    if backward and cfg.w_on_chip:
+        return cfg
+    return replace(cfg, maxnreg=min(255, 65536 // (32 * cfg.num_warps)))
 
 
 def torch_dot_precision(dtype: torch.dtype, interpreted: bool = False) -> str:

@@ -1,9 +1,10 @@
 """Launchers of the recurrence kernels (no autograd): allocate outputs, pick a config, launch.
 
-``forward`` returns ``(y, h_n, c_n, ws)``; ``ws`` holds what ``backward`` needs (the saved
-activations, or ``y`` itself for an Elman RNN). ``backward`` returns the gate gradients
-``dgx: (T, B, G*H)``, ``dh0``, ``dc0`` and, with a projection, ``dhs: (T, B, P)`` (the total
-gradient of every step's h, for dW_hr).
+One launch runs ``D`` directions of a layer (``D = w_hh.shape[0]``, 1 or 2; layouts in
+:mod:`fastrnn.kernels.common`). ``forward`` returns ``(y, h_n, c_n, ws)``; ``ws`` holds what
+``backward`` needs (the saved activations, or ``y`` itself for an Elman RNN). ``backward``
+returns the gate gradients ``dgx: (T, B, D*G*H)``, ``dh0``, ``dc0`` and, with a projection,
+``dhs: (T, B, D*P)`` (the total gradient of every step's h, for dW_hr).
 """
 
 from __future__ import annotations
@@ -51,12 +52,15 @@ def kernel_meta(
     reverse: bool = False,
     barrier: bool = False,
     interpreted: bool = False,
+    directions: int = 1,
 ) -> tuple[JITFunction, dict]:
-    """The kernel a launch with this config runs: its constexprs, ``num_warps``, ``num_stages``."""
+    """The kernel a launch with this config runs: its constexprs, ``num_warps``, ``num_stages``
+    and ``maxnreg``."""
     meta = {
-        "CELL": cell, "G": GATES[cell], "BLOCK_B": cfg.block_b, "HAS_LENGTHS": lengths,
-        "REVERSE": reverse, "PREC": _precision(dtype, interpreted), "num_warps": cfg.num_warps,
-        "num_stages": cfg.num_stages, "PROJ": proj,
+        "CELL": cell, "G": GATES[cell], "D": directions, "BLOCK_B": cfg.block_b,
+        "HAS_LENGTHS": lengths, "REVERSE": reverse, "PREC": _precision(dtype, interpreted),
+        "PROJ": proj,
+        "num_warps": cfg.num_warps, "num_stages": cfg.num_stages, "maxnreg": cfg.maxnreg,
     }
     if backward:
         meta["S"] = SAVED[cell] or 1
@@ -98,43 +102,44 @@ def forward(
     save: bool = True,
     config: Config | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
-    """gx: (T, B, G*H), w_hh: (G*H, P), h0: (B, P), c0: (B, H) -> y: (T, B, P), h_n, c_n, ws."""
-    T, B, GH = gx.shape
+    """D directions in one launch (direction 1 runs opposite to direction 0, which runs in
+    reverse when ``reverse``): gx: (T, B, D*G*H), w_hh: (D, G*H, P), h0: (D, B, P),
+    c0: (D, B, H), w_hr: (D, P, H), b_hn: (D, H) -> y: (T, B, D*P), h_n, c_n, ws."""
+    D, GH, P = w_hh.shape
+    T, B, _ = gx.shape
     H = GH // GATES[cell]
-    P = h0.shape[1]
     cfg = config or pick_config(cell, H, B, gx.dtype, P if w_hr is not None else 0)
     gx = gx.contiguous()
     w_hh = w_hh.to(gx.dtype).contiguous()
     S = SAVED[cell] if save else 0
-    y = gx.new_empty(T, B, P)
-    ws = gx.new_empty(T, B, S * H) if S else y
+    y = gx.new_empty(T, B, D * P)
+    ws = gx.new_empty(T, B, D * S * H) if S else y
     lens = _lengths(lengths, gx)
     bhn = gx if b_hn is None else b_hn.contiguous()
-    grid = (_cdiv(B, cfg.block_b), 1 if cfg.resident else _cdiv(H, cfg.block_h))
-    barrier = not cfg.resident and uses_barrier(gx.device, grid[0] * grid[1])
+    wr = gx if w_hr is None else w_hr.to(gx.dtype).contiguous()
+    grid = (_cdiv(B, cfg.block_b), 1 if cfg.resident else _cdiv(H, cfg.block_h), D)
+    barrier = not cfg.resident and uses_barrier(gx.device, grid[0] * grid[1] * D)
     kernel, meta = kernel_meta(
         cell, gx.dtype, cfg, backward=False, proj=w_hr is not None,
         save=save, has_bhn=b_hn is not None, lengths=lengths is not None, reverse=reverse,
-        barrier=barrier, interpreted=is_interpreted(gx.device),
+        barrier=barrier, interpreted=is_interpreted(gx.device), directions=D,
     )
     if cfg.resident:
-        h_n = gx.new_empty(B, P)
-        c_n = gx.new_empty(B, H) if cell == LSTM else None
-        wr = gx if w_hr is None else w_hr.to(gx.dtype).contiguous()
+        h_n = gx.new_empty(D, B, P)
+        c_n = gx.new_empty(D, B, H) if cell == LSTM else None
         kernel[grid](
             gx, w_hh, wr, bhn, h0.contiguous(), gx if c0 is None else c0.contiguous(), lens, y,
             h_n, gx if c_n is None else c_n, ws, T, B, H, P, **meta,
         )
         return y, h_n, c_n, ws
-    hbuf = torch.empty(2, B, P, device=gx.device, dtype=torch.float32)
-    hbuf[1] = h0
-    cbuf = hbuf[0] if c0 is None else c0.float().clone()
-    mbuf = hbuf if w_hr is None else torch.empty(B, H, device=gx.device, dtype=torch.float32)
-    wr = gx if w_hr is None else w_hr.to(gx.dtype).contiguous()
+    hbuf = torch.empty(D, 2, B, P, device=gx.device, dtype=torch.float32)
+    hbuf[:, 1] = h0
+    cbuf = hbuf if c0 is None else c0.float().clone()
+    mbuf = hbuf if w_hr is None else torch.empty(D, B, H, device=gx.device, dtype=torch.float32)
     bar = torch.zeros(1, device=gx.device, dtype=torch.int32)
     args = (gx, w_hh, wr, bhn, lens, y, ws, hbuf, cbuf, mbuf, bar, T, B, H, P)
     _run_phases(kernel, grid, args, meta, T * (1 + (w_hr is not None)), barrier)
-    h_n = hbuf[(T - 1) % 2].to(gx.dtype)
+    h_n = hbuf[:, (T - 1) % 2].to(gx.dtype)
     return y, h_n, None if c0 is None else cbuf.to(gx.dtype), ws
 
 
@@ -153,40 +158,41 @@ def backward(
     reverse: bool = False,
     config: Config | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-    """Gradients through the recurrence: -> dgx: (T, B, G*H), dh0, dc0, dhs (projection)."""
-    T, B, P = y.shape
-    G = GATES[cell]
-    H = w_hh.shape[0] // G
+    """Gradients through D directions' recurrences (shapes as ``forward``'s): -> dgx:
+    (T, B, D*G*H), dh0: (D, B, P), dc0: (D, B, H), dhs: (T, B, D*P) (projection)."""
+    D, GH, P = w_hh.shape
+    T, B, _ = y.shape
+    H = GH // GATES[cell]
     cfg = config or pick_config(cell, H, B, y.dtype, P if w_hr is not None else 0,
-                                 backward=True)
+                                backward=True)
     w_hh = w_hh.to(y.dtype).contiguous()
-    dgx = y.new_empty(T, B, G * H)
+    dgx = y.new_empty(T, B, D * GH)
     lens = _lengths(lengths, y)
     dy = dy.contiguous()
     h0 = h0.contiguous()
     c0 = y if c0 is None else c0.contiguous()
-    grid = (_cdiv(B, cfg.block_b), 1 if cfg.resident else _cdiv(H, cfg.block_h))
-    barrier = not cfg.resident and uses_barrier(y.device, grid[0] * grid[1])
+    wr = y if w_hr is None else w_hr.to(y.dtype).contiguous()
+    grid = (_cdiv(B, cfg.block_b), 1 if cfg.resident else _cdiv(H, cfg.block_h), D)
+    barrier = not cfg.resident and uses_barrier(y.device, grid[0] * grid[1] * D)
     kernel, meta = kernel_meta(
         cell, y.dtype, cfg, backward=True, proj=w_hr is not None,
         lengths=lengths is not None, reverse=reverse, barrier=barrier,
-        interpreted=is_interpreted(y.device),
+        interpreted=is_interpreted(y.device), directions=D,
     )
     if cfg.resident:
-        dh0 = y.new_empty(B, P)
-        dc0 = y.new_empty(B, H) if cell == LSTM else None
-        dhs = y.new_empty(T, B, P) if w_hr is not None else None
+        dh0 = y.new_empty(D, B, P)
+        dc0 = y.new_empty(D, B, H) if cell == LSTM else None
+        dhs = y.new_empty(T, B, D * P) if w_hr is not None else None
         kernel[grid](
-            dy, dh_n.contiguous(), y if dc_n is None else dc_n.contiguous(), w_hh,
-            y if w_hr is None else w_hr.to(y.dtype).contiguous(), h0, c0, y, ws, lens, dgx,
-            dh0, y if dc0 is None else dc0, y if dhs is None else dhs, T, B, H, P, **meta,
+            dy, dh_n.contiguous(), y if dc_n is None else dc_n.contiguous(), w_hh, wr, h0, c0, y,
+            ws, lens, dgx, dh0, y if dc0 is None else dc0, y if dhs is None else dhs, T, B, H, P,
+            **meta,
         )
         return dgx, dh0, dc0, dhs
     dhbuf = dh_n.float().clone()
     dcbuf = dhbuf if dc_n is None else dc_n.float().clone()
-    rbuf = torch.zeros(2, B, G * H, device=y.device, dtype=torch.float32)
-    dhs = None if w_hr is None else y.new_empty(T, B, P)
-    wr = y if w_hr is None else w_hr.to(y.dtype).contiguous()
+    rbuf = torch.zeros(D, 2, B, GH, device=y.device, dtype=torch.float32)
+    dhs = None if w_hr is None else y.new_empty(T, B, D * P)
     bar = torch.zeros(1, device=y.device, dtype=torch.int32)
     args = (dy, w_hh, wr, h0, c0, y, ws, lens, dgx, y if dhs is None else dhs, dhbuf, dcbuf, rbuf,
             bar, T, B, H, P)

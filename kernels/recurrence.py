@@ -12,6 +12,7 @@ import triton
 import triton.language as tl
 from fastrnn.kernels import gru, lstm, rnn
 from fastrnn.kernels.common import (
+    direction,
     gate_weights,
     load_tile,
     load_w,
@@ -86,32 +87,33 @@ def load_saved(ws_ptr, off, cols, H, mask, S: tl.constexpr):
 
 @triton.jit
 def load_prev_state(CELL: tl.constexpr, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B, H, cols, mask,
-                    S: tl.constexpr, REVERSE: tl.constexpr):
-    """The state before position ``tt`` that a cell's backward needs: LSTM c, GRU h."""
-    prev, first = prev_rows(tt, lens, REVERSE)
+                    S: tl.constexpr, rev, d, D: tl.constexpr):
+    """The state before position ``tt`` that a cell's backward needs: LSTM c, GRU h (ws and y
+    hold D directions side by side)."""
+    prev, first = prev_rows(tt, lens, rev, D)
     seq_mask = mask & (first == 0)[:, None]
     init_mask = mask & first[:, None]
     if CELL == 0:
         seq_ptr, width, init_ptr = ws_ptr + 4 * H, S * H, c0_ptr
     else:
         seq_ptr, width, init_ptr = y_ptr, H, h0_ptr
-    return (load_tile(seq_ptr, seq_offsets(prev, rows, B, width), cols, seq_mask)
-            + load_tile(init_ptr, rows * H, cols, init_mask))
+    return (load_tile(seq_ptr, seq_offsets(prev, rows, B, width, d, D), cols, seq_mask)
+            + load_tile(init_ptr, (d * B + rows) * H, cols, init_mask))
 
 
 @triton.jit
 def resident_forward_kernel(
-    gx_ptr,  # (T, B, G*H) input projection, biases folded in (GRU: all but b_hn)
-    w_ptr,  # (G*H, P) W_hh; its dtype is the tl.dot operand dtype
-    wr_ptr,  # (P, H) W_hr when PROJ
-    bhn_ptr,  # (H,) GRU b_hn when HAS_BHN
-    h0_ptr,  # (B, P) initial hidden state
-    c0_ptr,  # (B, H) initial cell state (LSTM)
+    gx_ptr,  # (T, B, D*G*H) input projection, biases folded in (GRU: all but b_hn)
+    w_ptr,  # (D, G*H, P) W_hh; its dtype is the tl.dot operand dtype
+    wr_ptr,  # (D, P, H) W_hr when PROJ
+    bhn_ptr,  # (D, H) GRU b_hn when HAS_BHN
+    h0_ptr,  # (D, B, P) initial hidden state
+    c0_ptr,  # (D, B, H) initial cell state (LSTM)
     len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
-    y_ptr,  # (T, B, P) output: h of every step, zero past each length
-    hn_ptr,  # (B, P) final hidden state
-    cn_ptr,  # (B, H) final cell state (LSTM)
-    ws_ptr,  # (T, B, S*H) saved activations for backward when S > 0
+    y_ptr,  # (T, B, D*P) output: h of every step, zero past each length
+    hn_ptr,  # (D, B, P) final hidden state
+    cn_ptr,  # (D, B, H) final cell state (LSTM)
+    ws_ptr,  # (T, B, D*S*H) saved activations for backward when S > 0
     T, B, H, P,  # steps, batch, hidden size, output size (P = proj size or H)
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell: 4, 3, 1
@@ -122,26 +124,28 @@ def resident_forward_kernel(
     PROJ: tl.constexpr,  # LSTM projection h = W_hr (o * tanh(c))
     HAS_BHN: tl.constexpr,  # GRU with b_hn
     HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
-    REVERSE: tl.constexpr,  # run from each sequence's last step back to 0
+    D: tl.constexpr,  # directions in this launch: 1, or 2 (grid axis 2)
+    REVERSE: tl.constexpr,  # direction 0 runs from each sequence's last step back (1: forward)
     PREC: tl.constexpr,  # tl.dot input precision: "ieee" or "tf32"
 ):
+    d, rev = direction(D, REVERSE)
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     hcols = tl.arange(0, BLOCK_H)
     pcols = tl.arange(0, BLOCK_P)
     rmask, mask_h, mask_p, lens = tile_masks(rows, hcols, pcols, B, H, P, len_ptr, T, HAS_LENGTHS)
     # W_hh^T per gate, [BLOCK_P, BLOCK_H], on chip for the whole loop
-    w0, w1, w2, w3 = gate_weights(w_ptr, hcols, pcols, H, P, G, True)
+    w0, w1, w2, w3 = gate_weights(w_ptr, d * G, hcols, pcols, H, P, G, True)
     if PROJ:
-        wr = load_w(wr_ptr, 0, pcols, hcols, P, H, True)  # W_hr^T: [BLOCK_H, BLOCK_P]
+        wr = load_w(wr_ptr, d, pcols, hcols, P, H, True)  # W_hr^T: [BLOCK_H, BLOCK_P]
     bhn = tl.zeros([BLOCK_H], dtype=tl.float32)
     if HAS_BHN:
-        bhn = tl.load(bhn_ptr + hcols, mask=hcols < H, other=0.0).to(tl.float32)
-    h = load_tile(h0_ptr, rows * P, pcols, mask_p)
+        bhn = tl.load(bhn_ptr + d * H + hcols, mask=hcols < H, other=0.0).to(tl.float32)
+    h = load_tile(h0_ptr, (d * B + rows) * P, pcols, mask_p)
     c = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)
     if CELL == 0:
-        c = load_tile(c0_ptr, rows * H, hcols, mask_h)
+        c = load_tile(c0_ptr, (d * B + rows) * H, hcols, mask_h)
     for s in range(T):
-        tt, valid = step_rows(s, lens, REVERSE)
+        tt, valid = step_rows(s, lens, rev, D)
         v = valid[:, None]
         hq = h.to(w_ptr.dtype.element_ty)
         a0 = mm(hq, w0, PREC)
@@ -152,34 +156,34 @@ def resident_forward_kernel(
         if G > 3:
             a3 = mm(hq, w3, PREC)
         hn, cn, s0, s1, s2, s3, s4 = cell_forward(
-            CELL, gx_ptr, seq_offsets(tt, rows, B, G * H), hcols, H, mask_h, a0, a1, a2, a3, h, c, bhn)
+            CELL, gx_ptr, seq_offsets(tt, rows, B, G * H, d, D), hcols, H, mask_h, a0, a1, a2, a3, h, c, bhn)
         if PROJ:
             hn = mm(hn.to(w_ptr.dtype.element_ty), wr, PREC)
         h = tl.where(v, hn, h)
         c = tl.where(v, cn, c)
-        store_tile(y_ptr, seq_offsets(tt, rows, B, P), pcols, tl.where(v, h, 0.0), mask_p)
-        store_gates(ws_ptr, seq_offsets(tt, rows, B, S * H), hcols, H, mask_h, v, S, s0, s1, s2, s3, s4)
-    store_tile(hn_ptr, rows * P, pcols, h, mask_p)
+        store_tile(y_ptr, seq_offsets(tt, rows, B, P, d, D), pcols, tl.where(v, h, 0.0), mask_p)
+        store_gates(ws_ptr, seq_offsets(tt, rows, B, S * H, d, D), hcols, H, mask_h, v, S, s0, s1, s2, s3, s4)
+    store_tile(hn_ptr, (d * B + rows) * P, pcols, h, mask_p)
     if CELL == 0:
-        store_tile(cn_ptr, rows * H, hcols, c, mask_h)
+        store_tile(cn_ptr, (d * B + rows) * H, hcols, c, mask_h)
 
 
 @triton.jit
 def resident_backward_kernel(
-    dy_ptr,  # (T, B, P) gradient of the output
-    dhn_ptr,  # (B, P) gradient of the final hidden state
-    dcn_ptr,  # (B, H) gradient of the final cell state (LSTM)
-    w_ptr,  # (G*H, P) W_hh
-    wr_ptr,  # (P, H) W_hr when PROJ
-    h0_ptr,  # (B, P) initial hidden state (GRU reads it)
-    c0_ptr,  # (B, H) initial cell state (LSTM reads it)
-    y_ptr,  # (T, B, P) forward output
-    ws_ptr,  # (T, B, S*H) saved activations (an RNN passes y, S = 1)
+    dy_ptr,  # (T, B, D*P) gradient of the output
+    dhn_ptr,  # (D, B, P) gradient of the final hidden state
+    dcn_ptr,  # (D, B, H) gradient of the final cell state (LSTM)
+    w_ptr,  # (D, G*H, P) W_hh
+    wr_ptr,  # (D, P, H) W_hr when PROJ
+    h0_ptr,  # (D, B, P) initial hidden state (GRU reads it)
+    c0_ptr,  # (D, B, H) initial cell state (LSTM reads it)
+    y_ptr,  # (T, B, D*P) forward output
+    ws_ptr,  # (T, B, D*S*H) saved activations (an RNN passes y, S = 1)
     len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
-    dgx_ptr,  # (T, B, G*H) out: gate pre-activation gradients, zero past each length
-    dh0_ptr,  # (B, P) out: gradient of h0
-    dc0_ptr,  # (B, H) out: gradient of c0 (LSTM)
-    dhs_ptr,  # (T, B, P) out when PROJ: total gradient of each step's h (for dW_hr)
+    dgx_ptr,  # (T, B, D*G*H) out: gate pre-activation gradients, zero past each length
+    dh0_ptr,  # (D, B, P) out: gradient of h0
+    dc0_ptr,  # (D, B, H) out: gradient of c0 (LSTM)
+    dhs_ptr,  # (T, B, D*P) out when PROJ: total gradient of each step's h (for dW_hr)
     T, B, H, P,  # steps, batch, hidden size, output size
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell
@@ -189,36 +193,38 @@ def resident_backward_kernel(
     BLOCK_P: tl.constexpr,  # power of two >= P
     PROJ: tl.constexpr,  # LSTM with projection
     HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
-    REVERSE: tl.constexpr,  # the forward ran in reverse
+    D: tl.constexpr,  # directions in this launch: 1, or 2 (grid axis 2)
+    REVERSE: tl.constexpr,  # direction 0's forward ran in reverse (1: the other way)
     PREC: tl.constexpr,  # tl.dot input precision
 ):
+    d, rev = direction(D, REVERSE)
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     hcols = tl.arange(0, BLOCK_H)
     pcols = tl.arange(0, BLOCK_P)
     rmask, mask_h, mask_p, lens = tile_masks(rows, hcols, pcols, B, H, P, len_ptr, T, HAS_LENGTHS)
     # W_hh per gate, [BLOCK_H, BLOCK_P]
-    w0, w1, w2, w3 = gate_weights(w_ptr, hcols, pcols, H, P, G, False)
+    w0, w1, w2, w3 = gate_weights(w_ptr, d * G, hcols, pcols, H, P, G, False)
     if PROJ:
-        wr = load_w(wr_ptr, 0, pcols, hcols, P, H, False)  # W_hr: [BLOCK_P, BLOCK_H]
-    dh = load_tile(dhn_ptr, rows * P, pcols, mask_p)
+        wr = load_w(wr_ptr, d, pcols, hcols, P, H, False)  # W_hr: [BLOCK_P, BLOCK_H]
+    dh = load_tile(dhn_ptr, (d * B + rows) * P, pcols, mask_p)
     dc = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)
     if CELL == 0:
-        dc = load_tile(dcn_ptr, rows * H, hcols, mask_h)
+        dc = load_tile(dcn_ptr, (d * B + rows) * H, hcols, mask_h)
     for i in range(T):
-        tt, valid = step_rows(T - 1 - i, lens, REVERSE)
+        tt, valid = step_rows(T - 1 - i, lens, rev, D)
         v = valid[:, None]
-        dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, P), pcols, mask_p & v)
+        dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, P, d, D), pcols, mask_p & v)
         dm = dh
         if PROJ:
-            store_tile(dhs_ptr, seq_offsets(tt, rows, B, P), pcols, tl.where(v, dh, 0.0), mask_p)
+            store_tile(dhs_ptr, seq_offsets(tt, rows, B, P, d, D), pcols, tl.where(v, dh, 0.0), mask_p)
             dm = mm(dh.to(w_ptr.dtype.element_ty), wr, PREC)
-        s0, s1, s2, s3, s4 = load_saved(ws_ptr, seq_offsets(tt, rows, B, S * H), hcols, H, mask_h & v, S)
+        s0, s1, s2, s3, s4 = load_saved(ws_ptr, seq_offsets(tt, rows, B, S * H, d, D), hcols, H, mask_h & v, S)
         prev = dm
         if CELL < 2:
             prev = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B, H, hcols,
-                                   mask_h & v, S, REVERSE)
+                                   mask_h & v, S, rev, d, D)
         d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp = cell_backward(CELL, dm, dc, s0, s1, s2, s3, s4, prev)
-        store_gates(dgx_ptr, seq_offsets(tt, rows, B, G * H), hcols, H, mask_h, v, G, d0, d1, d2, d3, d0)
+        store_gates(dgx_ptr, seq_offsets(tt, rows, B, G * H, d, D), hcols, H, mask_h, v, G, d0, d1, d2, d3, d0)
         dt = w_ptr.dtype.element_ty
         dhn = mm(r0.to(dt), w0, PREC)
         if G > 1:
@@ -229,6 +235,6 @@ def resident_backward_kernel(
             dhn += dhd
         dh = tl.where(v, dhn, dh)
         dc = tl.where(v, dcp, dc)
-    store_tile(dh0_ptr, rows * P, pcols, dh, mask_p)
+    store_tile(dh0_ptr, (d * B + rows) * P, pcols, dh, mask_p)
     if CELL == 0:
-        store_tile(dc0_ptr, rows * H, hcols, dc, mask_h)
+        store_tile(dc0_ptr, (d * B + rows) * H, hcols, dc, mask_h)

@@ -24,6 +24,7 @@ Phases, numbered ``q`` from 0 in running order; a launch runs ``q_begin .. q_end
 import triton
 import triton.language as tl
 from fastrnn.kernels.common import (
+    direction,
     gate_weights,
     grid_barrier,
     load_tile,
@@ -68,17 +69,17 @@ def stream_mm(acc, a_ptr, a_width, rows, rmask, w_ptr, gate, w_rows, w_cols, col
 
 
 @triton.jit
-def chip_weights(w_ptr, cols, H, P, G: tl.constexpr, BLOCK_H: tl.constexpr,
+def chip_weights(w_ptr, g0, cols, H, P, G: tl.constexpr, BLOCK_H: tl.constexpr,
                  BLOCK_K: tl.constexpr, TRANS: tl.constexpr, W_ON_CHIP: tl.constexpr):
     """This program's slice of W_hh for the whole time loop when W_ON_CHIP: ``W_k^T[:, cols]``
-    (TRANS, forward) or ``W_k[:, cols]`` (backward) of every gate, the reduction padded to
+    (TRANS, forward) or ``W_k[:, cols]`` (backward) of gates ``g0 ..``, the reduction padded to
     BLOCK_K; otherwise unused placeholders."""
     if W_ON_CHIP:
         kc = tl.arange(0, BLOCK_K)
         if TRANS:
-            w0, w1, w2, w3 = gate_weights(w_ptr, cols, kc, H, P, G, True)
+            w0, w1, w2, w3 = gate_weights(w_ptr, g0, cols, kc, H, P, G, True)
         else:
-            w0, w1, w2, w3 = gate_weights(w_ptr, kc, cols, H, P, G, False)
+            w0, w1, w2, w3 = gate_weights(w_ptr, g0, kc, cols, H, P, G, False)
     else:
         w0 = tl.zeros([BLOCK_K, BLOCK_H], dtype=w_ptr.dtype.element_ty)
         w1, w2, w3 = w0, w0, w0
@@ -97,12 +98,12 @@ def add_gate(acc, hq, w_ptr, w, gate, cols, kc, H, P, W_ON_CHIP: tl.constexpr,
 
 
 @triton.jit
-def stream_gates(h_ptr, rows, rmask, w_ptr, w0, w1, w2, w3, cols, H, P, G: tl.constexpr,
+def stream_gates(h_ptr, rows, rmask, w_ptr, g0, w0, w1, w2, w3, cols, H, P, G: tl.constexpr,
                  BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
                  W_ON_CHIP: tl.constexpr, PREC: tl.constexpr):
-    """The recurrent pre-activations ``h (B, P) @ W_k^T[:, cols]`` of every gate, each chunk of
-    h loaded once for all gates; the weights are ``w0 .. w3`` (W_ON_CHIP: one chunk covers P)
-    or streamed."""
+    """The recurrent pre-activations ``h[rows] @ W_k^T[:, cols]`` (h: (n, P)) of gates ``g0 ..``,
+    each chunk of h loaded once for all gates; the weights are ``w0 .. w3`` (W_ON_CHIP: one
+    chunk covers P) or streamed."""
     kcols = tl.arange(0, BLOCK_K)
     a0 = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)
     a1, a2, a3 = a0, a0, a0
@@ -110,27 +111,27 @@ def stream_gates(h_ptr, rows, rmask, w_ptr, w0, w1, w2, w3, cols, H, P, G: tl.co
         kc = k0 + kcols
         hq = load_tile(h_ptr, rows * P, kc, rmask[:, None] & (kc < P)[None, :])
         hq = hq.to(w_ptr.dtype.element_ty)
-        a0 = add_gate(a0, hq, w_ptr, w0, 0, cols, kc, H, P, W_ON_CHIP, PREC)
+        a0 = add_gate(a0, hq, w_ptr, w0, g0, cols, kc, H, P, W_ON_CHIP, PREC)
         if G > 1:
-            a1 = add_gate(a1, hq, w_ptr, w1, 1, cols, kc, H, P, W_ON_CHIP, PREC)
-            a2 = add_gate(a2, hq, w_ptr, w2, 2, cols, kc, H, P, W_ON_CHIP, PREC)
+            a1 = add_gate(a1, hq, w_ptr, w1, g0 + 1, cols, kc, H, P, W_ON_CHIP, PREC)
+            a2 = add_gate(a2, hq, w_ptr, w2, g0 + 2, cols, kc, H, P, W_ON_CHIP, PREC)
         if G > 3:
-            a3 = add_gate(a3, hq, w_ptr, w3, 3, cols, kc, H, P, W_ON_CHIP, PREC)
+            a3 = add_gate(a3, hq, w_ptr, w3, g0 + 3, cols, kc, H, P, W_ON_CHIP, PREC)
     return a0, a1, a2, a3
 
 
 @triton.jit
 def split_forward_kernel(
-    gx_ptr,  # (T, B, G*H) input projection, biases folded in (GRU: all but b_hn)
-    w_ptr,  # (G*H, P) W_hh; its dtype is the tl.dot operand dtype
-    wr_ptr,  # (P, H) W_hr when PROJ
-    bhn_ptr,  # (H,) GRU b_hn when HAS_BHN
+    gx_ptr,  # (T, B, D*G*H) input projection, biases folded in (GRU: all but b_hn)
+    w_ptr,  # (D, G*H, P) W_hh; its dtype is the tl.dot operand dtype
+    wr_ptr,  # (D, P, H) W_hr when PROJ
+    bhn_ptr,  # (D, H) GRU b_hn when HAS_BHN
     len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
-    y_ptr,  # (T, B, P) output: h of every step, zero past each length
-    ws_ptr,  # (T, B, S*H) saved activations for backward when S > 0
-    hbuf_ptr,  # (2, B, P) float32: step s reads h from slot (s+1)%2, writes slot s%2
-    cbuf_ptr,  # (B, H) float32 cell state (LSTM), updated in place
-    mbuf_ptr,  # (B, H) float32 m = o * tanh(c) of the current step when PROJ
+    y_ptr,  # (T, B, D*P) output: h of every step, zero past each length
+    ws_ptr,  # (T, B, D*S*H) saved activations for backward when S > 0
+    hbuf_ptr,  # (D, 2, B, P) float32: step s reads h from slot (s+1)%2, writes slot s%2
+    cbuf_ptr,  # (D, B, H) float32 cell state (LSTM), updated in place
+    mbuf_ptr,  # (D, B, H) float32 m = o * tanh(c) of the current step when PROJ
     bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (BARRIER)
     T, B, H, P,  # steps, batch, hidden size, output size (P = proj size or H)
     q_begin, q_end,  # this launch runs phases q_begin .. q_end-1 (see the module docstring)
@@ -143,39 +144,44 @@ def split_forward_kernel(
     PROJ: tl.constexpr,  # LSTM projection h = W_hr (o * tanh(c)): two phases per step
     HAS_BHN: tl.constexpr,  # GRU with b_hn
     HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
-    REVERSE: tl.constexpr,  # run from each sequence's last step back to 0
+    D: tl.constexpr,  # directions in this launch: 1, or 2 (grid axis 2)
+    REVERSE: tl.constexpr,  # direction 0 runs from each sequence's last step back (1: forward)
     BARRIER: tl.constexpr,  # several phases per launch, grid barrier after each
     W_ON_CHIP: tl.constexpr,  # W_hh slice loaded once per launch, not streamed (no PROJ)
     PREC: tl.constexpr,  # tl.dot input precision
 ):
+    d, rev = direction(D, REVERSE)
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
     rmask, mask_h, mask_p, lens = tile_masks(rows, cols, cols, B, H, P, len_ptr, T, HAS_LENGTHS)
     bhn = tl.zeros([BLOCK_H], dtype=tl.float32)
     if HAS_BHN:
-        bhn = tl.load(bhn_ptr + cols, mask=cols < H, other=0.0).to(tl.float32)
-    w0, w1, w2, w3 = chip_weights(w_ptr, cols, H, P, G, BLOCK_H, BLOCK_K, True, W_ON_CHIP)
-    nprog = tl.num_programs(0) * tl.num_programs(1)
+        bhn = tl.load(bhn_ptr + d * H + cols, mask=cols < H, other=0.0).to(tl.float32)
+    w0, w1, w2, w3 = chip_weights(w_ptr, d * G, cols, H, P, G, BLOCK_H, BLOCK_K, True, W_ON_CHIP)
+    cbuf_ptr += d * B * H  # this direction's state buffers
+    mbuf_ptr += d * B * H
+    nprog = tl.num_programs(0) * tl.num_programs(1) * D
     for q in range(q_begin, q_end):
         s = q
         project = False
         if PROJ:
             s = q // 2
             project = q % 2 == 1
-        tt, valid = step_rows(s, lens, REVERSE)
+        tt, valid = step_rows(s, lens, rev, D)
         v = valid[:, None]
-        h_rd = hbuf_ptr + ((s + 1) % 2) * B * P
-        h_wr = hbuf_ptr + (s % 2) * B * P
+        h_rd = hbuf_ptr + (2 * d + (s + 1) % 2) * B * P
+        h_wr = hbuf_ptr + (2 * d + s % 2) * B * P
         if project:
             if tl.program_id(1) * BLOCK_H < P:
                 hn = stream_mm(tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32), mbuf_ptr, H, rows,
-                               rmask, wr_ptr, 0, P, H, cols, H, True, BLOCK_K, PREC)
+                               rmask, wr_ptr, d, P, H, cols, H, True, BLOCK_K, PREC)
                 hn = tl.where(v, hn, load_tile(h_rd, rows * P, cols, mask_p))
                 store_tile(h_wr, rows * P, cols, hn, mask_p)
-                store_tile(y_ptr, seq_offsets(tt, rows, B, P), cols, tl.where(v, hn, 0.0), mask_p)
+                store_tile(y_ptr, seq_offsets(tt, rows, B, P, d, D), cols, tl.where(v, hn, 0.0), mask_p)
         else:
-            a0, a1, a2, a3 = stream_gates(h_rd, rows, rmask, w_ptr, w0, w1, w2, w3, cols, H, P, G,
-                                          BLOCK_B, BLOCK_H, BLOCK_K, W_ON_CHIP, PREC)
+            a0, a1, a2, a3 = stream_gates(h_rd, rows, rmask, w_ptr, d * G, w0, w1, w2, w3,
+                                          cols, H, P, G, BLOCK_B, BLOCK_H, BLOCK_K, W_ON_CHIP,
+                                          PREC)
             hprev = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)  # unread with a projection
             if not PROJ:
                 hprev = load_tile(h_rd, rows * P, cols, mask_h)
@@ -183,63 +189,67 @@ def split_forward_kernel(
             if CELL == 0:
                 c = load_tile(cbuf_ptr, rows * H, cols, mask_h)
             hn, cn, s0, s1, s2, s3, s4 = cell_forward(
-                CELL, gx_ptr, seq_offsets(tt, rows, B, G * H), cols, H, mask_h, a0, a1, a2, a3,
+                CELL, gx_ptr, seq_offsets(tt, rows, B, G * H, d, D), cols, H, mask_h, a0, a1, a2, a3,
                 hprev, c, bhn)
             if PROJ:
                 store_tile(mbuf_ptr, rows * H, cols, tl.where(v, hn, 0.0), mask_h)
             else:
                 hn = tl.where(v, hn, hprev)
                 store_tile(h_wr, rows * P, cols, hn, mask_h)
-                store_tile(y_ptr, seq_offsets(tt, rows, B, P), cols, tl.where(v, hn, 0.0), mask_h)
+                store_tile(y_ptr, seq_offsets(tt, rows, B, P, d, D), cols, tl.where(v, hn, 0.0), mask_h)
             if CELL == 0:
                 store_tile(cbuf_ptr, rows * H, cols, tl.where(v, cn, c), mask_h)
-            store_gates(ws_ptr, seq_offsets(tt, rows, B, S * H), cols, H, mask_h, v, S, s0, s1, s2,
+            store_gates(ws_ptr, seq_offsets(tt, rows, B, S * H, d, D), cols, H, mask_h, v, S, s0, s1, s2,
                         s3, s4)
         if BARRIER:
             grid_barrier(bar_ptr, (q - q_begin + 1) * nprog)
 
 
 @triton.jit
-def gate_dh(dh, r_ptr, gate, rows, rmask, w_ptr, w, cols, H, P, G: tl.constexpr,
+def gate_dh(dh, r_ptr, k, rows, rmask, w_ptr, gate, w, cols, H, P, G: tl.constexpr,
             BLOCK_K: tl.constexpr, W_ON_CHIP: tl.constexpr, PREC: tl.constexpr):
-    """``dh + R_gate @ W_gate[:, cols]``: ``w`` is that slice when W_ON_CHIP, else streamed."""
+    """``dh + R_k[rows] @ W_gate[:, cols]`` (R: (n, G*H), its gate k in columns k*H ..): ``w``
+    is that slice of W when W_ON_CHIP, else streamed."""
     if W_ON_CHIP:
-        dh = add_mm(dh, r_ptr + gate * H, G * H, rows, rmask, tl.arange(0, BLOCK_K), H, w, PREC)
+        dh = add_mm(dh, r_ptr + k * H, G * H, rows, rmask, tl.arange(0, BLOCK_K), H, w, PREC)
     else:
-        dh = stream_mm(dh, r_ptr + gate * H, G * H, rows, rmask, w_ptr, gate, H, P, cols, H, False,
+        dh = stream_mm(dh, r_ptr + k * H, G * H, rows, rmask, w_ptr, gate, H, P, cols, H, False,
                        BLOCK_K, PREC)
     return dh
 
 
 @triton.jit
-def gather_dh(dh, r_ptr, rows, rmask, w_ptr, w0, w1, w2, w3, cols, H, P, G: tl.constexpr,
+def gather_dh(dh, r_ptr, rows, rmask, w_ptr, g0, w0, w1, w2, w3, cols, H, P, G: tl.constexpr,
               BLOCK_K: tl.constexpr, W_ON_CHIP: tl.constexpr, PREC: tl.constexpr):
-    """``dh + sum_k R_k @ W_k[:, cols]``: the gradient reaching h through W_hh from the
-    recurrent gate gradients ``R: (B, G*H)`` of the step after (``w_k``: see ``gate_dh``)."""
-    dh = gate_dh(dh, r_ptr, 0, rows, rmask, w_ptr, w0, cols, H, P, G, BLOCK_K, W_ON_CHIP, PREC)
+    """``dh + sum_k R_k[rows] @ W_{g0+k}[:, cols]``: the gradient reaching h through W_hh from
+    the recurrent gate gradients ``R: (n, G*H)`` of the step after (``w_k``: see ``gate_dh``)."""
+    dh = gate_dh(dh, r_ptr, 0, rows, rmask, w_ptr, g0, w0, cols, H, P, G, BLOCK_K, W_ON_CHIP, PREC)
     if G > 1:
-        dh = gate_dh(dh, r_ptr, 1, rows, rmask, w_ptr, w1, cols, H, P, G, BLOCK_K, W_ON_CHIP, PREC)
-        dh = gate_dh(dh, r_ptr, 2, rows, rmask, w_ptr, w2, cols, H, P, G, BLOCK_K, W_ON_CHIP, PREC)
+        dh = gate_dh(dh, r_ptr, 1, rows, rmask, w_ptr, g0 + 1, w1, cols, H, P, G, BLOCK_K,
+                     W_ON_CHIP, PREC)
+        dh = gate_dh(dh, r_ptr, 2, rows, rmask, w_ptr, g0 + 2, w2, cols, H, P, G, BLOCK_K,
+                     W_ON_CHIP, PREC)
     if G > 3:
-        dh = gate_dh(dh, r_ptr, 3, rows, rmask, w_ptr, w3, cols, H, P, G, BLOCK_K, W_ON_CHIP, PREC)
+        dh = gate_dh(dh, r_ptr, 3, rows, rmask, w_ptr, g0 + 3, w3, cols, H, P, G, BLOCK_K,
+                     W_ON_CHIP, PREC)
     return dh
 
 
 @triton.jit
 def split_backward_kernel(
-    dy_ptr,  # (T, B, P) gradient of the output
-    w_ptr,  # (G*H, P) W_hh
-    wr_ptr,  # (P, H) W_hr when PROJ
-    h0_ptr,  # (B, H) initial hidden state (GRU reads it)
-    c0_ptr,  # (B, H) initial cell state (LSTM reads it)
-    y_ptr,  # (T, B, P) forward output
-    ws_ptr,  # (T, B, S*H) saved activations (an RNN passes y, S = 1)
+    dy_ptr,  # (T, B, D*P) gradient of the output
+    w_ptr,  # (D, G*H, P) W_hh
+    wr_ptr,  # (D, P, H) W_hr when PROJ
+    h0_ptr,  # (D, B, H) initial hidden state (GRU reads it)
+    c0_ptr,  # (D, B, H) initial cell state (LSTM reads it)
+    y_ptr,  # (T, B, D*P) forward output
+    ws_ptr,  # (T, B, D*S*H) saved activations (an RNN passes y, S = 1)
     len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
-    dgx_ptr,  # (T, B, G*H) out: gate pre-activation gradients, zero past each length
-    dhs_ptr,  # (T, B, P) out when PROJ: total gradient of each step's h (for dW_hr)
-    dhbuf_ptr,  # (B, P) float32 dh carried between steps (starts as dh_n, ends as dh0)
-    dcbuf_ptr,  # (B, H) float32 dc carried between steps (starts as dc_n, ends as dc0; LSTM)
-    rbuf_ptr,  # (2, B, G*H) float32 recurrent gradients of step s in slot s%2; slot T%2 zero
+    dgx_ptr,  # (T, B, D*G*H) out: gate pre-activation gradients, zero past each length
+    dhs_ptr,  # (T, B, D*P) out when PROJ: total gradient of each step's h (for dW_hr)
+    dhbuf_ptr,  # (D, B, P) float32 dh carried between steps (starts as dh_n, ends as dh0)
+    dcbuf_ptr,  # (D, B, H) float32 dc carried between steps (starts as dc_n, ends as dc0; LSTM)
+    rbuf_ptr,  # (D, 2, B, G*H) float32 recurrent gradients of step s in slot s%2; slot T%2 zero
     bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (BARRIER)
     T, B, H, P,  # steps, batch, hidden size, output size
     q_begin, q_end,  # this launch runs phases q_begin .. q_end-1 (see the module docstring)
@@ -251,61 +261,67 @@ def split_backward_kernel(
     BLOCK_K: tl.constexpr,  # reduction chunk of the streamed products (W_ON_CHIP: all of H)
     PROJ: tl.constexpr,  # LSTM with projection: two phases per step
     HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
-    REVERSE: tl.constexpr,  # the forward ran in reverse
+    D: tl.constexpr,  # directions in this launch: 1, or 2 (grid axis 2)
+    REVERSE: tl.constexpr,  # direction 0's forward ran in reverse (1: the other way)
     BARRIER: tl.constexpr,  # several phases per launch, grid barrier after each
     W_ON_CHIP: tl.constexpr,  # W_hh slice loaded once per launch, not streamed (no PROJ)
     PREC: tl.constexpr,  # tl.dot input precision
 ):
+    d, rev = direction(D, REVERSE)
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
     rmask, mask_h, mask_p, lens = tile_masks(rows, cols, cols, B, H, P, len_ptr, T, HAS_LENGTHS)
-    w0, w1, w2, w3 = chip_weights(w_ptr, cols, H, P, G, BLOCK_H, BLOCK_K, False, W_ON_CHIP)
-    nprog = tl.num_programs(0) * tl.num_programs(1)
+    w0, w1, w2, w3 = chip_weights(w_ptr, d * G, cols, H, P, G, BLOCK_H, BLOCK_K, False, W_ON_CHIP)
+    dhbuf_ptr += d * B * P  # this direction's state buffers
+    dcbuf_ptr += d * B * H
+    nprog = tl.num_programs(0) * tl.num_programs(1) * D
     for q in range(q_begin, q_end):
         s = T - 1 - q
         gather = False
         if PROJ:
             s = T - 1 - q // 2
             gather = q % 2 == 0
-        tt, valid = step_rows(s, lens, REVERSE)
+        tt, valid = step_rows(s, lens, rev, D)
         v = valid[:, None]
-        r_rd = rbuf_ptr + ((s + 1) % 2) * B * G * H
+        r_rd = rbuf_ptr + (2 * d + (s + 1) % 2) * B * G * H
         if gather:  # the total gradient of h at step s, P wide (LSTM: h feeds no gate directly)
             if tl.program_id(1) * BLOCK_H < P:
                 dh = load_tile(dhbuf_ptr, rows * P, cols, mask_p)
-                _, valid_next = step_rows(s + 1, lens, REVERSE)
-                dh = gather_dh(tl.where(valid_next[:, None], 0.0, dh), r_rd, rows, rmask, w_ptr,
-                               w0, w1, w2, w3, cols, H, P, G, BLOCK_K, W_ON_CHIP, PREC)
+                _, valid_next = step_rows(s + 1, lens, rev, D)
+                dh = gather_dh(tl.where(valid_next[:, None], 0.0, dh), r_rd, rows, rmask,
+                               w_ptr, d * G, w0, w1, w2, w3, cols, H, P, G, BLOCK_K, W_ON_CHIP,
+                               PREC)
                 if s >= 0:
-                    dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, P), cols, mask_p & v)
-                    store_tile(dhs_ptr, seq_offsets(tt, rows, B, P), cols, tl.where(v, dh, 0.0),
+                    dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, P, d, D), cols, mask_p & v)
+                    store_tile(dhs_ptr, seq_offsets(tt, rows, B, P, d, D), cols, tl.where(v, dh, 0.0),
                                mask_p)
                 store_tile(dhbuf_ptr, rows * P, cols, dh, mask_p)
         else:
             if PROJ:  # dm = dh W_hr on this hidden slice
                 dh = stream_mm(tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32), dhbuf_ptr, P, rows,
-                               rmask, wr_ptr, 0, P, H, cols, P, False, BLOCK_K, PREC)
+                               rmask, wr_ptr, d, P, H, cols, P, False, BLOCK_K, PREC)
             else:
                 dh = gather_dh(load_tile(dhbuf_ptr, rows * H, cols, mask_h), r_rd, rows, rmask,
-                               w_ptr, w0, w1, w2, w3, cols, H, H, G, BLOCK_K, W_ON_CHIP, PREC)
+                               w_ptr, d * G, w0, w1, w2, w3, cols, H, H, G, BLOCK_K, W_ON_CHIP,
+                               PREC)
                 if s >= 0:
-                    dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, H), cols, mask_h & v)
+                    dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, H, d, D), cols, mask_h & v)
             if s >= 0:
                 dc = dh
                 if CELL == 0:
                     dc = load_tile(dcbuf_ptr, rows * H, cols, mask_h)
-                s0, s1, s2, s3, s4 = load_saved(ws_ptr, seq_offsets(tt, rows, B, S * H), cols, H,
+                s0, s1, s2, s3, s4 = load_saved(ws_ptr, seq_offsets(tt, rows, B, S * H, d, D), cols, H,
                                                 mask_h & v, S)
                 prev = dh
                 if CELL < 2:
                     prev = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B,
-                                           H, cols, mask_h & v, S, REVERSE)
+                                           H, cols, mask_h & v, S, rev, d, D)
                 d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp = cell_backward(CELL, dh, dc, s0, s1, s2,
                                                                          s3, s4, prev)
-                store_gates(dgx_ptr, seq_offsets(tt, rows, B, G * H), cols, H, mask_h, v, G, d0, d1,
+                store_gates(dgx_ptr, seq_offsets(tt, rows, B, G * H, d, D), cols, H, mask_h, v, G, d0, d1,
                             d2, d3, d0)
-                store_gates(rbuf_ptr + (s % 2) * B * G * H, rows * G * H, cols, H, mask_h, v, G, r0,
-                            r1, r2, r3, r0)
+                store_gates(rbuf_ptr + (2 * d + s % 2) * B * G * H, rows * G * H, cols, H, mask_h,
+                            v, G, r0, r1, r2, r3, r0)
                 if not PROJ:
                     carry = tl.zeros_like(d0)
                     if CELL == 1:

@@ -3,7 +3,8 @@
 Ahead-of-time compiles on the CPU: for each cell x dtype x hidden-size bucket x batch bucket x
 projection x forward/backward (x TF32 on/off for float32), ``pick_config`` chooses a config and
 ``kernel_meta`` the kernel and constexprs a launch would use, with every optional feature on
-(lengths, reverse, saving for backward, b_hn, the grid barrier). Checks: shared memory within
+(lengths, saving for backward, b_hn, the grid barrier), for one direction (in reverse) and for
+both directions of a bidirectional layer in one launch. Checks: shared memory within
 the 227 KB per block, ``cuobjdump`` reports no stack or local memory (no register spills), and
 the grid barrier's machine code orders memory across SMs: a GPU-scope fence before each
 arrival, the L1 cache invalidated after each acquiring load of the counter (so h written by
@@ -12,6 +13,7 @@ other programs is never read stale).
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -34,40 +36,43 @@ PROJ = [1, 17, 33]
 DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 
 
+def _problems():
+    """(cell name, cell, dtype, H, B, proj, backward, directions) of every covered launch."""
+    for cell_name, cell in common.CELLS.items():
+        projs = [0] + (PROJ if cell == common.LSTM else [])
+        for dtype, H, B, proj, backward, directions in itertools.product(
+            DTYPES, HIDDEN, BATCH, projs, (False, True), (1, 2)
+        ):
+            if proj < H:
+                yield cell_name, cell, dtype, H, B, proj, backward, directions
+
+
 def _pickable() -> dict[str, tuple]:
-    """id -> (kernel, dtype name, constexprs, options) for every distinct pickable launch."""
+    """id -> (kernel, dtype name, constexprs, options) for every distinct pickable launch: a
+    bidirectional layer's launch (directions 2), or one direction, which may run in reverse."""
     found: dict[str, tuple] = {}
     tf32 = torch.backends.cudnn.allow_tf32
     try:
         for allow_tf32 in (True, False):
             torch.backends.cudnn.allow_tf32 = allow_tf32
-            for cell_name, cell in common.CELLS.items():
-                projs = [0] + (PROJ if cell == common.LSTM else [])
-                for dtype, dname in DTYPES.items():
-                    for H in HIDDEN:
-                        for B in BATCH:
-                            for proj in [p for p in projs if p < H]:
-                                for backward in (False, True):
-                                    cfg = common.pick_config(cell, H, B, dtype, proj, backward)
-                                    kernel, meta = launch.kernel_meta(
-                                        cell, dtype, cfg, backward=backward, proj=proj > 0,
-                                        has_bhn=True,
-                                        lengths=True, reverse=True, barrier=not cfg.resident,
-                                    )
-                                    options = {"num_warps": meta.pop("num_warps"),
-                                               "num_stages": meta.pop("num_stages")}
-                                    meta = {k: v for k, v in meta.items()
-                                            if k in kernel.arg_names}
-                                    key = (kernel.fn.__module__, kernel.__name__, dname,
-                                           tuple(sorted(meta.items())),
-                                           tuple(sorted(options.items())))
-                                    name = (f"{cell_name}-{dname}-{kernel.__name__}-"
-                                            f"H{meta['BLOCK_H']}-K{meta.get('BLOCK_P', 0)}"
-                                            f"{meta.get('BLOCK_K', '')}-B{meta['BLOCK_B']}-"
-                                            f"{'proj-' if meta.get('PROJ') else ''}"
-                                            f"{'chip-' if meta.get('W_ON_CHIP') else ''}"
-                                            f"{meta['PREC']}-w{options['num_warps']}")
-                                    found.setdefault(name, key)
+            for cell_name, cell, dtype, H, B, proj, backward, directions in _problems():
+                cfg = common.pick_config(cell, H, B, dtype, proj, backward)
+                kernel, meta = launch.kernel_meta(
+                    cell, dtype, cfg, backward=backward, proj=proj > 0, has_bhn=True,
+                    lengths=True, reverse=directions == 1, barrier=not cfg.resident,
+                    directions=directions,
+                )
+                options = {k: meta.pop(k) for k in ("num_warps", "num_stages", "maxnreg")}
+                meta = {k: v for k, v in meta.items() if k in kernel.arg_names}
+                key = (kernel.fn.__module__, kernel.__name__, DTYPES[dtype],
+                       tuple(sorted(meta.items())), tuple(sorted(options.items())))
+                name = (f"{cell_name}-{DTYPES[dtype]}-{kernel.__name__}-"
+                        f"H{meta['BLOCK_H']}-K{meta.get('BLOCK_P', 0)}{meta.get('BLOCK_K', '')}-"
+                        f"B{meta['BLOCK_B']}-{'proj-' if meta.get('PROJ') else ''}"
+                        f"{'chip-' if meta.get('W_ON_CHIP') else ''}"
+                        f"{'bidir-' if directions == 2 else ''}"
+                        f"{meta['PREC']}-w{options['num_warps']}")
+                found.setdefault(name, key)
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
     return found
@@ -117,12 +122,14 @@ def test_enumeration_covers_both_paths_and_all_cells():
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_compiles_without_spills(compiled, name):
     stats = compiled[name]
+    assert "error" not in stats, stats
     assert stats["shared"] <= SHARED_LIMIT, stats
     assert stats["STACK"] == 0 and stats["LOCAL"] == 0, stats
 
 
 @pytest.mark.parametrize("name", sorted(n for n in CONFIGS if dict(CONFIGS[n][3]).get("BARRIER")))
 def test_grid_barrier_orders_memory(compiled, name):
+    assert "barrier" in compiled[name], compiled[name]
     order = compiled[name]["barrier"]
     assert order["arrive"] >= 1 and order["wait"] >= 1, order
     assert order["release"] and order["acquire"], order

@@ -130,6 +130,48 @@ def test_long_sequence(path, cell):
     _check(cell, T=200, B=2, H=3, lengths=torch.tensor([200, 117]), reverse=True)
 
 
+def _stack_directions(cell: str, dirs: list[dict]) -> dict:
+    """The inputs of ``triton_ops.layer`` from one ``_problem`` per direction."""
+    def stack(name):
+        parts = [d[name] for d in dirs]
+        return None if parts[0] is None else torch.stack(parts)
+
+    state = (stack("h0"), stack("c0")) if cell == "LSTM" else (stack("h0"),)
+    return {"gx": torch.cat([d["gx"] for d in dirs], dim=2), "w_hh": stack("w_hh"),
+            "state": state, "b_hn": stack("b_hn") if cell == "GRU" else None,
+            "w_hr": stack("w_hr") if cell == "LSTM" else None}
+
+
+@pytest.mark.parametrize("cell,proj", [(c, 0) for c in CELL_NAMES] + [("LSTM", 3)])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_both_directions_in_one_launch(path, cell, proj, reverse):
+    """``layer`` with D = 2 (direction 1 runs opposite to direction 0) against the float64
+    reference run per direction: outputs side by side, final states, every gradient."""
+    lengths = torch.tensor([5, 2, 4])
+    dirs = [_problem(cell, 5, 3, 7, torch.float32, proj) for _ in range(2)]
+    refs = [{k: None if v is None else v.detach().double().requires_grad_() for k, v in d.items()}
+            for d in dirs]
+    fused = _stack_directions(cell, dirs)
+    y, finals = triton_ops.layer(cell, fused["gx"], fused["w_hh"], fused["state"],
+                                 b_hn=fused["b_hn"], w_hr=fused["w_hr"], lengths=lengths,
+                                 reverse=reverse)
+    expected = [_call(reference, cell, r, lengths, reverse != (d == 1))
+                for d, r in enumerate(refs)]
+    out = [y] + list(finals)
+    exp = [torch.cat([e[0] for e in expected], dim=2)] + [
+        torch.stack([e[k] for e in expected]) for k in range(1, len(expected[0]))]
+    weights = [torch.randn(e.shape, dtype=torch.float64) for e in exp]
+    sum((o.double() * w).sum() for o, w in zip(out, weights)).backward()
+    sum((e * w).sum() for e, w in zip(exp, weights)).backward()
+    for i, (o, e) in enumerate(zip(out, exp)):
+        assert_close(o, e, torch.float32, msg=f"output {i}")
+    for d, (leaves, ref_leaves) in enumerate(zip(dirs, refs)):
+        for name, leaf in leaves.items():
+            if leaf is not None:
+                assert_close(leaf.grad, ref_leaves[name].grad, torch.float32,
+                             msg=f"direction {d} grad {name}")
+
+
 @pytest.fixture
 def on_chip(monkeypatch):
     """No resident budget, so pick_config's split config keeps W_hh on chip; returns the list
@@ -152,21 +194,22 @@ def test_w_on_chip(on_chip, cell, reverse):
     """One program (B, H <= 16): the whole time loop in one launch, the slice loaded once."""
     assert common.pick_config(common.CELLS[cell], 16, 16, torch.float32).w_on_chip
     _check(cell, T=6, B=5, H=13, lengths=torch.tensor([6, 2, 5, 1, 4]), reverse=reverse)
-    assert on_chip == [((1, 1), True, True)] * 2  # forward, backward
+    assert on_chip == [((1, 1, 1), True, True)] * 2  # forward, backward
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_w_on_chip_half_precision(on_chip, dtype):
     _check("LSTM", T=5, B=3, H=16, dtype=dtype, lengths=torch.tensor([5, 2, 4]))
-    assert on_chip == [((1, 1), True, True)] * 2
+    assert on_chip == [((1, 1, 1), True, True)] * 2
 
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
 def test_w_on_chip_matches_torch_nn(on_chip, cell):
-    """Packed, unsorted lengths, both directions (forward and reverse launches)."""
+    """Packed, unsorted lengths, both directions in one launch (two programs, so one launch
+    per phase in the interpreter)."""
     ref, ours = twins(cell, 4, 11, backend="triton", dtype=torch.float32, bidirectional=True)
     compare_with_torch(ref, ours, T=5, B=3, kind="packed", dtype=torch.float32)
-    assert on_chip == [((1, 1), True, True)] * 4
+    assert on_chip == [((1, 1, 2), False, True)] * 2  # forward, backward
 
 
 def test_w_on_chip_not_with_projection(on_chip):

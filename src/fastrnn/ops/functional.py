@@ -1,8 +1,10 @@
 """The functional API: whole RNN stacks and single cells on the reference or triton backend.
 
-The layer loop, the input projection (one GEMM per layer and direction, biases folded in) and
-inter-layer dropout live here; the time loop is a *recurrence* with the signature shared by
-:mod:`fastrnn.reference` and the Triton launchers, picked by backend name.
+The layer loop, the input projection (one GEMM per layer, biases folded in) and inter-layer
+dropout live here; the time loop is a *recurrence* with the signature shared by
+:mod:`fastrnn.reference` and the Triton launchers, picked by backend name. The reference runs
+a layer's directions one after the other; the triton backend projects the input for both
+directions in one GEMM and runs both recurrences in one launch (``triton_ops.layer``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,28 @@ def num_gates(mode: str) -> int:
     return _GATES[mode]
 
 
+def _fold_bias(
+    b_ih: Tensor | None, b_hh: Tensor | None, mode: str
+) -> tuple[Tensor | None, Tensor | None]:
+    """The bias folded into the input projection, and GRU's b_hn: (H,) (or None), which the
+    recurrence applies inside the reset gate."""
+    if b_ih is None or b_hh is None:
+        return None, None
+    if mode == "GRU":
+        H = b_hh.shape[0] // 3
+        b_hn = b_hh[2 * H :]
+        return b_ih + torch.cat([b_hh[: 2 * H], torch.zeros_like(b_hn)]), b_hn
+    return b_ih + b_hh, None
+
+
+def _project(x: Tensor, w_ih: Tensor, bias: Tensor | None) -> Tensor:
+    """x: (T, B, I) @ w_ih^T (+ bias) -> (T, B, w_ih.shape[0]), one GEMM."""
+    T, B, I = x.shape
+    x2 = x.reshape(T * B, I)
+    gx = x2 @ w_ih.t() if bias is None else torch.addmm(bias, x2, w_ih.t())
+    return gx.view(T, B, w_ih.shape[0])
+
+
 def input_projection(
     x: Tensor, w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, mode: str
 ) -> tuple[Tensor, Tensor | None]:
@@ -35,19 +59,8 @@ def input_projection(
     Both biases are folded into gx, except GRU's b_hn, which the recurrence applies inside
     the reset gate.
     """
-    b_hn = None
-    bias = None
-    if b_ih is not None and b_hh is not None:
-        if mode == "GRU":
-            H = b_hh.shape[0] // 3
-            b_hn = b_hh[2 * H :]
-            bias = b_ih + torch.cat([b_hh[: 2 * H], torch.zeros_like(b_hn)])
-        else:
-            bias = b_ih + b_hh
-    T, B, I = x.shape
-    x2 = x.reshape(T * B, I)
-    gx = x2 @ w_ih.t() if bias is None else torch.addmm(bias, x2, w_ih.t())
-    return gx.view(T, B, w_ih.shape[0]), b_hn
+    bias, b_hn = _fold_bias(b_ih, b_hh, mode)
+    return _project(x, w_ih, bias), b_hn
 
 
 def _recurrences(backend: str) -> object:
@@ -132,23 +145,61 @@ def rnn(
     D = 2 if bidirectional else 1
     x = input
     finals: list[list[Tensor]] = [[] for _ in hx]
+    run_layer = _fused_layer if backend == "triton" else _layer
     for layer in range(num_layers):
-        outs = []
-        for d in range(D):
-            w_ih, w_hh, b_ih, b_hh, w_hr = _layer_weights(weights, layer, d, D, bias, proj_size > 0)
-            gx, b_hn = input_projection(x, w_ih, b_ih, b_hh, mode)
-            state = [h[layer * D + d] for h in hx]
-            y, last = recurrence(
-                backend, mode, gx, w_hh, state, b_hn=b_hn, w_hr=w_hr, lengths=lengths,
-                reverse=d == 1,
-            )
-            outs.append(y)
-            for acc, s in zip(finals, last):
-                acc.append(s)
-        x = outs[0] if D == 1 else torch.cat(outs, dim=2)
+        per_direction = [
+            _layer_weights(weights, layer, d, D, bias, proj_size > 0) for d in range(D)
+        ]
+        state = [h[layer * D : (layer + 1) * D] for h in hx]
+        x, last = run_layer(backend, mode, x, per_direction, state, lengths)
+        for acc, s in zip(finals, last):
+            acc.append(s)
         if dropout > 0 and training and layer < num_layers - 1:
             x = F.dropout(x, p=dropout, training=True)
-    return x.to(dtype), tuple(torch.stack(f).to(dtype) for f in finals)
+    return x.to(dtype), tuple(torch.cat(f).to(dtype) for f in finals)
+
+
+_Weights = tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]
+
+
+def _layer(
+    backend: str, mode: str, x: Tensor, per_direction: list[_Weights], state: list[Tensor],
+    lengths: Tensor | None,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """One layer, a projection and a recurrence per direction: x: (T, B, I), state entries
+    (D, B, *) -> (T, B, D*P) and the final states (D, B, *)."""
+    outs, finals = [], []
+    for d, (w_ih, w_hh, b_ih, b_hh, w_hr) in enumerate(per_direction):
+        gx, b_hn = input_projection(x, w_ih, b_ih, b_hh, mode)
+        y, last = recurrence(
+            backend, mode, gx, w_hh, [s[d] for s in state], b_hn=b_hn, w_hr=w_hr,
+            lengths=lengths, reverse=d == 1,
+        )
+        outs.append(y)
+        finals.append(last)
+    y = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
+    return y, tuple(torch.stack(s) for s in zip(*finals))
+
+
+def _stack(tensors: list[Tensor]) -> Tensor:
+    return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
+
+
+def _fused_layer(
+    backend: str, mode: str, x: Tensor, per_direction: list[_Weights], state: list[Tensor],
+    lengths: Tensor | None,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """One layer on the triton backend: one input-projection GEMM and one fused launch for
+    all its directions (shapes as ``_layer``'s)."""
+    w_ih, w_hh, b_ih, b_hh, w_hr = (list(w) for w in zip(*per_direction))
+    folded = [_fold_bias(i, h, mode) for i, h in zip(b_ih, b_hh)]
+    bias = None if folded[0][0] is None else torch.cat([f[0] for f in folded])
+    b_hn = None if folded[0][1] is None else _stack([f[1] for f in folded])
+    gx = _project(x, w_ih[0] if len(w_ih) == 1 else torch.cat(w_ih), bias)
+    return _recurrences(backend).layer(
+        mode, gx, _stack(w_hh), state, b_hn=b_hn,
+        w_hr=None if w_hr[0] is None else _stack(w_hr), lengths=lengths,
+    )
 
 
 def rnn_cell(

@@ -1,13 +1,14 @@
 """The triton backend: the fused recurrence kernels of :mod:`fastrnn.kernels` as custom ops.
 
 ``lstm_recurrence``, ``gru_recurrence`` and ``rnn_recurrence`` share the signatures and the
-semantics of :mod:`fastrnn.reference`. Forward runs one kernel launch per layer and direction
-(the time loop inside the kernel; on the split path without a grid barrier, one launch per
-phase, see :mod:`fastrnn.kernels.split`). Backward runs one reverse-time kernel for the gate
-gradients ``dgx`` (which are also the gradient of the input projection), dh0 and dc0; the weight
-and bias gradients are GEMMs over all steps in torch. Both launchers are custom ops
-(``fastrnn::recurrence``, ``fastrnn::recurrence_backward``) with fake implementations and a
-registered autograd formula, so ``torch.compile`` traces them without graph breaks.
+semantics of :mod:`fastrnn.reference` (one direction); ``layer`` runs every direction of a layer
+in one launch. Forward runs one kernel launch per layer (the time loop inside the kernel; on the
+split path without a grid barrier, one launch per phase, see :mod:`fastrnn.kernels.split`); a
+bidirectional layer's directions are programs of that launch. Backward runs one reverse-time
+kernel for the gate gradients ``dgx`` (which are also the gradient of the input projection), dh0
+and dc0; the weight and bias gradients are GEMMs over all steps in torch. Both launchers are
+custom ops (``fastrnn::recurrence``, ``fastrnn::recurrence_backward``) with fake implementations
+and a registered autograd formula, so ``torch.compile`` traces them without graph breaks.
 
 Memory saved for backward, per layer and direction, in the input dtype (cuDNN keeps a reserve
 space of gate activations and cell states per step of the same order, also in the input dtype):
@@ -38,7 +39,7 @@ except ImportError as exc:  # no triton on this platform
 else:
     _IMPORT_ERROR = None
 
-__all__ = ["gru_recurrence", "lstm_recurrence", "rnn_recurrence", "unsupported_reason"]
+__all__ = ["gru_recurrence", "layer", "lstm_recurrence", "rnn_recurrence", "unsupported_reason"]
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -71,7 +72,8 @@ def unsupported_reason(
 
 
 def _previous_h(y: Tensor, h0: Tensor, lengths: Tensor | None, reverse: bool) -> Tensor:
-    """The h each step started from, per time position: (T, B, P)."""
+    """The h each step of one direction started from, per time position: y: (T, B, P),
+    h0: (B, P) -> (T, B, P)."""
     if not reverse:
         return torch.cat([h0.unsqueeze(0).to(y.dtype), y[:-1]])
     shifted = torch.cat([y[1:], h0.unsqueeze(0).to(y.dtype)])
@@ -92,13 +94,20 @@ def _or_empty(t: Tensor | None, like: Tensor) -> Tensor:
     return like.new_empty(0) if t is None else t
 
 
+def _directions(t: Tensor, D: int) -> Tensor:
+    """(T, B, D*X) -> (T, B, D, X): direction d's columns at index d."""
+    return t.view(*t.shape[:2], D, -1)
+
+
 @torch.library.custom_op("fastrnn::recurrence", mutates_args=())
 def _recurrence(
     cell: int, gx: Tensor, w_hh: Tensor, h0: Tensor, c0: Tensor | None, w_hr: Tensor | None,
     b_hn: Tensor | None, lengths: Tensor | None, reverse: bool, save: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """One layer and direction of any cell -> y: (T, B, P), h_n: (B, P), c_n: (B, H) (LSTM,
-    else empty) and the saved activations ws: (T, B, S*H) (empty when nothing is saved)."""
+    """D directions of a layer, any cell (direction 1 runs opposite to direction 0):
+    gx: (T, B, D*G*H), w_hh: (D, G*H, P), h0: (D, B, P), c0: (D, B, H), w_hr: (D, P, H),
+    b_hn: (D, H) -> y: (T, B, D*P), h_n: (D, B, P), c_n: (D, B, H) (LSTM, else empty) and the
+    saved activations ws: (T, B, D*S*H) (empty when nothing is saved)."""
     y, h_n, c_n, ws = launch.forward(cell, gx, w_hh, h0, c0, w_hr, b_hn, lengths, reverse,
                                      save=save)
     return y, h_n, _or_empty(c_n, gx), ws if ws is not y else gx.new_empty(0)
@@ -106,12 +115,13 @@ def _recurrence(
 
 @_recurrence.register_fake
 def _(cell, gx, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, save):
-    T, B, GH = gx.shape
+    T, B, _ = gx.shape
+    D, GH, P = w_hh.shape
     H = GH // common.GATES[cell]
     S = common.SAVED[cell] if save else 0
-    return (gx.new_empty(T, B, h0.shape[1]), gx.new_empty(h0.shape),
-            gx.new_empty(B, H) if c0 is not None else gx.new_empty(0),
-            gx.new_empty(T, B, S * H) if S else gx.new_empty(0))
+    return (gx.new_empty(T, B, D * P), gx.new_empty(h0.shape),
+            gx.new_empty(D, B, H) if c0 is not None else gx.new_empty(0),
+            gx.new_empty(T, B, D * S * H) if S else gx.new_empty(0))
 
 
 @torch.library.custom_op("fastrnn::recurrence_backward", mutates_args=())
@@ -119,8 +129,8 @@ def _recurrence_backward(
     cell: int, dy: Tensor, dh_n: Tensor, dc_n: Tensor | None, w_hh: Tensor, w_hr: Tensor | None,
     h0: Tensor, c0: Tensor | None, y: Tensor, ws: Tensor, lengths: Tensor | None, reverse: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Gradients through the recurrence -> dgx: (T, B, G*H), dh0: (B, P), dc0: (B, H) (LSTM,
-    else empty), dhs: (T, B, P) (projection, else empty)."""
+    """Gradients through D directions' recurrences -> dgx: (T, B, D*G*H), dh0: (D, B, P),
+    dc0: (D, B, H) (LSTM, else empty), dhs: (T, B, D*P) (projection, else empty)."""
     dgx, dh0, dc0, dhs = launch.backward(
         cell, dy, dh_n, dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse
     )
@@ -130,8 +140,9 @@ def _recurrence_backward(
 @_recurrence_backward.register_fake
 def _(cell, dy, dh_n, dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse):
     T, B, _ = y.shape
-    return (y.new_empty(T, B, w_hh.shape[0]), y.new_empty(dh_n.shape),
-            y.new_empty(B, w_hh.shape[0] // 4) if dc_n is not None else y.new_empty(0),
+    D, GH, _ = w_hh.shape
+    return (y.new_empty(T, B, D * GH), y.new_empty(dh_n.shape),
+            y.new_empty(D, B, GH // 4) if dc_n is not None else y.new_empty(0),
             y.new_empty(y.shape) if w_hr is not None else y.new_empty(0))
 
 
@@ -144,22 +155,31 @@ def _setup_context(ctx, inputs, output) -> None:
 
 
 def _backward(ctx, dy, dh_n, dc_n, _):
-    """Gradients of (gx, w_hh, h0, c0, w_hr, b_hn); the weights' are GEMMs over all steps."""
+    """Gradients of (gx, w_hh, h0, c0, w_hr, b_hn); the weights' are GEMMs over all steps,
+    one per direction."""
     w_hh, h0, c0, w_hr, y, ws, lengths = ctx.saved_tensors
     cell, reverse = ctx.cell, ctx.reverse
     dgx, dh0, dc0, dhs = _recurrence_backward(
         cell, dy, dh_n, None if c0 is None else dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse
     )
     need = ctx.needs_input_grad
-    H = w_hh.shape[0] // common.GATES[cell]
-    rec = dgx
+    D, GH, _ = w_hh.shape
+    H = GH // common.GATES[cell]
+    rec, saved, ys = _directions(dgx, D), _directions(ws, D), _directions(y, D)
     if cell == common.GRU:  # the n gate's recurrent part sits behind r
-        rec = torch.cat([dgx[..., : 2 * H], dgx[..., 2 * H :] * ws[..., :H]], dim=2)
-    dw_hh = _gemm_tn(rec, _previous_h(y, h0, lengths, reverse), w_hh.dtype) if need[2] else None
+        rec = torch.cat([rec[..., : 2 * H], rec[..., 2 * H :] * saved[..., :H]], dim=3)
+    dw_hh = None
+    if need[2]:
+        dw_hh = torch.stack([
+            _gemm_tn(rec[:, :, d], _previous_h(ys[:, :, d], h0[d], lengths, reverse != (d == 1)),
+                     w_hh.dtype)
+            for d in range(D)
+        ])
     dw_hr = None
     if w_hr is not None and need[5]:
-        m = ws[..., 3 * H : 4 * H].float() * torch.tanh(ws[..., 4 * H : 5 * H].float())
-        dw_hr = _gemm_tn(dhs.float(), m, w_hr.dtype)
+        m = saved[..., 3 * H : 4 * H].float() * torch.tanh(saved[..., 4 * H : 5 * H].float())
+        dhs = _directions(dhs, D).float()
+        dw_hr = torch.stack([_gemm_tn(dhs[:, :, d], m[:, :, d], w_hr.dtype) for d in range(D)])
     db_hn = rec[..., 2 * H :].float().sum((0, 1)).to(ctx.b_hn_dtype) if need[6] else None
     return (None, dgx if need[1] else None, dw_hh, dh0.to(h0.dtype),
             None if c0 is None else dc0.to(c0.dtype), dw_hr, db_hn, None, None, None)
@@ -168,14 +188,31 @@ def _backward(ctx, dy, dh_n, dc_n, _):
 _recurrence.register_autograd(_backward, setup_context=_setup_context)
 
 
-def _run(
-    cell: int, gx: Tensor, w_hh: Tensor, h0: Tensor, c0: Tensor | None, w_hr: Tensor | None,
-    b_hn: Tensor | None, lengths: Tensor | None, reverse: bool,
-) -> tuple[Tensor, Tensor, Tensor | None]:
-    tensors = (gx, w_hh, h0, c0, w_hr, b_hn)
+def layer(
+    mode: str,
+    gx: Tensor,
+    w_hh: Tensor,
+    state: tuple[Tensor, ...] | list[Tensor],
+    *,
+    b_hn: Tensor | None = None,
+    w_hr: Tensor | None = None,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """All D directions of one layer in one launch (direction 1 runs in reverse):
+    gx: (T, B, D*G*H), w_hh: (D, G*H, P), state: (h0,) or (h0, c0) each (D, B, *),
+    b_hn: (D, H), w_hr: (D, P, H) -> y: (T, B, D*P) and the final states (D, B, *)."""
+    cell = common.CELLS[mode]
+    c0 = state[1] if cell == common.LSTM else None
+    tensors = (gx, w_hh, state[0], c0, w_hr, b_hn)
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-    y, h_n, c_n, _ = _recurrence(cell, gx, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, save)
-    return y, h_n, None if c0 is None else c_n
+    y, h_n, c_n, _ = _recurrence(cell, gx, w_hh, state[0], c0, w_hr, b_hn, lengths, reverse,
+                                 save)
+    return y, (h_n,) if c0 is None else (h_n, c_n)
+
+
+def _one(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.unsqueeze(0)
 
 
 def lstm_recurrence(
@@ -191,8 +228,9 @@ def lstm_recurrence(
 
     Returns y: (T, B, P), h_n: (B, P), c_n: (B, H) in gx.dtype.
     """
-    y, h_n, c_n = _run(common.LSTM, gx, w_hh, h0, c0, w_hr, None, lengths, reverse)
-    return y, h_n, c_n  # type: ignore[return-value]
+    y, (h_n, c_n) = layer("LSTM", gx, w_hh[None], (h0[None], c0[None]), w_hr=_one(w_hr),
+                          lengths=lengths, reverse=reverse)
+    return y, h_n[0], c_n[0]
 
 
 def gru_recurrence(
@@ -207,8 +245,9 @@ def gru_recurrence(
 
     Returns y: (T, B, H), h_n: (B, H) in gx.dtype.
     """
-    y, h_n, _ = _run(common.GRU, gx, w_hh, h0, None, None, b_hn, lengths, reverse)
-    return y, h_n
+    y, (h_n,) = layer("GRU", gx, w_hh[None], (h0[None],), b_hn=_one(b_hn), lengths=lengths,
+                      reverse=reverse)
+    return y, h_n[0]
 
 
 def rnn_recurrence(
@@ -225,6 +264,6 @@ def rnn_recurrence(
     """
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
-    cell = common.RNN_TANH if nonlinearity == "tanh" else common.RNN_RELU
-    y, h_n, _ = _run(cell, gx, w_hh, h0, None, None, None, lengths, reverse)
-    return y, h_n
+    mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+    y, (h_n,) = layer(mode, gx, w_hh[None], (h0[None],), lengths=lengths, reverse=reverse)
+    return y, h_n[0]
