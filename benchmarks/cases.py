@@ -108,6 +108,7 @@ def _cases(cells: Iterable[str], modes: Iterable[str], **shape: object) -> list[
 _FASTRNNS = {"T": 100, "B": 64, "I": 512, "H": 512, "dtype": "float32", "label": "fastrnns default"}
 _FLASHRNN = {"T": 1024, "B": 16, "I": 768, "H": 768, "dtype": "bfloat16", "label": "FlashRNN point"}
 _GATED = {"T": 1024, "B": 16, "I": 512, "H": 512, "dtype": "bfloat16"}
+_LATENCY = {"T": 100, "B": 1, "I": 1024, "H": 1024, "dtype": "float32", "label": "B=1 latency"}
 _HEADLINE_MODES = ("inference", "fwd_bwd")
 
 
@@ -116,6 +117,8 @@ def _quick() -> list[Case]:
         *_cases(["lstm"], _HEADLINE_MODES, **_FASTRNNS),
         *_cases(["lstm"], MODES, **_FLASHRNN),
         *_cases(["gru", "rnn"], _HEADLINE_MODES, **_GATED),
+        *_cases(["lstm"], ["inference"], **_LATENCY),
+        *_cases(["lstm"], ["fwd_bwd"], **_GATED, bidirectional=True),
     ]
 
 
@@ -169,7 +172,11 @@ class Suite(NamedTuple):
 _GPU_PROVIDERS = ("triton", "reference", "auto", "torch")
 SUITES = {
     "quick": Suite(
-        "headline LSTM points plus GRU/RNN; minutes on one GPU", _quick, _GPU_PROVIDERS, True
+        "headline LSTM points plus GRU/RNN; minutes on one GPU (auto runs triton there, and the "
+        "reference is the oracle: both left out)",
+        _quick,
+        ("triton", "torch"),
+        True,
     ),
     "full": Suite(
         "grid over B, H, T, dtype, cell and mode, plus variants", _full, _GPU_PROVIDERS, True

@@ -45,7 +45,7 @@ if ! "$py" -c "import fastrnn.kernels" >/dev/null 2>&1; then
 fi
 
 say "GPU tests (pytest -m gpu, cap ${TEST_CAP:-120}s)"
-timeout -k 10 "${TEST_CAP:-120}" "$py" -m pytest -m gpu -x -q -p no:cacheprovider 2>&1 |
+timeout -k 10 "${TEST_CAP:-120}" "$py" -m pytest -m gpu -q -p no:cacheprovider 2>&1 |
   tee -a "$log"
 rc=${PIPESTATUS[0]}
 case $rc in

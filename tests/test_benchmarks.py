@@ -98,10 +98,13 @@ def test_suites_hold_the_published_points_and_grid():
     quick = {c.key for c in suite_cases("quick")}
     assert "lstm T=100 B=64 I=512 H=512 float32 L=1 fwd_bwd" in quick
     assert "lstm T=1024 B=16 I=768 H=768 bfloat16 L=1 inference" in quick
+    assert "lstm T=100 B=1 I=1024 H=1024 float32 L=1 inference" in quick
+    assert "lstm T=1024 B=16 I=512 H=512 bfloat16 L=1 bidir fwd_bwd" in quick
     assert {c.cell for c in suite_cases("quick")} == {"lstm", "gru", "rnn"}
     cpu = suite_cases("cpu")
     assert all(c.T <= 100 and c.B <= 32 and c.H <= 128 for c in cpu)
     assert "triton" not in SUITES["cpu"].providers
+    assert SUITES["quick"].providers == ("triton", "torch")
     full = suite_cases("full")
     assert len({c.key for c in full}) == len(full)
     assert {(c.B, c.H, c.T) for c in full} >= {
