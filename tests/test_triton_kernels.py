@@ -265,6 +265,9 @@ def test_unsupported_reason(monkeypatch):
     assert "float64" in _reason(dtype=torch.float64)
     assert _reason(hidden_size=1024, proj_size=100) is None
     assert _reason(hidden_size=29, proj_size=11) is None
+    assert _reason(hidden_size=2048, batch_size=65535) is None
+    assert "32-bit" in _reason(hidden_size=2048, batch_size=65536)
+    assert "32-bit" in _reason(hidden_size=16384)
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(BackendUnavailableError, match="CUDA"):
         _reason()

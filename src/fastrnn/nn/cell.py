@@ -114,6 +114,7 @@ class RNNCellBase(BackendModule):
         backend = resolve_backend(
             self.backend, self.mode, input.device, input.dtype, hidden_size=self.hidden_size,
             proj_size=0, packed=False, requires_grad=torch.is_grad_enabled(),
+            batch_size=input.size(0),
         )
         args = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         if backend == "native":

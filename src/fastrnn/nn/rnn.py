@@ -214,10 +214,12 @@ class RNNBase(BackendModule):
         self, input: Tensor, hx: tuple[Tensor, ...], batch_sizes: Tensor | None
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
         """Checked, time-major-or-batch_first input and full-rank state -> (output, states)."""
+        batch = int(batch_sizes[0]) if batch_sizes is not None else (
+            input.size(0 if self.batch_first else 1) if input.dim() == 3 else 1)
         backend = resolve_backend(
             self.backend, self.mode, input.device, input.dtype, hidden_size=self.hidden_size,
             proj_size=self.proj_size, packed=batch_sizes is not None,
-            requires_grad=torch.is_grad_enabled(),
+            requires_grad=torch.is_grad_enabled(), batch_size=batch,
         )
         weights = self._flat_weights
         if backend == "native":

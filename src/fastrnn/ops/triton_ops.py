@@ -44,6 +44,9 @@ __all__ = ["gru_recurrence", "layer", "lstm_recurrence", "rnn_recurrence", "unsu
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
+_INT32_MAX = 2**31 - 1
+
+
 def unsupported_reason(
     mode: str,
     *,
@@ -53,12 +56,15 @@ def unsupported_reason(
     proj_size: int,
     packed: bool,
     requires_grad: bool,
+    batch_size: int = 1,
 ) -> str | None:
     """None when the fused kernels serve this configuration, else the reason they cannot.
 
     Raises BackendUnavailableError when the triton backend cannot run here at all (no triton,
     or neither a CUDA device nor ``TRITON_INTERPRET=1``). Packed input and autograd are always
-    served (``packed``/``requires_grad`` are part of the dispatcher's protocol).
+    served (``packed``/``requires_grad`` are part of the dispatcher's protocol). The kernels
+    index their state buffers and weights with 32-bit offsets (sequences with 64-bit ones), so
+    batch x width and the weights must stay below 2**31 elements, for two directions.
     """
     if _IMPORT_ERROR is not None:
         raise BackendUnavailableError(f"the triton backend needs triton: {_IMPORT_ERROR}")
@@ -68,6 +74,12 @@ def unsupported_reason(
         )
     if dtype not in DTYPES:
         return f"dtype {dtype} (fused kernels take float32, float16, bfloat16)"
+    gate_width = common.GATES[common.CELLS[mode]] * hidden_size
+    out = proj_size or hidden_size
+    if 2 * 2 * batch_size * max(gate_width, out) > _INT32_MAX:
+        return f"batch {batch_size} x {gate_width} gate units exceeds 32-bit offsets"
+    if 2 * gate_width * out > _INT32_MAX:
+        return f"W_hh of {gate_width} x {out} exceeds 32-bit offsets"
     return None
 
 
