@@ -36,9 +36,15 @@ PROJ_MIN_BLOCK = 32  # the projection's dots spill with 16-wide P tiles
 SPLIT_BLOCK_H = 16  # hidden units per program on the split path
 SPLIT_BLOCK_K = 32  # reduction chunk streamed per tl.dot on the split path
 # A split program keeps its W_hh slice (G x SPLIT_BLOCK_H x padded P) on chip for the whole time
-# loop instead of streaming it when the slice is at most CHIP_BYTES and P pads to at most
-# CHIP_MAX_K; a half-precision backward only up to HALF_BACKWARD_CHIP_K (its gate-gradient
-# operands of the recurrent product grow with P and spill beyond). Warps: ``chip_warps``.
+# loop instead of streaming it when the slice is at most CHIP_BYTES (backward) or
+# FORWARD_CHIP_BYTES with at most FORWARD_CHIP_GATE_K gate columns times P (forward), and P pads
+# to at most CHIP_MAX_K; a half-precision backward only up to HALF_BACKWARD_CHIP_K (its
+# gate-gradient operands of the recurrent product grow with P and spill beyond). Warps:
+# ``chip_warps``. Forward: LSTM H <= 512, GRU H <= 1024 in half precision and <= 512 in
+# float32, RNN H <= 1024; backward: LSTM and GRU H <= 256, RNN H <= 256 in half precision and
+# <= 1024 in float32.
+FORWARD_CHIP_BYTES = 128 * 1024
+FORWARD_CHIP_GATE_K = 3 * 1024  # the half-precision LSTM forward spills at 4 x 1024
 CHIP_BYTES = 64 * 1024
 CHIP_MAX_K = 1024
 HALF_BACKWARD_CHIP_K = 256
@@ -241,9 +247,9 @@ def split_warps(cell: int, backward: bool, proj: bool) -> int:
 
 
 def chip_warps(cell: int, chip_bytes: int, backward: bool) -> int:
-    """Warps of a split program holding a W_hh slice of ``chip_bytes``: 8 in the backward (16
-    cap registers at 128 and spill), the streaming count in the forward up to 32 KB (the float32
-    LSTM forward spills with more than 4 there), 8 above."""
+    """Warps of a split program holding a W_hh slice of ``chip_bytes``: 8 in the backward, the
+    streaming count in the forward up to 32 KB (the float32 LSTM forward spills with more than 4
+    there), 8 above (16 cap registers at 128 and spill)."""
     if backward:
         return 8
     return split_warps(cell, False, False) if chip_bytes <= 32 * 1024 else 8
@@ -251,7 +257,10 @@ def chip_warps(cell: int, chip_bytes: int, backward: bool) -> int:
 
 def chip_fits(cell: int, block_k: int, dtype: torch.dtype, backward: bool) -> bool:
     """Whether a split program keeps its W_hh slice on chip (reduction padded to block_k)."""
-    if GATES[cell] * SPLIT_BLOCK_H * block_k * dtype.itemsize > CHIP_BYTES or block_k > CHIP_MAX_K:
+    limit = CHIP_BYTES if backward else FORWARD_CHIP_BYTES
+    if GATES[cell] * SPLIT_BLOCK_H * block_k * dtype.itemsize > limit or block_k > CHIP_MAX_K:
+        return False
+    if not backward and GATES[cell] * block_k > FORWARD_CHIP_GATE_K:
         return False
     return not backward or dtype.itemsize > 2 or block_k <= HALF_BACKWARD_CHIP_K
 
