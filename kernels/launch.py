@@ -85,6 +85,15 @@ def _run_phases(kernel: JITFunction, grid: tuple[int, int], args: tuple, meta: d
         kernel[grid](*args, q, q + 1, **meta)
 
 
+def _grid(
+    cfg: Config, B: int, H: int, D: int, device: torch.device
+) -> tuple[tuple[int, int, int], bool]:
+    """The grid (batch tiles, hidden slices, directions) and whether a split launch runs all
+    its phases behind the grid barrier."""
+    grid = (_cdiv(B, cfg.block_b), 1 if cfg.resident else _cdiv(H, cfg.block_h), D)
+    return grid, not cfg.resident and uses_barrier(device, grid[0] * grid[1] * D)
+
+
 def _lengths(lengths: Tensor | None, gx: Tensor) -> Tensor:
     return gx if lengths is None else lengths.to(gx.device, torch.int32).contiguous()
 
@@ -117,8 +126,7 @@ def forward(
     lens = _lengths(lengths, gx)
     bhn = gx if b_hn is None else b_hn.contiguous()
     wr = gx if w_hr is None else w_hr.to(gx.dtype).contiguous()
-    grid = (_cdiv(B, cfg.block_b), 1 if cfg.resident else _cdiv(H, cfg.block_h), D)
-    barrier = not cfg.resident and uses_barrier(gx.device, grid[0] * grid[1] * D)
+    grid, barrier = _grid(cfg, B, H, D, gx.device)
     kernel, meta = kernel_meta(
         cell, gx.dtype, cfg, backward=False, proj=w_hr is not None,
         save=save, has_bhn=b_hn is not None, lengths=lengths is not None, reverse=reverse,
@@ -172,8 +180,7 @@ def backward(
     h0 = h0.contiguous()
     c0 = y if c0 is None else c0.contiguous()
     wr = y if w_hr is None else w_hr.to(y.dtype).contiguous()
-    grid = (_cdiv(B, cfg.block_b), 1 if cfg.resident else _cdiv(H, cfg.block_h), D)
-    barrier = not cfg.resident and uses_barrier(y.device, grid[0] * grid[1] * D)
+    grid, barrier = _grid(cfg, B, H, D, y.device)
     kernel, meta = kernel_meta(
         cell, y.dtype, cfg, backward=True, proj=w_hr is not None,
         lengths=lengths is not None, reverse=reverse, barrier=barrier,
