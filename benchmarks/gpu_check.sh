@@ -4,11 +4,14 @@
 #
 #   bash benchmarks/gpu_check.sh OUTDIR
 #
-# OUTDIR receives gpu_check.log (everything printed), quick.json, quick.csv, quick.md and
-# quick-<mode>.png. The GPU tests run in TEST_JOBS processes (default 4), capped at TEST_CAP
-# seconds (default 120), and the suite at SUITE_CAP seconds (default 270), so the whole check
-# ends within about 8 minutes; a suite cut short still writes the cases it finished. The results table is printed last. SUITE=NAME runs
-# another suite (SUITE=smoke is a dry run of this script on a machine without a GPU).
+# OUTDIR receives gpu_check.log (everything printed), quick.json, quick.csv, quick.md,
+# sweep.json and sweep.md (six files; the plots are left to `python -m benchmarks report`). The
+# GPU tests run in TEST_JOBS processes (default 8), capped at TEST_CAP seconds (default 120),
+# the suite at SUITE_CAP seconds (default 210) and the launch-configuration sweep
+# (benchmarks/sweep.py) at SWEEP_CAP seconds (default 90; 0 skips it), so the whole check ends
+# within about 7.5 minutes; a suite cut short still writes the cases it finished. The results
+# table is printed last. SUITE=NAME runs another suite (SUITE=smoke SWEEP_CAP=0 is a dry run of
+# this script on a machine without a GPU).
 set -uo pipefail
 
 [ $# -eq 1 ] || { echo "usage: bash benchmarks/gpu_check.sh OUTDIR" >&2; exit 2; }
@@ -45,12 +48,13 @@ if ! "$py" -c "import fastrnn.kernels" >/dev/null 2>&1; then
 fi
 
 # The GPU tests spend most of their time compiling kernels (one compile per configuration, on
-# the CPU): TEST_JOBS pytest processes (default 4) share them out and the GPU.
-jobs=${TEST_JOBS:-4}
+# the CPU): TEST_JOBS pytest processes (default 8) share them out and the GPU. Their ids and
+# logs stay out of OUTDIR (a scratch folder); the logs are appended to gpu_check.log.
+jobs=${TEST_JOBS:-8}
 say "GPU tests (pytest -m gpu, $jobs processes, cap ${TEST_CAP:-120}s)"
-shards="$out/gpu_tests"
-rm -rf "$shards" && mkdir -p "$shards"
-"$py" -m pytest -m gpu -q --collect-only -p no:cacheprovider 2>/dev/null | grep '::' |
+shards=$(mktemp -d)
+"$py" -m pytest -m gpu -q --collect-only -p no:cacheprovider tests/test_gpu.py 2>/dev/null |
+  grep '::' |
   awk -v n="$jobs" -v dir="$shards" '{ print > (dir "/ids" (NR % n)) }'
 pids=()
 for ids in "$shards"/ids*; do
@@ -77,16 +81,22 @@ case $rc in
 esac
 
 suite=${SUITE:-quick}
-say "$suite suite (cap ${SUITE_CAP:-270}s)"
-timeout -k 20 "${SUITE_CAP:-270}" "$py" -m benchmarks run --suite "$suite" --out "$out" 2>&1 |
+say "$suite suite (cap ${SUITE_CAP:-210}s)"
+timeout -k 20 "${SUITE_CAP:-210}" "$py" -m benchmarks run --suite "$suite" --out "$out" --no-plot 2>&1 |
   tee -a "$log"
 rc=${PIPESTATUS[0]}
 if [ "$rc" -ne 0 ]; then
   say "$suite suite ended early (exit $rc); tables from the cases it finished"
   json="$out/$suite.json" md="$out/$suite.md"
   if [ -f "$json" ] && { [ ! -f "$md" ] || [ "$json" -nt "$md" ]; }; then
-    "$py" -m benchmarks report "$json" >>"$log" 2>&1
+    "$py" -m benchmarks report "$json" --no-plot >>"$log" 2>&1
   fi
+fi
+
+if [ "${SWEEP_CAP:-90}" -gt 0 ]; then
+  say "launch-configuration sweep (cap ${SWEEP_CAP:-90}s)"
+  timeout -k 10 "${SWEEP_CAP:-90}" "$py" -m benchmarks.sweep --out "$out" --jobs "$jobs" 2>&1 |
+    tee -a "$log"
 fi
 
 say "results in $out"
