@@ -41,8 +41,9 @@ PY
 # without it, src/ goes on the path (the benchmarks map kernels/ themselves).
 if ! "$py" -c "import fastrnn.kernels" >/dev/null 2>&1; then
   say "installing fastrnn from the checkout (editable, no dependencies)"
-  if ! "$py" -m pip install -q --no-deps --no-build-isolation -e . >>"$log" 2>&1; then
-    say "editable install failed; using PYTHONPATH=src"
+  if ! "$py" -m pip install -q --no-deps --no-build-isolation -e . >>"$log" 2>&1 &&
+    ! "$py" -m pip install -q --no-deps --no-build-isolation . >>"$log" 2>&1; then
+    say "install failed; using PYTHONPATH=src"
     export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
   fi
 fi
