@@ -117,6 +117,8 @@ def _quick() -> list[Case]:
         *_cases(["lstm"], _HEADLINE_MODES, **_FASTRNNS),
         *_cases(["lstm"], MODES, **_FLASHRNN),
         *_cases(["gru", "rnn"], _HEADLINE_MODES, **_GATED),
+        *_cases(["lstm"], ["fwd_bwd"], **{**_GATED, "H": 256, "I": 256}),
+        *_cases(["lstm"], ["fwd_bwd"], **_GATED),
         *_cases(["lstm"], ["inference"], **_LATENCY),
         *_cases(["lstm"], ["fwd_bwd"], **_GATED, bidirectional=True),
     ]

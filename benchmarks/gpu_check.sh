@@ -4,14 +4,15 @@
 #
 #   bash benchmarks/gpu_check.sh OUTDIR
 #
-# OUTDIR receives gpu_check.log (everything printed), quick.json, quick.csv, quick.md,
-# sweep.json and sweep.md (six files; the plots are left to `python -m benchmarks report`). The
-# GPU tests run in TEST_JOBS processes (default 8), capped at TEST_CAP seconds (default 120),
-# the suite at SUITE_CAP seconds (default 210) and the launch-configuration sweep
-# (benchmarks/sweep.py) at SWEEP_CAP seconds (default 90; 0 skips it), so the whole check ends
-# within about 7.5 minutes; a suite cut short still writes the cases it finished. The results
-# table is printed last. SUITE=NAME runs another suite (SUITE=smoke SWEEP_CAP=0 is a dry run of
-# this script on a machine without a GPU).
+# OUTDIR receives gpu_check.log (everything printed), accuracy.md, quick.json, quick.csv,
+# quick.md, sweep.json and sweep.md (seven files; the plots are left to `python -m benchmarks
+# report`). The GPU tests run in TEST_JOBS processes (default 8), capped at TEST_CAP seconds
+# (default 120), the accuracy table (benchmarks/accuracy.py) at ACC_CAP (default 60), the suite
+# at SUITE_CAP seconds (default 210) and the launch-configuration sweep (benchmarks/sweep.py)
+# at SWEEP_CAP seconds (default 90; 0 skips either), so the whole check ends within about 8.5
+# minutes; a suite cut short still writes the cases it finished. The results table is printed
+# last. SUITE=NAME runs another suite (SUITE=smoke SWEEP_CAP=0 ACC_CAP=0 is a dry run of this
+# script on a machine without a GPU).
 set -uo pipefail
 
 [ $# -eq 1 ] || { echo "usage: bash benchmarks/gpu_check.sh OUTDIR" >&2; exit 2; }
@@ -80,6 +81,11 @@ case $rc in
   124 | 137) say "GPU tests stopped at the time cap" ;;
   *) say "GPU tests FAILED (exit $rc)" ;;
 esac
+
+if [ "${ACC_CAP:-60}" -gt 0 ]; then
+  say "accuracy against float64, fused kernels and cuDNN (cap ${ACC_CAP:-60}s)"
+  timeout -k 10 "${ACC_CAP:-60}" "$py" -m benchmarks.accuracy --out "$out" >>"$log" 2>&1
+fi
 
 suite=${SUITE:-quick}
 say "$suite suite (cap ${SUITE_CAP:-210}s)"

@@ -3,7 +3,8 @@
 ``python -m benchmarks.sweep [--out DIR] [--jobs N] [--points NAME,...]`` times the forward and
 backward launchers (``fastrnn.kernels.launch``, no autograd, no input projection) with the
 configuration ``pick_config`` chooses and with alternatives around it: W_hh streamed in chunks of
-32 or 64 or kept on chip, 16 or 32 hidden units per program, 4 to 16 warps. Each alternative's
+32 to 128 (software-pipelined or not) or kept on chip, 16 or 32 hidden units per program, 4 or 8
+warps. Each alternative's
 result is compared with the chosen one's (largest difference over the largest value), so a
 faster variant is only worth adopting when it also agrees. The compiles run first in ``--jobs``
 processes (they share Triton's cache), then the timings one after another on the GPU. Writes
@@ -19,7 +20,7 @@ import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import benchmarks  # noqa: F401  (puts the checkout's fastrnn on the path)
@@ -55,19 +56,16 @@ def _configs(cell: int, H: int, B: int, dtype, backward: bool) -> list:
         return out
 
     def regs(cfg):
-        if backward and cfg.w_on_chip:
-            return replace(cfg, maxnreg=None)
-        return replace(cfg, maxnreg=min(255, 65536 // (32 * cfg.num_warps)))
+        return common.with_registers(cfg, dtype, backward)
 
     gates, kp = common.GATES[cell], common.pow2(H)
-    for bh in (16, 32):
-        for warps in (4, 8):
-            for bk in (32, 64) if bh == 16 else (64,):
-                out.append(regs(common.Config(False, 16, bh, min(bk, kp), warps)))
-        chip_bytes = gates * bh * kp * dtype.itemsize
-        if chip_bytes <= (SHARED_LIMIT if not backward else 128 * 1024):
-            for warps in ((8, 4 if backward else 16) if bh == 16 else (8,)):
-                out.append(regs(common.Config(False, 16, bh, kp, warps, w_on_chip=True)))
+    for bk, warps, stages in ((32, 4, 1), (64, 4, 1), (64, 8, 1), (128, 4, 1), (128, 8, 1),
+                              (64, 4, 3)):
+        out.append(regs(common.Config(False, 16, 16, min(bk, kp), warps, stages)))
+    out.append(regs(common.Config(False, 16, 32, min(64, kp), 8)))
+    for bh, warps in ((16, 4), (16, 8), (32, 8)):
+        if gates * bh * kp * dtype.itemsize <= SHARED_LIMIT * 3 // 4:
+            out.append(regs(common.Config(False, 16, bh, kp, warps, w_on_chip=True)))
     seen, unique = set(), []
     for cfg in out:
         if cfg not in seen:
@@ -169,7 +167,7 @@ def _time(fn, device: str) -> float:
 def _label(cfg: dict) -> str:
     kind = "chip" if cfg["w_on_chip"] else ("resident" if cfg["resident"] else "stream")
     return (f"{kind} bh={cfg['block_h']} bk={cfg['block_k']} w={cfg['num_warps']} "
-            f"regs={cfg['maxnreg']}")
+            f"st={cfg['num_stages']} regs={cfg['maxnreg']}")
 
 
 def main(argv: list[str] | None = None) -> int:

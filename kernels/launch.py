@@ -198,7 +198,7 @@ def backward(
         return dgx, dh0, dc0, dhs
     dhbuf = dh_n.float().clone()
     dcbuf = dhbuf if dc_n is None else dc_n.float().clone()
-    rbuf = torch.zeros(D, 2, B, GH, device=y.device, dtype=torch.float32)
+    rbuf = torch.zeros(D, 2, B, GH, device=y.device, dtype=y.dtype)  # only ever a dot operand
     dhs = None if w_hr is None else y.new_empty(T, B, D * P)
     bar = torch.zeros(1, device=y.device, dtype=torch.int32)
     args = (dy, w_hh, wr, h0, c0, y, ws, lens, dgx, y if dhs is None else dhs, dhbuf, dcbuf, rbuf,

@@ -9,22 +9,27 @@ from fastrnn.kernels.common import load_tile, sigmoid, tanh
 def forward(x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn):
     """One step on a [rows, hidden] tile: pre-activations ``gx + h W^T`` -> (m, c, saved...).
 
-    m = o * tanh(c) is the new hidden state before any projection. Saved: i, f, g, o, c.
+    m = o * tanh(c) is the new hidden state before any projection. Saved: the four gates'
+    pre-activations and c. In half precision the activations themselves would lose the
+    derivative of a saturated gate (1 - s rounds to a multiple of 2**-8 near s = 1); backward
+    recomputes them from the pre-activations instead.
     """
-    i = sigmoid(load_tile(x_ptr, x_off, cols, mask) + a0)
-    f = sigmoid(load_tile(x_ptr + H, x_off, cols, mask) + a1)
-    g = tanh(load_tile(x_ptr + 2 * H, x_off, cols, mask) + a2)
-    o = sigmoid(load_tile(x_ptr + 3 * H, x_off, cols, mask) + a3)
-    c = f * c + i * g
-    return o * tanh(c), c, i, f, g, o, c
+    zi = load_tile(x_ptr, x_off, cols, mask) + a0
+    zf = load_tile(x_ptr + H, x_off, cols, mask) + a1
+    zg = load_tile(x_ptr + 2 * H, x_off, cols, mask) + a2
+    zo = load_tile(x_ptr + 3 * H, x_off, cols, mask) + a3
+    c = sigmoid(zf) * c + sigmoid(zi) * tanh(zg)
+    return sigmoid(zo) * tanh(c), c, zi, zf, zg, zo, c
 
 
 @triton.jit
-def backward(dm, dc, i, f, g, o, c, cprev):
-    """Gradients of one step from dm (w.r.t. o * tanh(c)) and dc, given the saved activations.
+def backward(dm, dc, zi, zf, zg, zo, c, cprev):
+    """Gradients of one step from dm (w.r.t. o * tanh(c)) and dc, given the saved
+    pre-activations, c and the previous c.
 
     Returns (dgates i, f, g, o; recurrent gradients i, f, g, o; dh not through W_hh; dc_prev).
     """
+    i, f, g, o = sigmoid(zi), sigmoid(zf), tanh(zg), sigmoid(zo)
     tc = tanh(c)
     dc = dc + dm * o * (1.0 - tc * tc)
     di = dc * g * i * (1.0 - i)

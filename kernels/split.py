@@ -46,8 +46,8 @@ from fastrnn.kernels.recurrence import (
 
 @triton.jit
 def add_mm(acc, a_ptr, a_width, rows, rmask, kc, K, w, PREC: tl.constexpr):
-    """``acc + A[rows, kc] @ w``, A float32 with row stride ``a_width``, zero at ``kc >= K``;
-    ``w`` is a ``[kc, cols]`` tile in the weights' dtype."""
+    """``acc + A[rows, kc] @ w``, A (float32 or the weights' dtype) with row stride ``a_width``,
+    zero at ``kc >= K``; ``w`` is a ``[kc, cols]`` tile in the weights' dtype."""
     a = load_tile(a_ptr, rows * a_width, kc, rmask[:, None] & (kc < K)[None, :])
     return acc + mm(a.to(w.dtype), w, PREC)
 
@@ -55,8 +55,8 @@ def add_mm(acc, a_ptr, a_width, rows, rmask, kc, K, w, PREC: tl.constexpr):
 @triton.jit
 def stream_mm(acc, a_ptr, a_width, rows, rmask, w_ptr, gate, w_rows, w_cols, cols, K,
               TRANS: tl.constexpr, BLOCK_K: tl.constexpr, PREC: tl.constexpr):
-    """``acc + A[rows, :K] @ M[:K, cols]`` streamed in BLOCK_K chunks, A float32 with row stride
-    ``a_width``; M is ``W_gate^T`` (TRANS) or ``W_gate`` of ``W: (G*w_rows, w_cols)``."""
+    """``acc + A[rows, :K] @ M[:K, cols]`` streamed in BLOCK_K chunks, A (see ``add_mm``) with
+    row stride ``a_width``; M is ``W_gate^T`` (TRANS) or ``W_gate`` of ``W: (G*w_rows, w_cols)``."""
     kcols = tl.arange(0, BLOCK_K)
     for k0 in range(0, K, BLOCK_K):
         kc = k0 + kcols
@@ -249,7 +249,8 @@ def split_backward_kernel(
     dhs_ptr,  # (T, B, D*P) out when PROJ: total gradient of each step's h (for dW_hr)
     dhbuf_ptr,  # (D, B, P) float32 dh carried between steps (starts as dh_n, ends as dh0)
     dcbuf_ptr,  # (D, B, H) float32 dc carried between steps (starts as dc_n, ends as dc0; LSTM)
-    rbuf_ptr,  # (D, 2, B, G*H) float32 recurrent gradients of step s in slot s%2; slot T%2 zero
+    rbuf_ptr,  # (D, 2, B, G*H) recurrent gradients of step s in slot s%2 (slot T%2 zero), in
+               # W_hh's dtype: they are only ever the operand of the product with W_hh
     bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (BARRIER)
     T, B, H, P,  # steps, batch, hidden size, output size
     q_begin, q_end,  # this launch runs phases q_begin .. q_end-1 (see the module docstring)

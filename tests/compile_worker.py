@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 
-FP32_PTRS = {"hbuf_ptr", "cbuf_ptr", "mbuf_ptr", "dhbuf_ptr", "dcbuf_ptr", "rbuf_ptr"}
+FP32_PTRS = {"hbuf_ptr", "cbuf_ptr", "mbuf_ptr", "dhbuf_ptr", "dcbuf_ptr"}
 I32_PTRS = {"len_ptr", "bar_ptr"}
 
 
@@ -27,7 +27,7 @@ def barrier_order(sass: str) -> dict:
     """The grid barrier's instructions in SASS: arrivals (GPU-scope atomic adds) each preceded
     by a GPU-scope fence, acquiring loads of the counter each followed by an L1 invalidation."""
     ins = [line.split("*/", 1)[1].split(";")[0] for line in sass.splitlines()
-           if re.match(r"\s*/\*[0-9a-f]{4}\*/", line)]
+           if re.match(r"\s*/\*[0-9a-f]{4,}\*/", line)]
     arrive = [i for i, x in enumerate(ins) if re.search(r"\b(RED|ATOM)G?\..*STRONG\.GPU", x)]
     wait = [i for i, x in enumerate(ins) if re.search(r"\bLDG\..*STRONG\.GPU", x)]
     return {

@@ -83,7 +83,9 @@ def as_float64(x, hx):
 def check(cell: str, precision: str, *, H: int, B: int, T: int, kind: str = "batched",
           torch_nn: bool = True, train: bool = True, **kwargs) -> None:
     """Outputs, final states and every gradient of the triton module match the float64
-    reference (and torch.nn on cuDNN when ``torch_nn``) within the precision's tolerance."""
+    reference within the precision's tolerance (absolute part relative to each tensor's scale:
+    weight gradients sum T x B terms), and torch.nn on cuDNN (when ``torch_nn``) within that
+    tolerance plus cuDNN's own largest distance from the reference."""
     dtype, allow_tf32 = PRECISIONS[precision]
     tol = tolerance_dtype(precision)
     with tf32(allow_tf32):
@@ -92,14 +94,19 @@ def check(cell: str, precision: str, *, H: int, B: int, T: int, kind: str = "bat
             module.train(train)
         x, hx, lengths = make_inputs(ref, T=T, B=B, kind=kind, dtype=dtype, device=CUDA)
         got = run_and_grads(ours, x, hx, lengths)
-        expected = [run_and_grads(oracle, *as_float64(x, hx), lengths)]
-        if torch_nn:
-            expected.append(run_and_grads(ref, x, hx, lengths))
-    for want in expected:
-        assert want.keys() == got.keys()
-        for key, value in want.items():
-            assert got[key] is not None and got[key].dtype == dtype, key
-            assert_close(got[key], value, tol, msg=f"{cell} {precision} H={H}: {key}")
+        want = run_and_grads(oracle, *as_float64(x, hx), lengths)
+        cudnn = run_and_grads(ref, x, hx, lengths) if torch_nn else {}
+    assert want.keys() == got.keys()
+    for key, value in want.items():
+        assert got[key] is not None and got[key].dtype == dtype, key
+        assert_close(got[key], value, tol, msg=f"{cell} {precision} H={H}: {key} vs float64",
+                     scaled=True)
+    for key, value in cudnn.items():
+        # cuDNN rounds differently (its float32 weight gradients are off the float64 ones by
+        # more than float32's tolerance): agree with it up to its own largest error.
+        own = (value.double() - want[key].double()).abs().max().item()
+        assert_close(got[key], value, tol, msg=f"{cell} {precision} H={H}: {key} vs cuDNN",
+                     extra_atol=own, scaled=True)
 
 
 def split_programs(H: int, B: int) -> int:
@@ -126,9 +133,9 @@ def test_resident_widest(cell, precision):
 
 SPLIT_BARRIER_CASES = [
     ("LSTM", "bf16", 256), ("LSTM", "fp16", 256), ("LSTM", "tf32", 256), ("LSTM", "fp32", 768),
-    ("LSTM", "bf16", 1024), ("LSTM", "bf16", 2048), ("GRU", "bf16", 256), ("GRU", "fp32", 768),
-    ("GRU", "bf16", 1024), ("RNN_TANH", "fp32", 768), ("RNN_TANH", "bf16", 2048),
-    ("RNN_RELU", "fp32", 1024),
+    ("LSTM", "bf16", 512), ("LSTM", "bf16", 1024), ("LSTM", "bf16", 2048), ("GRU", "bf16", 256),
+    ("GRU", "fp32", 768), ("GRU", "bf16", 1024), ("RNN_TANH", "fp32", 768),
+    ("RNN_TANH", "bf16", 2048), ("RNN_RELU", "fp32", 1024),
 ]
 
 

@@ -252,8 +252,9 @@ def test_pick_config_covers_every_hidden_size():
     assert not common.pick_config(common.LSTM, 1024, 8, torch.bfloat16).w_on_chip
     assert common.pick_config(common.GRU, 1024, 8, torch.bfloat16).w_on_chip
     assert common.pick_config(common.LSTM, 512, 8, torch.float32).w_on_chip
-    assert not common.pick_config(common.LSTM, 512, 8, torch.bfloat16, backward=True).w_on_chip
-    assert common.pick_config(common.LSTM, 256, 8, torch.bfloat16, backward=True).w_on_chip
+    assert common.pick_config(common.LSTM, 512, 8, torch.bfloat16, backward=True).w_on_chip
+    assert not common.pick_config(common.LSTM, 1024, 8, torch.bfloat16, backward=True).w_on_chip
+    assert common.pick_config(common.GRU, 1024, 8, torch.bfloat16, backward=True).w_on_chip
     assert not common.pick_config(common.LSTM, 512, 8, torch.bfloat16, 128).w_on_chip
 
 

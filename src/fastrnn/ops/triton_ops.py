@@ -13,9 +13,14 @@ and a registered autograd formula, so ``torch.compile`` traces them without grap
 Memory saved for backward, per layer and direction, in the input dtype (cuDNN keeps a reserve
 space of gate activations and cell states per step of the same order, also in the input dtype):
 
-- LSTM: i, f, g, o and c for every step, ``5 * T * B * H`` values, plus the output y that is
-  returned anyway; with a projection, m = o * tanh(c) is recomputed from o and c for dW_hr.
-- GRU: r, z, n and ``h W_hn^T + b_hn``, ``4 * T * B * H`` values, plus y.
+- LSTM: the pre-activations of i, f, g, o and c for every step, ``5 * T * B * H`` values, plus
+  the output y that is returned anyway; with a projection, m = o * tanh(c) is recomputed from
+  them for dW_hr.
+- GRU: the pre-activations of r, z, n and ``h W_hn^T + b_hn``, ``4 * T * B * H`` values, plus y.
+
+Pre-activations rather than activations: backward recomputes each sigmoid and tanh in float32
+(cheap next to the step's product), while a saved half-precision activation near saturation
+loses its derivative (``1 - s`` is a multiple of ``2**-8`` near ``s = 1``).
 - Elman RNN: nothing beyond y (the activation's derivative comes from the output).
 
 Saving instead of recomputing keeps backward at one recurrent product per step (recomputing
@@ -179,7 +184,8 @@ def _backward(ctx, dy, dh_n, dc_n, _):
     H = GH // common.GATES[cell]
     rec, saved, ys = _directions(dgx, D), _directions(ws, D), _directions(y, D)
     if cell == common.GRU:  # the n gate's recurrent part sits behind r
-        rec = torch.cat([rec[..., : 2 * H], rec[..., 2 * H :] * saved[..., :H]], dim=3)
+        r = torch.sigmoid(saved[..., :H].float()).to(rec.dtype)  # saved: r's pre-activation
+        rec = torch.cat([rec[..., : 2 * H], rec[..., 2 * H :] * r], dim=3)
     dw_hh = None
     if need[2]:
         dw_hh = torch.stack([
@@ -189,7 +195,8 @@ def _backward(ctx, dy, dh_n, dc_n, _):
         ])
     dw_hr = None
     if w_hr is not None and need[5]:
-        m = saved[..., 3 * H : 4 * H].float() * torch.tanh(saved[..., 4 * H : 5 * H].float())
+        o = torch.sigmoid(saved[..., 3 * H : 4 * H].float())  # saved: o's pre-activation
+        m = o * torch.tanh(saved[..., 4 * H : 5 * H].float())
         dhs = _directions(dhs, D).float()
         dw_hr = torch.stack([_gemm_tn(dhs[:, :, d], m[:, :, d], w_hr.dtype) for d in range(D)])
     db_hn = rec[..., 2 * H :].float().sum((0, 1)).to(ctx.b_hn_dtype) if need[6] else None
