@@ -229,8 +229,9 @@ def _peak_training_bytes(module, x) -> int:
 
 @pytest.mark.parametrize("H", [64, 512])  # resident, split
 def test_training_peak_memory_against_cudnn(capsys, H):
-    """Recorded on the terminal; both keep per-step gate activations in the input dtype, so
-    the fused path may use at most twice cuDNN's peak above the parameters and input."""
+    """Recorded on the terminal; both keep per-step gate values in the input dtype. Measured on
+    an H100: 0.43x cuDNN's peak at H=64, 1.29x at H=512 (the input projection's output and its
+    gradient are separate tensors here); the bound guards against regressions."""
     ref, ours, _ = modules("LSTM", H, torch.float16)
     x = torch.randn(200, 16, INPUT, device=CUDA, dtype=torch.float16, requires_grad=True)
     _peak_training_bytes(ours, x)  # compiles and warms the allocator
@@ -238,4 +239,4 @@ def test_training_peak_memory_against_cudnn(capsys, H):
     with capsys.disabled():
         print(f"\npeak training memory, LSTM fp16 T=200 B=16 H={H}: cuDNN "
               f"{cudnn / 2**20:.2f} MiB, triton {fused / 2**20:.2f} MiB ({fused / cudnn:.2f}x)")
-    assert fused <= 2 * cudnn
+    assert fused <= 1.5 * cudnn
