@@ -150,6 +150,13 @@ def _cpu() -> list[Case]:
     return out
 
 
+def _latency() -> list[Case]:
+    out: list[Case] = []
+    for dtype, H in itertools.product(("float32", "bfloat16"), (128, 256, 512, 1024)):
+        out += _cases(["lstm"], ["inference"], T=100, B=1, I=H, H=H, dtype=dtype)
+    return out
+
+
 def _smoke() -> list[Case]:
     tiny = {"T": 6, "B": 3, "I": 5, "H": 4}
     return [*_cases(CELLS, MODES, **tiny), *_variants(["lstm", "gru"], ["fwd_bwd"], **tiny)]
@@ -188,6 +195,12 @@ SUITES = {
         _cpu,
         ("reference", "native", "auto", "torch"),
         False,
+    ),
+    "latency": Suite(
+        "LSTM inference at batch 1 (T=100, I=H from 128 to 1024, float32 and bfloat16)",
+        _latency,
+        ("triton", "torch"),
+        True,
     ),
     "smoke": Suite(
         "tiny sizes, every cell, mode and variant; checks the pipeline",

@@ -60,7 +60,7 @@ def _configs(cell: int, H: int, B: int, dtype, backward: bool) -> list:
 
     gates, kp = common.GATES[cell], common.pow2(H)
     for bk, warps, stages in ((32, 4, 1), (64, 4, 1), (64, 8, 1), (128, 4, 1), (128, 8, 1),
-                              (64, 4, 3)):
+                              (64, 4, 3), (32, 8, 3), (32, 8, 2), (64, 8, 3)):
         out.append(regs(common.Config(False, 16, 16, min(bk, kp), warps, stages)))
     out.append(regs(common.Config(False, 16, 32, min(64, kp), 8)))
     for bh, warps in ((16, 4), (16, 8), (32, 8)):

@@ -235,22 +235,29 @@ class Config:
     maxnreg: int | None = None  # registers per thread ptxas may use (None: its own choice)
 
 
+def _exact_fp32_lstm_forward(cell: int, backward: bool, proj: bool, dtype: torch.dtype) -> bool:
+    """The LSTM forward in float32 without projection and without TF32: it spills with more
+    than 4 warps or 1 stage (with TF32 it takes 8 warps and 3 stages)."""
+    return (cell == LSTM and not backward and not proj and dtype == torch.float32
+            and torch_dot_precision(dtype) == "ieee")
+
+
 def split_warps(cell: int, backward: bool, proj: bool, dtype: torch.dtype) -> int:
     """Warps of a split-path program streaming W_hh: 4 in the backward except the float32 RNN;
-    in the forward 8 except the float32 LSTM without projection (ptxas keeps a stack frame in
-    the GRU forward and the projected or half-precision LSTM forward with 4)."""
+    8 in the forward except the exact float32 LSTM (ptxas keeps a stack frame in the GRU
+    forward and the projected or half-precision LSTM forward with 4)."""
     if backward:
         return 8 if cell in (RNN_TANH, RNN_RELU) and dtype.itemsize == 4 else 4
-    return 4 if cell == LSTM and not proj and dtype.itemsize == 4 else 8
+    return 4 if _exact_fp32_lstm_forward(cell, backward, proj, dtype) else 8
 
 
 def split_stages(cell: int, backward: bool, proj: bool, dtype: torch.dtype) -> int:
     """Software-pipelining stages of a streaming split program: 3 (its chunk loads overlap the
-    products; 1.5-3x faster on an H100) except the float32 LSTM, the float32 GRU backward and
-    the projected LSTM forward, which spill with them."""
-    if dtype.itemsize == 4 and (cell == LSTM or (cell == GRU and backward)):
+    products; 1.5-3x faster on an H100) except the exact float32 LSTM forward, the float32 LSTM
+    and GRU backward and the projected LSTM forward, which spill with them."""
+    if _exact_fp32_lstm_forward(cell, backward, proj, dtype) or (proj and not backward):
         return 1
-    if proj and not backward:
+    if backward and dtype.itemsize == 4 and cell in (LSTM, GRU):
         return 1
     return 3
 
