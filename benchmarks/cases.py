@@ -119,7 +119,12 @@ def _quick() -> list[Case]:
         *_cases(["gru", "rnn"], _HEADLINE_MODES, **_GATED),
         *_cases(["lstm"], ["fwd_bwd"], **{**_GATED, "H": 256, "I": 256}),
         *_cases(["lstm"], ["fwd_bwd"], **_GATED),
+        *_cases(["gru", "rnn"], ["fwd_bwd"], **{**_GATED, "H": 256, "I": 256}),
+        *_cases(["gru", "rnn"], ["fwd_bwd"], **{**_GATED, "H": 768, "I": 768}),
+        *_cases(["gru", "rnn"], ["fwd_bwd"], **_FASTRNNS),
         *_cases(["lstm"], ["inference"], **_LATENCY),
+        *_cases(["lstm"], ["inference"], **{**_LATENCY, "H": 256, "I": 256}),
+        *_cases(["lstm"], ["inference"], **{**_LATENCY, "H": 512, "I": 512}),
         *_cases(["lstm"], ["fwd_bwd"], **_GATED, bidirectional=True),
     ]
 

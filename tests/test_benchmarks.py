@@ -102,6 +102,10 @@ def test_suites_hold_the_published_points_and_grid():
     assert "lstm T=1024 B=16 I=512 H=512 bfloat16 L=1 bidir fwd_bwd" in quick
     for h in (256, 512, 768):  # the forward+backward targets in bfloat16
         assert f"lstm T=1024 B=16 I={h} H={h} bfloat16 L=1 fwd_bwd" in quick
+    for cell in ("gru", "rnn"):
+        for h in (256, 512, 768):
+            assert f"{cell} T=1024 B=16 I={h} H={h} bfloat16 L=1 fwd_bwd" in quick
+        assert f"{cell} T=100 B=64 I=512 H=512 float32 L=1 fwd_bwd" in quick
     latency = {c.key for c in suite_cases("latency")}
     assert {c.B for c in suite_cases("latency")} == {1} and len(latency) == 8
     assert "lstm T=100 B=1 I=1024 H=1024 float32 L=1 inference" in latency
