@@ -88,22 +88,30 @@ def unsupported_reason(
     return None
 
 
-def _previous_h(y: Tensor, h0: Tensor, lengths: Tensor | None, reverse: bool) -> Tensor:
-    """The h each step of one direction started from, per time position: y: (T, B, P),
-    h0: (B, P) -> (T, B, P)."""
-    if not reverse:
-        return torch.cat([h0.unsqueeze(0).to(y.dtype), y[:-1]])
-    shifted = torch.cat([y[1:], h0.unsqueeze(0).to(y.dtype)])
-    if lengths is None:
-        return shifted
-    steps = torch.arange(y.shape[0], device=y.device).unsqueeze(1)
-    last = steps == (lengths.to(y.device) - 1).unsqueeze(0)
-    return torch.where(last.unsqueeze(2), h0.unsqueeze(0).to(y.dtype), shifted)
-
-
 def _gemm_tn(a: Tensor, b: Tensor, dtype: torch.dtype) -> Tensor:
     """sum over steps and rows of a^T b: a: (T, B, M), b: (T, B, N) -> (M, N) in ``dtype``."""
     return (a.reshape(-1, a.shape[-1]).t() @ b.reshape(-1, b.shape[-1]).to(a.dtype)).to(dtype)
+
+
+def _grad_w_hh(rec: Tensor, y: Tensor, h0: Tensor, lengths: Tensor | None, reverse: bool,
+               dtype: torch.dtype) -> Tensor:
+    """dW_hh of one direction: sum over steps of rec_t^T h_prev(t), where h_prev is the h each
+    step started from: rec: (T, B, G*H), y: (T, B, P), h0: (B, P) -> (G*H, P) in ``dtype``.
+
+    h_prev is y shifted by one step with h0 at the first: two GEMMs instead of materialising
+    it, except in reverse with lengths, where each sequence's first step is its own last
+    position."""
+    if reverse and lengths is not None:
+        steps = torch.arange(y.shape[0], device=y.device).unsqueeze(1)
+        first = (steps == (lengths.to(y.device) - 1).unsqueeze(0)).unsqueeze(2)
+        shifted = torch.cat([y[1:], h0.unsqueeze(0).to(y.dtype)])
+        return _gemm_tn(rec, torch.where(first, h0.unsqueeze(0).to(y.dtype), shifted), dtype)
+    first, rest, prev = (rec[-1], rec[:-1], y[1:]) if reverse else (rec[0], rec[1:], y[:-1])
+    out = first.t() @ h0.to(rec.dtype)
+    if rest.shape[0]:
+        out = torch.addmm(out, rest.reshape(-1, rest.shape[-1]).t(),
+                          prev.reshape(-1, prev.shape[-1]).to(rec.dtype))
+    return out.to(dtype)
 
 
 def _or_empty(t: Tensor | None, like: Tensor) -> Tensor:
@@ -169,6 +177,9 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.cell, ctx.reverse = cell, reverse
     ctx.b_hn_dtype = None if b_hn is None else b_hn.dtype
     ctx.save_for_backward(w_hh, h0, c0, w_hr, y, ws if common.SAVED[cell] else y, lengths)
+    # ws is an output only so that it can be saved: no zero gradient the size of ws for it
+    # (autograd's default), and zeros for the other unused outputs only where needed.
+    ctx.set_materialize_grads(False)
 
 
 def _backward(ctx, dy, dh_n, dc_n, _):
@@ -176,6 +187,10 @@ def _backward(ctx, dy, dh_n, dc_n, _):
     one per direction."""
     w_hh, h0, c0, w_hr, y, ws, lengths = ctx.saved_tensors
     cell, reverse = ctx.cell, ctx.reverse
+    dy = torch.zeros_like(y) if dy is None else dy
+    dh_n = y.new_zeros(h0.shape) if dh_n is None else dh_n
+    if c0 is not None and dc_n is None:
+        dc_n = y.new_zeros(c0.shape)
     dgx, dh0, dc0, dhs = _recurrence_backward(
         cell, dy, dh_n, None if c0 is None else dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse
     )
@@ -183,23 +198,32 @@ def _backward(ctx, dy, dh_n, dc_n, _):
     D, GH, _ = w_hh.shape
     H = GH // common.GATES[cell]
     rec, saved, ys = _directions(dgx, D), _directions(ws, D), _directions(y, D)
-    if cell == common.GRU:  # the n gate's recurrent part sits behind r
-        r = torch.sigmoid(saved[..., :H].float()).to(rec.dtype)  # saved: r's pre-activation
-        rec = torch.cat([rec[..., : 2 * H], rec[..., 2 * H :] * r], dim=3)
+    rec_n = None
+    if cell == common.GRU and (need[2] or need[6]):  # n's recurrent part sits behind r (saved:
+        # r's pre-activation)
+        rec_n = rec[..., 2 * H :] * torch.sigmoid(saved[..., :H])
     dw_hh = None
     if need[2]:
-        dw_hh = torch.stack([
-            _gemm_tn(rec[:, :, d], _previous_h(ys[:, :, d], h0[d], lengths, reverse != (d == 1)),
-                     w_hh.dtype)
-            for d in range(D)
-        ])
+        def grad(d: int) -> Tensor:
+            rev = reverse != (d == 1)
+            if rec_n is None:
+                return _grad_w_hh(rec[:, :, d], ys[:, :, d], h0[d], lengths, rev, w_hh.dtype)
+            return torch.cat([
+                _grad_w_hh(rec[:, :, d, : 2 * H], ys[:, :, d], h0[d], lengths, rev, w_hh.dtype),
+                _grad_w_hh(rec_n[:, :, d], ys[:, :, d], h0[d], lengths, rev, w_hh.dtype),
+            ])
+
+        dw_hh = torch.stack([grad(d) for d in range(D)])
     dw_hr = None
     if w_hr is not None and need[5]:
-        o = torch.sigmoid(saved[..., 3 * H : 4 * H].float())  # saved: o's pre-activation
-        m = o * torch.tanh(saved[..., 4 * H : 5 * H].float())
-        dhs = _directions(dhs, D).float()
+        # m = o * tanh(c) from the saved pre-activation of o and c, in the dtype the forward's
+        # projection multiplied it in
+        m = torch.sigmoid(saved[..., 3 * H : 4 * H]) * torch.tanh(saved[..., 4 * H : 5 * H])
+        dhs = _directions(dhs, D)
         dw_hr = torch.stack([_gemm_tn(dhs[:, :, d], m[:, :, d], w_hr.dtype) for d in range(D)])
-    db_hn = rec[..., 2 * H :].float().sum((0, 1)).to(ctx.b_hn_dtype) if need[6] else None
+    db_hn = None
+    if need[6]:
+        db_hn = rec_n.sum((0, 1), dtype=torch.float32).to(ctx.b_hn_dtype)
     return (None, dgx if need[1] else None, dw_hh, dh0.to(h0.dtype),
             None if c0 is None else dc0.to(c0.dtype), dw_hr, db_hn, None, None, None)
 
