@@ -93,25 +93,30 @@ def _gemm_tn(a: Tensor, b: Tensor, dtype: torch.dtype) -> Tensor:
     return (a.reshape(-1, a.shape[-1]).t() @ b.reshape(-1, b.shape[-1]).to(a.dtype)).to(dtype)
 
 
-def _grad_w_hh(rec: Tensor, y: Tensor, h0: Tensor, lengths: Tensor | None, reverse: bool,
-               dtype: torch.dtype) -> Tensor:
+def _grad_w_hh(recs: tuple[Tensor, ...], y: Tensor, h0: Tensor, lengths: Tensor | None,
+               reverse: bool, dtype: torch.dtype) -> Tensor:
     """dW_hh of one direction: sum over steps of rec_t^T h_prev(t), where h_prev is the h each
-    step started from: rec: (T, B, G*H), y: (T, B, P), h0: (B, P) -> (G*H, P) in ``dtype``.
+    step started from, for the gate blocks ``recs`` (each (T, B, k*H)) stacked: y: (T, B, P),
+    h0: (B, P) -> (G*H, P) in ``dtype``.
 
-    h_prev is y shifted by one step with h0 at the first: two GEMMs instead of materialising
-    it, except in reverse with lengths, where each sequence's first step is its own last
-    position."""
+    h_prev is y shifted by one step with h0 at the first: two GEMMs per block instead of
+    materialising it, except in reverse with lengths, where each sequence's first step is its
+    own last position."""
     if reverse and lengths is not None:
         steps = torch.arange(y.shape[0], device=y.device).unsqueeze(1)
         first = (steps == (lengths.to(y.device) - 1).unsqueeze(0)).unsqueeze(2)
         shifted = torch.cat([y[1:], h0.unsqueeze(0).to(y.dtype)])
-        return _gemm_tn(rec, torch.where(first, h0.unsqueeze(0).to(y.dtype), shifted), dtype)
-    first, rest, prev = (rec[-1], rec[:-1], y[1:]) if reverse else (rec[0], rec[1:], y[:-1])
-    out = first.t() @ h0.to(rec.dtype)
-    if rest.shape[0]:
-        out = torch.addmm(out, rest.reshape(-1, rest.shape[-1]).t(),
-                          prev.reshape(-1, prev.shape[-1]).to(rec.dtype))
-    return out.to(dtype)
+        prev = torch.where(first, h0.unsqueeze(0).to(y.dtype), shifted)
+        return torch.cat([_gemm_tn(rec, prev, dtype) for rec in recs])
+    out = []
+    for rec in recs:
+        first, rest, prev = (rec[-1], rec[:-1], y[1:]) if reverse else (rec[0], rec[1:], y[:-1])
+        grad = first.t() @ h0.to(rec.dtype)
+        if rest.shape[0]:
+            grad = torch.addmm(grad, rest.reshape(-1, rest.shape[-1]).t(),
+                               prev.reshape(-1, prev.shape[-1]).to(rec.dtype))
+        out.append(grad.to(dtype))
+    return torch.cat(out)
 
 
 def _or_empty(t: Tensor | None, like: Tensor) -> Tensor:
@@ -198,22 +203,18 @@ def _backward(ctx, dy, dh_n, dc_n, _):
     D, GH, _ = w_hh.shape
     H = GH // common.GATES[cell]
     rec, saved, ys = _directions(dgx, D), _directions(ws, D), _directions(y, D)
+    # the GRU's n gate reaches W_hn behind r (saved: r's pre-activation)
     rec_n = None
-    if cell == common.GRU and (need[2] or need[6]):  # n's recurrent part sits behind r (saved:
-        # r's pre-activation)
+    if cell == common.GRU and (need[2] or need[6]):
         rec_n = rec[..., 2 * H :] * torch.sigmoid(saved[..., :H])
     dw_hh = None
     if need[2]:
-        def grad(d: int) -> Tensor:
-            rev = reverse != (d == 1)
-            if rec_n is None:
-                return _grad_w_hh(rec[:, :, d], ys[:, :, d], h0[d], lengths, rev, w_hh.dtype)
-            return torch.cat([
-                _grad_w_hh(rec[:, :, d, : 2 * H], ys[:, :, d], h0[d], lengths, rev, w_hh.dtype),
-                _grad_w_hh(rec_n[:, :, d], ys[:, :, d], h0[d], lengths, rev, w_hh.dtype),
-            ])
-
-        dw_hh = torch.stack([grad(d) for d in range(D)])
+        blocks = [(rec[:, :, d],) if rec_n is None else (rec[:, :, d, : 2 * H], rec_n[:, :, d])
+                  for d in range(D)]
+        dw_hh = torch.stack([
+            _grad_w_hh(blocks[d], ys[:, :, d], h0[d], lengths, reverse != (d == 1), w_hh.dtype)
+            for d in range(D)
+        ])
     dw_hr = None
     if w_hr is not None and need[5]:
         # m = o * tanh(c) from the saved pre-activation of o and c, in the dtype the forward's
