@@ -2,9 +2,9 @@
 
 One launch runs ``D`` directions of a layer (``D = w_hh.shape[0]``, 1 or 2; layouts in
 :mod:`fastrnn.kernels.common`). ``forward`` returns ``(y, h_n, c_n, ws)``; ``ws`` holds what
-``backward`` needs (the saved activations, or ``y`` itself for an Elman RNN). ``backward``
-returns the gate gradients ``dgx: (T, B, D*G*H)``, ``dh0``, ``dc0`` and, with a projection,
-``dhs: (T, B, D*P)`` (the total gradient of every step's h, for dW_hr).
+``backward`` needs (the values of ``common.SAVED``, or ``y`` itself for an Elman RNN).
+``backward`` returns the gate gradients ``dgx: (T, B, D*G*H)``, ``dh0``, ``dc0`` and, with a
+projection, ``dhs: (T, B, D*P)`` (the total gradient of every step's h, for dW_hr).
 """
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ def resident_forward_kernel(
     y_ptr,  # (T, B, D*P) output: h of every step, zero past each length
     hn_ptr,  # (D, B, P) final hidden state
     cn_ptr,  # (D, B, H) final cell state (LSTM)
-    ws_ptr,  # (T, B, D*S*H) saved activations for backward when S > 0
+    ws_ptr,  # (T, B, D*S*H) values saved for backward when S > 0 (common.SAVED)
     T, B, H, P,  # steps, batch, hidden size, output size (P = proj size or H)
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell: 4, 3, 1
@@ -178,7 +178,7 @@ def resident_backward_kernel(
     h0_ptr,  # (D, B, P) initial hidden state (GRU reads it)
     c0_ptr,  # (D, B, H) initial cell state (LSTM reads it)
     y_ptr,  # (T, B, D*P) forward output
-    ws_ptr,  # (T, B, D*S*H) saved activations (an RNN passes y, S = 1)
+    ws_ptr,  # (T, B, D*S*H) values saved by the forward (an RNN passes y, S = 1)
     len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
     dgx_ptr,  # (T, B, D*G*H) out: gate pre-activation gradients, zero past each length
     dh0_ptr,  # (D, B, P) out: gradient of h0

@@ -128,7 +128,7 @@ def split_forward_kernel(
     bhn_ptr,  # (D, H) GRU b_hn when HAS_BHN
     len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
     y_ptr,  # (T, B, D*P) output: h of every step, zero past each length
-    ws_ptr,  # (T, B, D*S*H) saved activations for backward when S > 0
+    ws_ptr,  # (T, B, D*S*H) values saved for backward when S > 0 (common.SAVED)
     hbuf_ptr,  # (D, 2, B, P) float32: step s reads h from slot (s+1)%2, writes slot s%2
     cbuf_ptr,  # (D, B, H) float32 cell state (LSTM), updated in place
     mbuf_ptr,  # (D, B, H) float32 m = o * tanh(c) of the current step when PROJ
@@ -243,7 +243,7 @@ def split_backward_kernel(
     h0_ptr,  # (D, B, H) initial hidden state (GRU reads it)
     c0_ptr,  # (D, B, H) initial cell state (LSTM reads it)
     y_ptr,  # (T, B, D*P) forward output
-    ws_ptr,  # (T, B, D*S*H) saved activations (an RNN passes y, S = 1)
+    ws_ptr,  # (T, B, D*S*H) values saved by the forward (an RNN passes y, S = 1)
     len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
     dgx_ptr,  # (T, B, D*G*H) out: gate pre-activation gradients, zero past each length
     dhs_ptr,  # (T, B, D*P) out when PROJ: total gradient of each step's h (for dW_hr)

@@ -137,7 +137,7 @@ def _recurrence(
     """D directions of a layer, any cell (direction 1 runs opposite to direction 0):
     gx: (T, B, D*G*H), w_hh: (D, G*H, P), h0: (D, B, P), c0: (D, B, H), w_hr: (D, P, H),
     b_hn: (D, H) -> y: (T, B, D*P), h_n: (D, B, P), c_n: (D, B, H) (LSTM, else empty) and the
-    saved activations ws: (T, B, D*S*H) (empty when nothing is saved)."""
+    values saved for backward ws: (T, B, D*S*H) (empty when nothing is saved)."""
     y, h_n, c_n, ws = launch.forward(cell, gx, w_hh, h0, c0, w_hr, b_hn, lengths, reverse,
                                      save=save)
     return y, h_n, _or_empty(c_n, gx), ws if ws is not y else gx.new_empty(0)
