@@ -153,15 +153,11 @@ def _rel(a, b) -> float:
 
 
 def _time(fn, device: str) -> float:
-    if device != "cuda":
-        import time
+    import torch
 
-        t0 = time.perf_counter()
-        fn()
-        return (time.perf_counter() - t0) * 1e3
-    from triton.testing import do_bench
+    from benchmarks.timing import TimingSettings, time_callable
 
-    return do_bench(fn, warmup=10, rep=60, return_mode="median")
+    return time_callable(fn, torch.device(device), TimingSettings(10.0, 60.0, 1)).median_ms
 
 
 def _label(cfg: dict) -> str:
