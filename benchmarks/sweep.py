@@ -4,7 +4,7 @@
 backward launchers (``fastrnn.kernels.launch``, no autograd, no input projection) with the
 configuration ``pick_config`` chooses and with alternatives around it: W_hh streamed in chunks of
 32 to 128 (software-pipelined or not) or kept on chip, 16 or 32 hidden units per program, 4 or 8
-warps. Each alternative's
+warps; at batch 1 vector programs of 4 to 16 hidden units and the batched config. Each alternative's
 result is compared with the chosen one's (largest difference over the largest value), so a
 faster variant is only worth adopting when it also agrees. The compiles run first in ``--jobs``
 processes (they share Triton's cache), then the timings one after another on the GPU. Writes
@@ -33,6 +33,8 @@ POINTS: dict[str, tuple[str, str, int, int, int, tuple[str, ...]]] = {
     "lstm-bf16-256": ("LSTM", "bfloat16", 1024, 16, 256, ("forward", "backward")),
     "lstm-fp32-512": ("LSTM", "float32", 100, 64, 512, ("forward", "backward")),
     "lstm-fp32-1024-b1": ("LSTM", "float32", 100, 1, 1024, ("inference",)),
+    "lstm-fp32-256-b1": ("LSTM", "float32", 100, 1, 256, ("inference",)),
+    "lstm-bf16-1024-b1": ("LSTM", "bfloat16", 100, 1, 1024, ("inference",)),
     "gru-bf16-512": ("GRU", "bfloat16", 1024, 16, 512, ("forward", "backward")),
 }
 SHARED_LIMIT = 227 * 1024  # bytes of shared memory one H100 block may use
@@ -59,6 +61,12 @@ def _configs(cell: int, H: int, B: int, dtype, backward: bool) -> list:
         return common.with_registers(cfg, dtype, backward)
 
     gates, kp = common.GATES[cell], common.pow2(H)
+    if base.vector:  # other vector programs (at most 128, all resident), then the batched ones
+        for bh, warps in ((8, 16), (16, 8), (4, 4), (4, 8)):
+            if kp // bh <= 128 and gates * bh * kp * dtype.itemsize <= 128 * 1024:
+                out.append(regs(common.Config(False, 1, bh, kp, warps, w_on_chip=True,
+                                              vector=True)))
+        out.append(common.pick_config(cell, H, B, dtype, 0, backward, vector=False))
     for bk, warps, stages in ((32, 4, 1), (64, 4, 1), (64, 8, 1), (128, 4, 1), (128, 8, 1),
                               (64, 4, 3), (32, 8, 3), (32, 8, 2), (64, 8, 3)):
         out.append(regs(common.Config(False, 16, 16, min(bk, kp), warps, stages)))
@@ -161,7 +169,8 @@ def _time(fn, device: str) -> float:
 
 
 def _label(cfg: dict) -> str:
-    kind = "chip" if cfg["w_on_chip"] else ("resident" if cfg["resident"] else "stream")
+    kind = "vector" if cfg["vector"] else "chip" if cfg["w_on_chip"] else (
+        "resident" if cfg["resident"] else "stream")
     return (f"{kind} bh={cfg['block_h']} bk={cfg['block_k']} w={cfg['num_warps']} "
             f"st={cfg['num_stages']} regs={cfg['maxnreg']}")
 

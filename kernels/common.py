@@ -46,6 +46,12 @@ FP32_FORWARD_BLOCK_K = 32
 CHIP_BYTES = 128 * 1024
 CHIP_GATE_K = 3 * 1024  # the half-precision LSTM spills at 4 x 1024, forward and backward
 CHIP_MAX_K = 1024
+# A forward at batch 1 takes *vector* programs (``Config.vector``) of VECTOR_BLOCK_H hidden units
+# up to H = VECTOR_MAX_H (128 programs: one per SM of an H100 behind the grid barrier), their
+# W_hh slice (at most 128 KB: the float32 LSTM's at H = 1024) held in registers by VECTOR_WARPS.
+VECTOR_BLOCK_H = 8
+VECTOR_MAX_H = 1024
+VECTOR_WARPS = 8
 
 
 @triton.jit
@@ -217,7 +223,10 @@ class Config:
     (the width of h, the reduction of h W_hh^T) padded. Otherwise the split path: programs own
     ``block_h`` hidden units of a batch tile, stream W_hh in ``block_k`` chunks and exchange
     the state through global memory once per step; ``w_on_chip`` (no projection): they load
-    their W_hh slice once instead, ``block_k`` covering the whole padded reduction.
+    their W_hh slice once instead, ``block_k`` covering the whole padded reduction; ``vector``
+    (forward, one batch row per program, ``block_b`` 1): they hold it in registers and compute
+    the gates' products on the CUDA cores (a batch of one would fill a sixteenth of a
+    tensor-core tile), so each step costs a load of h, the products and the grid barrier.
 
     Configs let a thread use every register an SM has for one program (``maxnreg``): the split
     path runs one program per SM and the resident one few, so occupancy is not worth a spill,
@@ -232,6 +241,7 @@ class Config:
     num_warps: int
     num_stages: int = 1
     w_on_chip: bool = False
+    vector: bool = False
     maxnreg: int | None = None  # registers per thread ptxas may use (None: its own choice)
 
 
@@ -289,13 +299,16 @@ def out_block(hidden_size: int, proj_size: int) -> int:
 
 def pick_config(
     cell: int, hidden_size: int, batch: int, dtype: torch.dtype, proj_size: int = 0,
-    backward: bool = False,
+    backward: bool = False, vector: bool = True,
 ) -> Config:
-    """The launch configuration for a cell code, sizes, input dtype and pass."""
+    """The launch configuration for a cell code, sizes, input dtype and pass (``vector``: may
+    pick vector programs, see ``Config``)."""
     bh, bp = pow2(hidden_size), out_block(hidden_size, proj_size)
     if (GATES[cell] + (proj_size > 0)) * bh * bp * dtype.itemsize <= RESIDENT_BYTES:
         warps = 2 * RESIDENT_WARPS if bh * bp >= 64 * 64 else RESIDENT_WARPS
         cfg = Config(True, MIN_BLOCK, bh, bp, warps)
+    elif vector and not proj_size and not backward and batch == 1 and bh <= VECTOR_MAX_H:
+        cfg = Config(False, 1, VECTOR_BLOCK_H, bh, VECTOR_WARPS, w_on_chip=True, vector=True)
     elif not proj_size and chip_fits(cell, bh, dtype):
         chip_bytes = GATES[cell] * SPLIT_BLOCK_H * bh * dtype.itemsize
         cfg = Config(False, MIN_BLOCK, SPLIT_BLOCK_H, bh,

@@ -58,7 +58,8 @@ def kernel_meta(
     and ``maxnreg``."""
     meta = {
         "CELL": cell, "G": GATES[cell], "D": directions, "BLOCK_B": cfg.block_b,
-        "HAS_LENGTHS": lengths, "REVERSE": reverse, "PREC": _precision(dtype, interpreted),
+        "HAS_LENGTHS": lengths, "REVERSE": reverse,
+        "PREC": "ieee" if cfg.vector and not backward else _precision(dtype, interpreted),
         "PROJ": proj,
         "num_warps": cfg.num_warps, "num_stages": cfg.num_stages, "maxnreg": cfg.maxnreg,
     }
@@ -71,6 +72,8 @@ def kernel_meta(
         return (resident_backward_kernel if backward else resident_forward_kernel), meta
     meta |= {"BLOCK_H": cfg.block_h, "BLOCK_K": cfg.block_k, "BARRIER": barrier,
              "W_ON_CHIP": cfg.w_on_chip and not proj}
+    if not backward:
+        meta["VECTOR"] = cfg.vector and not proj
     return (split_backward_kernel if backward else split_forward_kernel), meta
 
 
@@ -117,7 +120,14 @@ def forward(
     D, GH, P = w_hh.shape
     T, B, _ = gx.shape
     H = GH // GATES[cell]
-    cfg = config or pick_config(cell, H, B, gx.dtype, P if w_hr is not None else 0)
+    proj = P if w_hr is not None else 0
+    cfg = config or pick_config(cell, H, B, gx.dtype, proj)
+    grid, barrier = _grid(cfg, B, H, D, gx.device)
+    if cfg.vector and config is None and not barrier and not is_interpreted(gx.device):
+        # more vector programs than SMs (both directions at H = 1024): a launch per step would
+        # reload every slice, so take the batched config
+        cfg = pick_config(cell, H, B, gx.dtype, proj, vector=False)
+        grid, barrier = _grid(cfg, B, H, D, gx.device)
     gx = gx.contiguous()
     w_hh = w_hh.to(gx.dtype).contiguous()
     S = SAVED[cell] if save else 0
@@ -126,7 +136,6 @@ def forward(
     lens = _lengths(lengths, gx)
     bhn = gx if b_hn is None else b_hn.contiguous()
     wr = gx if w_hr is None else w_hr.to(gx.dtype).contiguous()
-    grid, barrier = _grid(cfg, B, H, D, gx.device)
     kernel, meta = kernel_meta(
         cell, gx.dtype, cfg, backward=False, proj=w_hr is not None,
         save=save, has_bhn=b_hn is not None, lengths=lengths is not None, reverse=reverse,

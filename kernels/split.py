@@ -70,11 +70,15 @@ def stream_mm(acc, a_ptr, a_width, rows, rmask, w_ptr, gate, w_rows, w_cols, col
 
 @triton.jit
 def chip_weights(w_ptr, g0, cols, H, P, G: tl.constexpr, BLOCK_H: tl.constexpr,
-                 BLOCK_K: tl.constexpr, TRANS: tl.constexpr, W_ON_CHIP: tl.constexpr):
+                 BLOCK_K: tl.constexpr, TRANS: tl.constexpr, W_ON_CHIP: tl.constexpr,
+                 VECTOR: tl.constexpr = False):
     """This program's slice of W_hh for the whole time loop when W_ON_CHIP: ``W_k^T[:, cols]``
     (TRANS, forward) or ``W_k[:, cols]`` (backward) of gates ``g0 ..``, the reduction padded to
-    BLOCK_K; otherwise unused placeholders."""
-    if W_ON_CHIP:
+    BLOCK_K; ``W_k[cols, :]`` (``[BLOCK_H, BLOCK_K]``) for VECTOR products; otherwise unused
+    placeholders."""
+    if VECTOR:
+        w0, w1, w2, w3 = gate_weights(w_ptr, g0, cols, tl.arange(0, BLOCK_K), H, P, G, False)
+    elif W_ON_CHIP:
         kc = tl.arange(0, BLOCK_K)
         if TRANS:
             w0, w1, w2, w3 = gate_weights(w_ptr, g0, cols, kc, H, P, G, True)
@@ -88,9 +92,13 @@ def chip_weights(w_ptr, g0, cols, H, P, G: tl.constexpr, BLOCK_H: tl.constexpr,
 
 @triton.jit
 def add_gate(acc, hq, w_ptr, w, gate, cols, kc, H, P, W_ON_CHIP: tl.constexpr,
-             PREC: tl.constexpr):
-    """``acc + hq @ W_gate^T[kc, cols]``: ``w`` is that chunk when W_ON_CHIP, else loaded."""
-    if W_ON_CHIP:
+             PREC: tl.constexpr, VECTOR: tl.constexpr):
+    """``acc + hq @ W_gate^T[kc, cols]``: ``w`` is that chunk when W_ON_CHIP, else loaded.
+    VECTOR: one row ``hq: [1, K]`` and ``w = W_gate[cols, kc]``, multiplied and summed in
+    float32 on the CUDA cores (one real row would fill a sixteenth of a tensor-core tile)."""
+    if VECTOR:
+        acc += tl.sum(w.to(tl.float32) * hq.to(tl.float32), axis=1)[None, :]
+    elif W_ON_CHIP:
         acc += mm(hq, w, PREC)
     else:
         acc += mm(hq, load_w(w_ptr, gate, cols, kc, H, P, True), PREC)
@@ -100,10 +108,10 @@ def add_gate(acc, hq, w_ptr, w, gate, cols, kc, H, P, W_ON_CHIP: tl.constexpr,
 @triton.jit
 def stream_gates(h_ptr, rows, rmask, w_ptr, g0, w0, w1, w2, w3, cols, H, P, G: tl.constexpr,
                  BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
-                 W_ON_CHIP: tl.constexpr, PREC: tl.constexpr):
+                 W_ON_CHIP: tl.constexpr, PREC: tl.constexpr, VECTOR: tl.constexpr):
     """The recurrent pre-activations ``h[rows] @ W_k^T[:, cols]`` (h: (n, P)) of gates ``g0 ..``,
     each chunk of h loaded once for all gates; the weights are ``w0 .. w3`` (W_ON_CHIP: one
-    chunk covers P) or streamed."""
+    chunk covers P) or streamed; VECTOR: see ``add_gate``."""
     kcols = tl.arange(0, BLOCK_K)
     a0 = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)
     a1, a2, a3 = a0, a0, a0
@@ -111,12 +119,12 @@ def stream_gates(h_ptr, rows, rmask, w_ptr, g0, w0, w1, w2, w3, cols, H, P, G: t
         kc = k0 + kcols
         hq = load_tile(h_ptr, rows * P, kc, rmask[:, None] & (kc < P)[None, :])
         hq = hq.to(w_ptr.dtype.element_ty)
-        a0 = add_gate(a0, hq, w_ptr, w0, g0, cols, kc, H, P, W_ON_CHIP, PREC)
+        a0 = add_gate(a0, hq, w_ptr, w0, g0, cols, kc, H, P, W_ON_CHIP, PREC, VECTOR)
         if G > 1:
-            a1 = add_gate(a1, hq, w_ptr, w1, g0 + 1, cols, kc, H, P, W_ON_CHIP, PREC)
-            a2 = add_gate(a2, hq, w_ptr, w2, g0 + 2, cols, kc, H, P, W_ON_CHIP, PREC)
+            a1 = add_gate(a1, hq, w_ptr, w1, g0 + 1, cols, kc, H, P, W_ON_CHIP, PREC, VECTOR)
+            a2 = add_gate(a2, hq, w_ptr, w2, g0 + 2, cols, kc, H, P, W_ON_CHIP, PREC, VECTOR)
         if G > 3:
-            a3 = add_gate(a3, hq, w_ptr, w3, g0 + 3, cols, kc, H, P, W_ON_CHIP, PREC)
+            a3 = add_gate(a3, hq, w_ptr, w3, g0 + 3, cols, kc, H, P, W_ON_CHIP, PREC, VECTOR)
     return a0, a1, a2, a3
 
 
@@ -149,6 +157,7 @@ def split_forward_kernel(
     BARRIER: tl.constexpr,  # several phases per launch, grid barrier after each
     W_ON_CHIP: tl.constexpr,  # W_hh slice loaded once per launch, not streamed (no PROJ)
     PREC: tl.constexpr,  # tl.dot input precision
+    VECTOR: tl.constexpr,  # one batch row per program (BLOCK_B = 1), W_ON_CHIP, see add_gate
 ):
     d, rev = direction(D, REVERSE)
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -157,7 +166,8 @@ def split_forward_kernel(
     bhn = tl.zeros([BLOCK_H], dtype=tl.float32)
     if HAS_BHN:
         bhn = tl.load(bhn_ptr + d * H + cols, mask=cols < H, other=0.0).to(tl.float32)
-    w0, w1, w2, w3 = chip_weights(w_ptr, d * G, cols, H, P, G, BLOCK_H, BLOCK_K, True, W_ON_CHIP)
+    w0, w1, w2, w3 = chip_weights(w_ptr, d * G, cols, H, P, G, BLOCK_H, BLOCK_K, True, W_ON_CHIP,
+                                  VECTOR)
     cbuf_ptr += d * B * H  # this direction's state buffers
     mbuf_ptr += d * B * H
     nprog = tl.num_programs(0) * tl.num_programs(1) * D
@@ -181,7 +191,7 @@ def split_forward_kernel(
         else:
             a0, a1, a2, a3 = stream_gates(h_rd, rows, rmask, w_ptr, d * G, w0, w1, w2, w3,
                                           cols, H, P, G, BLOCK_B, BLOCK_H, BLOCK_K, W_ON_CHIP,
-                                          PREC)
+                                          PREC, VECTOR)
             hprev = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)  # unread with a projection
             if not PROJ:
                 hprev = load_tile(h_rd, rows * P, cols, mask_h)

@@ -3,8 +3,8 @@
 Run by ``benchmarks/gpu_check.sh`` (``TRITON_INTERPRET=0 pytest -m gpu``); skipped without CUDA.
 Every path the dispatcher can take is exercised: resident (H = 29 in float32, 37 and 64 in
 half precision: the widths whose W_hh fits the resident budget), split behind the grid
-barrier (H = 256 ... 2048 at B = 16; each cell with its W_hh slice on chip and streamed), split
-stepping from Python (more programs than SMs), the
+barrier (H = 256 ... 2048 at B = 16; each cell with its W_hh slice on chip and streamed; vector
+programs at B = 1), split stepping from Python (more programs than SMs), the
 projection on both, packed unsorted lengths, bidirectional stacks, T = 1 and T = 1000, eval-mode
 backward and inference. Each case compares outputs, final states and every gradient.
 
@@ -161,6 +161,22 @@ def test_split_stepping_from_python(cell, precision):
     B = 16 * (sms // 16 + 1)  # batch tiles x 16 hidden slices > SMs
     assert not launch.uses_barrier(CUDA, split_programs(256, B))
     check(cell, precision, H=256, B=B, T=5)
+
+
+@pytest.mark.parametrize("cell,precision,H", [
+    ("LSTM", "fp32", 1024), ("LSTM", "bf16", 1024), ("LSTM", "tf32", 300), ("GRU", "tf32", 768),
+    ("GRU", "fp16", 1000), ("RNN_RELU", "bf16", 512),
+])
+def test_vector_programs_at_batch_one(cell, precision, H):
+    """Batch 1: the forward's vector programs (W_hh slices in registers) behind the barrier."""
+    cfg = common.pick_config(common.CELLS[cell], H, 1, PRECISIONS[precision][0])
+    assert cfg.vector and launch.uses_barrier(CUDA, -(-H // cfg.block_h))
+    check(cell, precision, H=H, B=1, T=9)
+
+
+def test_vector_programs_beyond_the_sms():
+    """Both directions at H = 1024: 256 vector programs, so the batched forward instead."""
+    check("LSTM", "bf16", H=1024, B=1, T=5, kind="packed", bidirectional=True)
 
 
 @pytest.mark.parametrize("precision,H,P,B", [

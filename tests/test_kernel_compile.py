@@ -70,6 +70,7 @@ def _pickable() -> dict[str, tuple]:
                         f"H{meta['BLOCK_H']}-K{meta.get('BLOCK_P', 0)}{meta.get('BLOCK_K', '')}-"
                         f"B{meta['BLOCK_B']}-{'proj-' if meta.get('PROJ') else ''}"
                         f"{'chip-' if meta.get('W_ON_CHIP') else ''}"
+                        f"{'vector-' if meta.get('VECTOR') else ''}"
                         f"{'bidir-' if directions == 2 else ''}"
                         f"{meta['PREC']}-w{options['num_warps']}")
                 found.setdefault(name, key)

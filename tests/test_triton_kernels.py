@@ -172,20 +172,34 @@ def test_both_directions_in_one_launch(path, cell, proj, reverse):
                              msg=f"direction {d} grad {name}")
 
 
-@pytest.fixture
-def on_chip(monkeypatch):
-    """No resident budget, so pick_config's split config keeps W_hh on chip; returns the list
-    of split launches made, as (grid, barrier, W_ON_CHIP)."""
+def _spy_split_launches(monkeypatch, record) -> list:
+    """No resident budget; returns the list of split launches made, each as
+    ``record(grid, barrier, meta)``."""
     monkeypatch.setattr(common, "RESIDENT_BYTES", 0)
     launches = []
     run_phases = launch._run_phases
 
     def spy(kernel, grid, args, meta, phases, barrier):
-        launches.append((grid, barrier, meta["W_ON_CHIP"]))
+        launches.append(record(grid, barrier, meta))
         run_phases(kernel, grid, args, meta, phases, barrier)
 
     monkeypatch.setattr(launch, "_run_phases", spy)
     return launches
+
+
+@pytest.fixture
+def on_chip(monkeypatch):
+    """Split launches with W_hh on chip (what pick_config picks without a resident budget
+    beyond batch 1), as (grid, barrier, W_ON_CHIP)."""
+    return _spy_split_launches(monkeypatch, lambda grid, barrier, meta: (
+        grid, barrier, meta["W_ON_CHIP"]))
+
+
+@pytest.fixture
+def vector(monkeypatch):
+    """Split launches at batch 1 (vector programs in the forward), as (grid, barrier, VECTOR)."""
+    return _spy_split_launches(monkeypatch, lambda grid, barrier, meta: (
+        grid, barrier, meta.get("VECTOR", False)))
 
 
 @pytest.mark.parametrize("cell", CELL_NAMES)
@@ -216,6 +230,57 @@ def test_w_on_chip_not_with_projection(on_chip):
     """A projection streams W_hh (and W_hr), in several launches with more than one program."""
     _check("LSTM", T=3, B=17, H=20, proj=9, lengths=torch.tensor([3, 1] + [2] * 15))
     assert on_chip and all(not barrier and not chip for _, barrier, chip in on_chip)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_vector_forward(vector, cell, reverse):
+    """Batch 1: vector programs of 8 hidden units (5 of them, a launch per step), W_hh slices in
+    registers; the backward takes the batched split kernel."""
+    cfg = common.pick_config(common.CELLS[cell], 37, 1, torch.float32)
+    assert cfg.vector and cfg.block_b == 1 and cfg.block_h == common.VECTOR_BLOCK_H
+    _check(cell, T=6, B=1, H=37, lengths=torch.tensor([4]), reverse=reverse)
+    assert vector == [((1, 5, 1), False, True), ((1, 3, 1), False, False)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_vector_forward_half_precision_one_program(vector, cell, dtype):
+    """One program: all steps in one launch behind the grid barrier."""
+    _check(cell, T=5, B=1, H=7, dtype=dtype)
+    assert vector[0] == ((1, 1, 1), True, True)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("kind", ["unbatched", "packed"])
+def test_vector_forward_matches_torch_nn(vector, cell, kind):
+    """Unbatched input and a packed batch of one, both directions in one launch, two layers."""
+    ref, ours = twins(cell, 4, 11, backend="triton", dtype=torch.float32, bidirectional=True,
+                      num_layers=2)
+    compare_with_torch(ref, ours, T=5, B=1, kind=kind, dtype=torch.float32)
+    assert vector[0] == ((1, 2, 2), False, True)
+
+
+def test_vector_programs_beyond_the_gpu_take_the_batched_kernel(vector, monkeypatch):
+    """On a GPU whose SMs cannot hold every vector program at once, the forward does not step
+    them from Python (each launch would reload every slice) but takes the batched config."""
+    monkeypatch.setattr(launch, "is_interpreted", lambda device: False)
+    monkeypatch.setattr(launch, "uses_barrier", lambda device, programs: False)
+    _check("GRU", T=3, B=1, H=37)
+    assert vector == [((1, 3, 1), False, False)] * 2
+
+
+def test_vector_only_forward_at_batch_one_without_projection():
+    pick = common.pick_config
+    assert pick(common.LSTM, 1024, 1, torch.float32).vector
+    assert pick(common.GRU, 1024, 1, torch.bfloat16).vector
+    assert pick(common.RNN_TANH, 1000, 1, torch.float16).vector
+    assert pick(common.LSTM, 2048, 1, torch.bfloat16).block_b == 16  # more programs than SMs
+    assert not pick(common.LSTM, 1024, 2, torch.float32).vector
+    assert not pick(common.LSTM, 1024, 1, torch.float32, backward=True).vector
+    assert not pick(common.LSTM, 1024, 1, torch.float32, 512).vector
+    assert not pick(common.LSTM, 1024, 1, torch.float32, vector=False).vector
+    assert pick(common.LSTM, 16, 1, torch.float32).resident
 
 
 @pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
