@@ -31,23 +31,31 @@ SAVED = {LSTM: 5, GRU: 4, RNN_TANH: 0, RNN_RELU: 0}
 # the split path. Sizes and warps are checked against spills by tests/test_kernel_compile.py,
 # with the oldest and the newest Triton the project supports (their ptxas differ).
 RESIDENT_BYTES = 32 * 1024
-RESIDENT_WARPS = 8  # 16 for tiles of 64 x 64 and more
+RESIDENT_WARPS = 8  # 16 in some backward kernels (resident_warps)
 MIN_BLOCK = 16  # tl.dot needs every dimension >= 16
 PROJ_MIN_BLOCK = 32  # the projection's dots spill with 16-wide P tiles
 SPLIT_BLOCK_H = 16  # hidden units per program on the split path
 # Reduction chunk streamed per tl.dot on the split path: 64 (1.4-1.7x faster than 32 on an
-# H100), except in float32 forwards (the LSTM's spills with 64).
+# H100), except in float32 forwards of sizes not aligned (is_aligned; the LSTM's spills with 64).
 SPLIT_BLOCK_K = 64
 FP32_FORWARD_BLOCK_K = 32
 # A split program keeps its W_hh slice (G x SPLIT_BLOCK_H x padded P) on chip for the whole time
 # loop instead of streaming it when the slice is at most CHIP_BYTES with at most CHIP_GATE_K
 # gate columns times P, and P pads to at most CHIP_MAX_K: LSTM H <= 512, GRU H <= 1024 in half
-# precision and <= 512 in float32, RNN H <= 1024. Warps: ``chip_warps``.
+# precision and <= 512 in float32, RNN H <= 1024 (and the half-precision LSTM backward up to
+# 1024 for aligned sizes). Warps: ``chip_warps``.
 CHIP_BYTES = 128 * 1024
 CHIP_GATE_K = 3 * 1024  # the half-precision LSTM spills at 4 x 1024, forward and backward
+CHIP_GATE_K_ALIGNED_BACKWARD = 4 * 1024  # except its backward for aligned sizes (is_aligned)
 CHIP_MAX_K = 1024
+ALIGN = 16  # Triton's divisibility specialisation of integer arguments (see is_aligned)
+# Integer kernel arguments Triton must not specialise (on divisibility by 16, or on being 1):
+# only H and P decide a kernel's variant, so each config compiles to the one variant
+# tests/test_kernel_compile.py checks for its sizes (and tanh and relu share a kernel).
+NOT_SPECIALIZED = ["T", "B", "relu"]
 # A forward at batch 1 takes *vector* programs (``Config.vector``) of VECTOR_BLOCK_H hidden units
-# up to H = VECTOR_MAX_H (128 programs: one per SM of an H100 behind the grid barrier), their
+# up to H = VECTOR_MAX_H, for both directions up to half of it (128 programs: one per SM of an
+# H100 behind the grid barrier), their
 # W_hh slice (at most 128 KB: the float32 LSTM's at H = 1024) held in registers by VECTOR_WARPS.
 VECTOR_BLOCK_H = 8
 VECTOR_MAX_H = 1024
@@ -248,23 +256,35 @@ class Config:
 def _exact_fp32_lstm_forward(cell: int, backward: bool, proj: bool, dtype: torch.dtype) -> bool:
     """The LSTM forward in float32 without projection and without TF32: it spills with more
     than 4 warps or 1 stage (with TF32 it takes 8 warps and 3 stages)."""
-    return (cell == LSTM and not backward and not proj and dtype == torch.float32
-            and torch_dot_precision(dtype) == "ieee")
+    return cell == LSTM and not backward and not proj and _exact_fp32(dtype)
+
+
+def is_aligned(hidden_size: int, proj_size: int = 0) -> bool:
+    """Whether a layer's launches run kernels specialised for aligned accesses: Triton compiles
+    a variant for integer arguments divisible by 16 (the kernels' H and P) and 16-byte aligned
+    pointers (which the launchers guarantee), whose loads are vectorised and software-pipelined
+    and need fewer registers; those variants are checked against spills with their own configs."""
+    return hidden_size % ALIGN == 0 and (proj_size or hidden_size) % ALIGN == 0
+
+
+def _exact_fp32(dtype: torch.dtype) -> bool:
+    """float32 products without TF32."""
+    return dtype == torch.float32 and torch_dot_precision(dtype) == "ieee"
 
 
 def split_warps(cell: int, backward: bool, proj: bool, dtype: torch.dtype) -> int:
-    """Warps of a split-path program streaming W_hh: 4 in the backward except the float32 RNN;
-    8 in the forward except the exact float32 LSTM (ptxas keeps a stack frame in the GRU
-    forward and the projected or half-precision LSTM forward with 4)."""
+    """Warps of a split-path program streaming W_hh (sizes not aligned): 4 in the backward
+    except the float32 RNN; 8 in the forward except the exact float32 LSTM (ptxas keeps a stack
+    frame in the GRU forward and the projected or half-precision LSTM forward with 4)."""
     if backward:
         return 8 if cell in (RNN_TANH, RNN_RELU) and dtype.itemsize == 4 else 4
     return 4 if _exact_fp32_lstm_forward(cell, backward, proj, dtype) else 8
 
 
 def split_stages(cell: int, backward: bool, proj: bool, dtype: torch.dtype) -> int:
-    """Software-pipelining stages of a streaming split program: 3 (its chunk loads overlap the
-    products; 1.5-3x faster on an H100) except the exact float32 LSTM forward, the float32 LSTM
-    and GRU backward and the projected LSTM forward, which spill with them."""
+    """Software-pipelining stages of a streaming split program (sizes not aligned): 3 (its chunk
+    loads overlap the products; 1.5-3x faster on an H100) except the exact float32 LSTM
+    forward, the float32 LSTM and GRU backward and the projected LSTM forward, which spill."""
     if _exact_fp32_lstm_forward(cell, backward, proj, dtype) or (proj and not backward):
         return 1
     if backward and dtype.itemsize == 4 and cell in (LSTM, GRU):
@@ -273,23 +293,49 @@ def split_stages(cell: int, backward: bool, proj: bool, dtype: torch.dtype) -> i
 
 
 def split_block_k(dtype: torch.dtype, backward: bool) -> int:
-    """Reduction chunk a streaming split program loads per product."""
+    """Reduction chunk a streaming split program loads per product (sizes not aligned)."""
     return FP32_FORWARD_BLOCK_K if dtype.itemsize == 4 and not backward else SPLIT_BLOCK_K
 
 
-def chip_warps(cell: int, chip_bytes: int, backward: bool) -> int:
-    """Warps of a split program holding a W_hh slice of ``chip_bytes``: 4 up to 32 KB (1.2-1.3x
-    faster than 8 on an H100), except the GRU forward (which spills with 4), 8 above (4 spill
-    there, 16 cap registers at 128 and spill)."""
+def aligned_stream(cell: int, block_k: int, dtype: torch.dtype, backward: bool) -> Config:
+    """A streaming split program for aligned sizes without projection: 4 warps, 3 stages,
+    64-wide chunks (32 in the exact float32 LSTM and GRU backward, which spill with 64)."""
+    if backward and cell in (LSTM, GRU) and _exact_fp32(dtype):
+        block_k = min(block_k, FP32_FORWARD_BLOCK_K)
+    return Config(False, MIN_BLOCK, SPLIT_BLOCK_H, min(SPLIT_BLOCK_K, block_k), 4, 3)
+
+
+def resident_warps(tile: int, dtype: torch.dtype, backward: bool) -> int:
+    """Warps of a resident program whose padded W_hh gate tile has ``tile`` elements: 8, in the
+    backward 16 from 64 x 64 (32 x 32 in exact float32), where 8 spill."""
+    if backward and tile >= (32 * 32 if _exact_fp32(dtype) else 64 * 64):
+        return 2 * RESIDENT_WARPS
+    return RESIDENT_WARPS
+
+
+def chip_warps(cell: int, chip_bytes: int, backward: bool, dtype: torch.dtype,
+               aligned: bool = False) -> int:
+    """Warps of a split program holding a W_hh slice of ``chip_bytes``: 8 in the exact float32
+    backward; else 4 (1.2-1.4x faster than 8 on an H100) for aligned sizes in half precision or
+    TF32; otherwise 4 up to 32 KB except the GRU forward, 8 above (4 spill there, 16 cap
+    registers at 128)."""
+    if backward and _exact_fp32(dtype):
+        return 8
+    if aligned and not _exact_fp32(dtype):
+        return 4
     if chip_bytes <= 32 * 1024 and (backward or cell != GRU):
         return 4
     return 8
 
 
-def chip_fits(cell: int, block_k: int, dtype: torch.dtype) -> bool:
-    """Whether a split program keeps its W_hh slice on chip (reduction padded to block_k)."""
+def chip_fits(cell: int, block_k: int, dtype: torch.dtype, backward: bool = False,
+              aligned: bool = False) -> bool:
+    """Whether a split program keeps its W_hh slice on chip (reduction padded to block_k); the
+    half-precision backward for aligned sizes up to CHIP_GATE_K_ALIGNED_BACKWARD gate columns."""
+    gate_k = (CHIP_GATE_K_ALIGNED_BACKWARD if aligned and backward and dtype.itemsize == 2
+              else CHIP_GATE_K)
     return (GATES[cell] * SPLIT_BLOCK_H * block_k * dtype.itemsize <= CHIP_BYTES
-            and GATES[cell] * block_k <= CHIP_GATE_K and block_k <= CHIP_MAX_K)
+            and GATES[cell] * block_k <= gate_k and block_k <= CHIP_MAX_K)
 
 
 def out_block(hidden_size: int, proj_size: int) -> int:
@@ -299,20 +345,24 @@ def out_block(hidden_size: int, proj_size: int) -> int:
 
 def pick_config(
     cell: int, hidden_size: int, batch: int, dtype: torch.dtype, proj_size: int = 0,
-    backward: bool = False, vector: bool = True,
+    backward: bool = False, vector: bool = True, directions: int = 1,
 ) -> Config:
     """The launch configuration for a cell code, sizes, input dtype and pass (``vector``: may
-    pick vector programs, see ``Config``)."""
+    pick vector programs, see ``Config``; at most VECTOR_MAX_H // VECTOR_BLOCK_H for all
+    ``directions`` of a launch)."""
     bh, bp = pow2(hidden_size), out_block(hidden_size, proj_size)
+    aligned = not proj_size and is_aligned(hidden_size)
     if (GATES[cell] + (proj_size > 0)) * bh * bp * dtype.itemsize <= RESIDENT_BYTES:
-        warps = 2 * RESIDENT_WARPS if bh * bp >= 64 * 64 else RESIDENT_WARPS
-        cfg = Config(True, MIN_BLOCK, bh, bp, warps)
-    elif vector and not proj_size and not backward and batch == 1 and bh <= VECTOR_MAX_H:
+        cfg = Config(True, MIN_BLOCK, bh, bp, resident_warps(bh * bp, dtype, backward))
+    elif (vector and not proj_size and not backward and batch == 1
+          and directions * bh <= VECTOR_MAX_H):
         cfg = Config(False, 1, VECTOR_BLOCK_H, bh, VECTOR_WARPS, w_on_chip=True, vector=True)
-    elif not proj_size and chip_fits(cell, bh, dtype):
+    elif not proj_size and chip_fits(cell, bh, dtype, backward, aligned):
         chip_bytes = GATES[cell] * SPLIT_BLOCK_H * bh * dtype.itemsize
         cfg = Config(False, MIN_BLOCK, SPLIT_BLOCK_H, bh,
-                     chip_warps(cell, chip_bytes, backward), w_on_chip=True)
+                     chip_warps(cell, chip_bytes, backward, dtype, aligned), w_on_chip=True)
+    elif aligned:
+        cfg = aligned_stream(cell, bh, dtype, backward)
     else:
         cfg = Config(False, MIN_BLOCK, SPLIT_BLOCK_H, min(split_block_k(dtype, backward), bh),
                      split_warps(cell, backward, proj_size > 0, dtype),

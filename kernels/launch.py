@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 import torch
-from fastrnn.kernels.common import GATES, LSTM, SAVED, Config, pick_config
+from fastrnn.kernels.common import GATES, LSTM, RNN_RELU, RNN_TANH, SAVED, Config, pick_config
 from fastrnn.kernels.common import torch_dot_precision as _precision
 from fastrnn.kernels.recurrence import resident_backward_kernel, resident_forward_kernel
 from fastrnn.kernels.split import split_backward_kernel, split_forward_kernel
@@ -57,7 +57,7 @@ def kernel_meta(
     """The kernel a launch with this config runs: its constexprs, ``num_warps``, ``num_stages``
     and ``maxnreg``."""
     meta = {
-        "CELL": cell, "G": GATES[cell], "D": directions, "BLOCK_B": cfg.block_b,
+        "CELL": RNN_TANH if cell == RNN_RELU else cell, "G": GATES[cell], "D": directions, "BLOCK_B": cfg.block_b,
         "HAS_LENGTHS": lengths, "REVERSE": reverse,
         "PREC": "ieee" if cfg.vector and not backward else _precision(dtype, interpreted),
         "PROJ": proj,
@@ -98,7 +98,14 @@ def _grid(
 
 
 def _lengths(lengths: Tensor | None, gx: Tensor) -> Tensor:
-    return gx if lengths is None else lengths.to(gx.device, torch.int32).contiguous()
+    return gx if lengths is None else _aligned(lengths.to(gx.device, torch.int32))
+
+
+def _aligned(t: Tensor) -> Tensor:
+    """``t`` contiguous at a 16-byte aligned address (a copy if a view starts elsewhere), so
+    each config runs the kernel variant it was checked as (see common.is_aligned)."""
+    t = t.contiguous()
+    return t if t.data_ptr() % 16 == 0 else t.clone()
 
 
 def forward(
@@ -121,21 +128,21 @@ def forward(
     T, B, _ = gx.shape
     H = GH // GATES[cell]
     proj = P if w_hr is not None else 0
-    cfg = config or pick_config(cell, H, B, gx.dtype, proj)
+    cfg = config or pick_config(cell, H, B, gx.dtype, proj, directions=D)
     grid, barrier = _grid(cfg, B, H, D, gx.device)
     if cfg.vector and config is None and not barrier and not is_interpreted(gx.device):
-        # more vector programs than SMs (both directions at H = 1024): a launch per step would
-        # reload every slice, so take the batched config
+        # more vector programs than this GPU's SMs: a launch per step would reload every
+        # slice, so take the batched config
         cfg = pick_config(cell, H, B, gx.dtype, proj, vector=False)
         grid, barrier = _grid(cfg, B, H, D, gx.device)
-    gx = gx.contiguous()
-    w_hh = w_hh.to(gx.dtype).contiguous()
+    gx = _aligned(gx)
+    w_hh = _aligned(w_hh.to(gx.dtype))
     S = SAVED[cell] if save else 0
     y = gx.new_empty(T, B, D * P)
     ws = gx.new_empty(T, B, D * S * H) if S else y
     lens = _lengths(lengths, gx)
-    bhn = gx if b_hn is None else b_hn.contiguous()
-    wr = gx if w_hr is None else w_hr.to(gx.dtype).contiguous()
+    bhn = gx if b_hn is None else _aligned(b_hn)
+    wr = gx if w_hr is None else _aligned(w_hr.to(gx.dtype))
     kernel, meta = kernel_meta(
         cell, gx.dtype, cfg, backward=False, proj=w_hr is not None,
         save=save, has_bhn=b_hn is not None, lengths=lengths is not None, reverse=reverse,
@@ -145,8 +152,8 @@ def forward(
         h_n = gx.new_empty(D, B, P)
         c_n = gx.new_empty(D, B, H) if cell == LSTM else None
         kernel[grid](
-            gx, w_hh, wr, bhn, h0.contiguous(), gx if c0 is None else c0.contiguous(), lens, y,
-            h_n, gx if c_n is None else c_n, ws, T, B, H, P, **meta,
+            gx, w_hh, wr, bhn, _aligned(h0), gx if c0 is None else _aligned(c0), lens, y,
+            h_n, gx if c_n is None else c_n, ws, T, B, H, P, int(cell == RNN_RELU), **meta,
         )
         return y, h_n, c_n, ws
     hbuf = torch.empty(D, 2, B, P, device=gx.device, dtype=torch.float32)
@@ -154,7 +161,8 @@ def forward(
     cbuf = hbuf if c0 is None else c0.float().clone()
     mbuf = hbuf if w_hr is None else torch.empty(D, B, H, device=gx.device, dtype=torch.float32)
     bar = torch.zeros(1, device=gx.device, dtype=torch.int32)
-    args = (gx, w_hh, wr, bhn, lens, y, ws, hbuf, cbuf, mbuf, bar, T, B, H, P)
+    args = (gx, w_hh, wr, bhn, lens, y, ws, hbuf, cbuf, mbuf, bar, T, B, H, P,
+            int(cell == RNN_RELU))
     _run_phases(kernel, grid, args, meta, T * (1 + (w_hr is not None)), barrier)
     h_n = hbuf[:, (T - 1) % 2].to(gx.dtype)
     return y, h_n, None if c0 is None else cbuf.to(gx.dtype), ws
@@ -182,13 +190,14 @@ def backward(
     H = GH // GATES[cell]
     cfg = config or pick_config(cell, H, B, y.dtype, P if w_hr is not None else 0,
                                 backward=True)
-    w_hh = w_hh.to(y.dtype).contiguous()
+    w_hh = _aligned(w_hh.to(y.dtype))
+    y, ws = _aligned(y), _aligned(ws)
     dgx = y.new_empty(T, B, D * GH)
     lens = _lengths(lengths, y)
-    dy = dy.contiguous()
-    h0 = h0.contiguous()
-    c0 = y if c0 is None else c0.contiguous()
-    wr = y if w_hr is None else w_hr.to(y.dtype).contiguous()
+    dy = _aligned(dy)
+    h0 = _aligned(h0)
+    c0 = y if c0 is None else _aligned(c0)
+    wr = y if w_hr is None else _aligned(w_hr.to(y.dtype))
     grid, barrier = _grid(cfg, B, H, D, y.device)
     kernel, meta = kernel_meta(
         cell, y.dtype, cfg, backward=True, proj=w_hr is not None,
@@ -200,9 +209,9 @@ def backward(
         dc0 = y.new_empty(D, B, H) if cell == LSTM else None
         dhs = y.new_empty(T, B, D * P) if w_hr is not None else None
         kernel[grid](
-            dy, dh_n.contiguous(), y if dc_n is None else dc_n.contiguous(), w_hh, wr, h0, c0, y,
+            dy, _aligned(dh_n), y if dc_n is None else _aligned(dc_n), w_hh, wr, h0, c0, y,
             ws, lens, dgx, dh0, y if dc0 is None else dc0, y if dhs is None else dhs, T, B, H, P,
-            **meta,
+            int(cell == RNN_RELU), **meta,
         )
         return dgx, dh0, dc0, dhs
     dhbuf = dh_n.float().clone()
@@ -211,6 +220,6 @@ def backward(
     dhs = None if w_hr is None else y.new_empty(T, B, D * P)
     bar = torch.zeros(1, device=y.device, dtype=torch.int32)
     args = (dy, w_hh, wr, h0, c0, y, ws, lens, dgx, y if dhs is None else dhs, dhbuf, dcbuf, rbuf,
-            bar, T, B, H, P)
+            bar, T, B, H, P, int(cell == RNN_RELU))
     _run_phases(kernel, grid, args, meta, (T + 1) if w_hr is None else 2 * T + 1, barrier)
     return dgx, dhbuf.to(y.dtype), None if dc_n is None else dcbuf.to(y.dtype), dhs

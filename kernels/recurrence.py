@@ -12,6 +12,7 @@ import triton
 import triton.language as tl
 from fastrnn.kernels import gru, lstm, rnn
 from fastrnn.kernels.common import (
+    NOT_SPECIALIZED,
     direction,
     gate_weights,
     load_tile,
@@ -24,31 +25,33 @@ from fastrnn.kernels.common import (
     tile_masks,
 )
 
-# CELL codes: 0 LSTM, 1 GRU, 2 RNN tanh, 3 RNN relu (see common.CELLS).
+# CELL codes: 0 LSTM, 1 GRU, 2 Elman RNN (common.CELLS; its relu variant is the runtime flag
+# ``relu``, so tanh and relu share one compiled kernel).
 
 
 @triton.jit
-def cell_forward(CELL: tl.constexpr, x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn):
+def cell_forward(CELL: tl.constexpr, x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn,
+                 relu):
     """Dispatch one step's gate math: returns (new h before projection, new c, 5 saved)."""
     if CELL == 0:
         h, c, s0, s1, s2, s3, s4 = lstm.forward(x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn)
     elif CELL == 1:
         h, c, s0, s1, s2, s3, s4 = gru.forward(x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn)
     else:
-        h, c = rnn.forward(x_ptr, x_off, cols, H, mask, a0, hprev, c, CELL == 3)
+        h, c = rnn.forward(x_ptr, x_off, cols, H, mask, a0, hprev, c, relu)
         s0, s1, s2, s3, s4 = h, h, h, h, h
     return h, c, s0, s1, s2, s3, s4
 
 
 @triton.jit
-def cell_backward(CELL: tl.constexpr, dh, dc, s0, s1, s2, s3, s4, prev):
+def cell_backward(CELL: tl.constexpr, dh, dc, s0, s1, s2, s3, s4, prev, relu):
     """Dispatch one step's gradients: (4 gate grads, 4 recurrent grads, dh direct, dc_prev)."""
     if CELL == 0:
         d0, d1, d2, d3, r0, r1, r2, r3, dhd, dc = lstm.backward(dh, dc, s0, s1, s2, s3, s4, prev)
     elif CELL == 1:
         d0, d1, d2, d3, r0, r1, r2, r3, dhd, dc = gru.backward(dh, dc, s0, s1, s2, s3, s4, prev)
     else:
-        d0 = rnn.backward(dh, s0, CELL == 3)
+        d0 = rnn.backward(dh, s0, relu)
         d1, d2, d3, r0, r1, r2, r3, dhd = d0, d0, d0, d0, d0, d0, d0, d0
     return d0, d1, d2, d3, r0, r1, r2, r3, dhd, dc
 
@@ -101,7 +104,7 @@ def load_prev_state(CELL: tl.constexpr, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens,
             + load_tile(init_ptr, (d * B + rows) * H, cols, init_mask))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=NOT_SPECIALIZED)
 def resident_forward_kernel(
     gx_ptr,  # (T, B, D*G*H) input projection, biases folded in (GRU: all but b_hn)
     w_ptr,  # (D, G*H, P) W_hh; its dtype is the tl.dot operand dtype
@@ -115,6 +118,7 @@ def resident_forward_kernel(
     cn_ptr,  # (D, B, H) final cell state (LSTM)
     ws_ptr,  # (T, B, D*S*H) values saved for backward when S > 0 (common.SAVED)
     T, B, H, P,  # steps, batch, hidden size, output size (P = proj size or H)
+    relu,  # Elman RNN: 1 for relu, 0 for tanh
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell: 4, 3, 1
     S: tl.constexpr,  # saved tiles per step (0: save nothing)
@@ -156,7 +160,8 @@ def resident_forward_kernel(
         if G > 3:
             a3 = mm(hq, w3, PREC)
         hn, cn, s0, s1, s2, s3, s4 = cell_forward(
-            CELL, gx_ptr, seq_offsets(tt, rows, B, G * H, d, D), hcols, H, mask_h, a0, a1, a2, a3, h, c, bhn)
+            CELL, gx_ptr, seq_offsets(tt, rows, B, G * H, d, D), hcols, H, mask_h, a0, a1, a2, a3, h, c, bhn,
+            relu)
         if PROJ:
             hn = mm(hn.to(w_ptr.dtype.element_ty), wr, PREC)
         h = tl.where(v, hn, h)
@@ -168,7 +173,7 @@ def resident_forward_kernel(
         store_tile(cn_ptr, (d * B + rows) * H, hcols, c, mask_h)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=NOT_SPECIALIZED)
 def resident_backward_kernel(
     dy_ptr,  # (T, B, D*P) gradient of the output
     dhn_ptr,  # (D, B, P) gradient of the final hidden state
@@ -185,6 +190,7 @@ def resident_backward_kernel(
     dc0_ptr,  # (D, B, H) out: gradient of c0 (LSTM)
     dhs_ptr,  # (T, B, D*P) out when PROJ: total gradient of each step's h (for dW_hr)
     T, B, H, P,  # steps, batch, hidden size, output size
+    relu,  # Elman RNN: 1 for relu, 0 for tanh
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell
     S: tl.constexpr,  # saved tiles per step in ws
@@ -223,7 +229,8 @@ def resident_backward_kernel(
         if CELL < 2:
             prev = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B, H, hcols,
                                    mask_h & v, S, rev, d, D)
-        d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp = cell_backward(CELL, dm, dc, s0, s1, s2, s3, s4, prev)
+        d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp = cell_backward(CELL, dm, dc, s0, s1, s2, s3, s4, prev,
+                                                                     relu)
         store_gates(dgx_ptr, seq_offsets(tt, rows, B, G * H, d, D), hcols, H, mask_h, v, G, d0, d1, d2, d3, d0)
         dt = w_ptr.dtype.element_ty
         dhn = mm(r0.to(dt), w0, PREC)

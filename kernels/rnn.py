@@ -6,19 +6,15 @@ from fastrnn.kernels.common import load_tile, tanh
 
 
 @triton.jit
-def forward(x_ptr, x_off, cols, H, mask, a0, hprev, c, RELU: tl.constexpr):
-    """One step: returns (h', c unchanged); the output y is the saved activation."""
+def forward(x_ptr, x_off, cols, H, mask, a0, hprev, c, relu):
+    """One step: returns (h', c unchanged); the output y is the saved activation. ``relu`` is a
+    runtime flag (relu, else tanh), so both nonlinearities share one compiled kernel."""
     pre = load_tile(x_ptr, x_off, cols, mask) + a0
-    if RELU:
-        h = tl.maximum(pre, 0.0)
-    else:
-        h = tanh(pre)
+    h = tl.where(relu != 0, tl.maximum(pre, 0.0), tanh(pre))
     return h, c
 
 
 @triton.jit
-def backward(dh, h, RELU: tl.constexpr):
+def backward(dh, h, relu):
     """Pre-activation gradient from dh' and the step's output h'."""
-    if RELU:
-        return tl.where(h > 0.0, dh, 0.0)
-    return dh * (1.0 - h * h)
+    return tl.where(relu != 0, tl.where(h > 0.0, dh, 0.0), dh * (1.0 - h * h))

@@ -24,6 +24,7 @@ Phases, numbered ``q`` from 0 in running order; a launch runs ``q_begin .. q_end
 import triton
 import triton.language as tl
 from fastrnn.kernels.common import (
+    NOT_SPECIALIZED,
     direction,
     gate_weights,
     grid_barrier,
@@ -128,7 +129,7 @@ def stream_gates(h_ptr, rows, rmask, w_ptr, g0, w0, w1, w2, w3, cols, H, P, G: t
     return a0, a1, a2, a3
 
 
-@triton.jit
+@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["q_begin", "q_end"])
 def split_forward_kernel(
     gx_ptr,  # (T, B, D*G*H) input projection, biases folded in (GRU: all but b_hn)
     w_ptr,  # (D, G*H, P) W_hh; its dtype is the tl.dot operand dtype
@@ -142,6 +143,7 @@ def split_forward_kernel(
     mbuf_ptr,  # (D, B, H) float32 m = o * tanh(c) of the current step when PROJ
     bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (BARRIER)
     T, B, H, P,  # steps, batch, hidden size, output size (P = proj size or H)
+    relu,  # Elman RNN: 1 for relu, 0 for tanh
     q_begin, q_end,  # this launch runs phases q_begin .. q_end-1 (see the module docstring)
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell
@@ -200,7 +202,7 @@ def split_forward_kernel(
                 c = load_tile(cbuf_ptr, rows * H, cols, mask_h)
             hn, cn, s0, s1, s2, s3, s4 = cell_forward(
                 CELL, gx_ptr, seq_offsets(tt, rows, B, G * H, d, D), cols, H, mask_h, a0, a1, a2, a3,
-                hprev, c, bhn)
+                hprev, c, bhn, relu)
             if PROJ:
                 store_tile(mbuf_ptr, rows * H, cols, tl.where(v, hn, 0.0), mask_h)
             else:
@@ -245,7 +247,7 @@ def gather_dh(dh, r_ptr, rows, rmask, w_ptr, g0, w0, w1, w2, w3, cols, H, P, G: 
     return dh
 
 
-@triton.jit
+@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["q_begin", "q_end"])
 def split_backward_kernel(
     dy_ptr,  # (T, B, D*P) gradient of the output
     w_ptr,  # (D, G*H, P) W_hh
@@ -263,6 +265,7 @@ def split_backward_kernel(
                # W_hh's dtype: they are only ever the operand of the product with W_hh
     bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (BARRIER)
     T, B, H, P,  # steps, batch, hidden size, output size
+    relu,  # Elman RNN: 1 for relu, 0 for tanh
     q_begin, q_end,  # this launch runs phases q_begin .. q_end-1 (see the module docstring)
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell
@@ -328,7 +331,7 @@ def split_backward_kernel(
                     prev = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B,
                                            H, cols, mask_h & v, S, rev, d, D)
                 d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp = cell_backward(CELL, dh, dc, s0, s1, s2,
-                                                                         s3, s4, prev)
+                                                                         s3, s4, prev, relu)
                 store_gates(dgx_ptr, seq_offsets(tt, rows, B, G * H, d, D), cols, H, mask_h, v, G, d0, d1,
                             d2, d3, d0)
                 store_gates(rbuf_ptr + (2 * d + s % 2) * B * G * H, rows * G * H, cols, H, mask_h,

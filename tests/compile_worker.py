@@ -57,7 +57,7 @@ def _compile(key: tuple) -> dict:
 
     cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin",
                              "cuobjdump")
-    module, kernel_name, dname, meta, options = key
+    module, kernel_name, dname, meta, options, divisible = key
     fn = getattr(importlib.import_module(module), kernel_name)
     meta = dict(meta)
     signature = {}
@@ -69,7 +69,11 @@ def _compile(key: tuple) -> dict:
                 "*" + dname)
         else:
             signature[arg] = "i32"
-    compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=meta),
+    # the runtime's specialisation: 16-byte aligned pointers (the launchers guarantee them),
+    # integer arguments divisible by 16 among ``divisible``
+    attrs = {(i,): [["tt.divisibility", 16]] for i, a in enumerate(fn.arg_names)
+             if a.endswith("_ptr") or a in divisible}
+    compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=meta, attrs=attrs),
                               target=GPUTarget("cuda", 90, 32), options=dict(options))
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(compiled.asm["cubin"])

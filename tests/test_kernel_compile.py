@@ -4,7 +4,10 @@ Ahead-of-time compiles on the CPU: for each cell x dtype x hidden-size bucket x 
 projection x forward/backward (x TF32 on/off for float32), ``pick_config`` chooses a config and
 ``kernel_meta`` the kernel and constexprs a launch would use, with every optional feature on
 (lengths, saving for backward, b_hn, the grid barrier), for one direction (in reverse) and for
-both directions of a bidirectional layer in one launch. Checks: shared memory within
+both directions of a bidirectional layer in one launch. Each compiles as the variant Triton
+builds at run time for those sizes: pointers 16-byte aligned (the launchers guarantee it), H and
+P marked divisible by 16 where they are (the kernels specialise no other integer), so the sizes
+cover each bucket both ways. Checks: shared memory within
 the 227 KB per block, ``cuobjdump`` reports no stack or local memory (no register spills), and
 the grid barrier's machine code orders memory across SMs: a GPU-scope fence before each
 arrival, the L1 cache invalidated after each acquiring load of the counter (so h written by
@@ -30,9 +33,11 @@ from fastrnn.kernels import common, launch  # noqa: E402
 MIN_TRITON_PATH = os.environ.get("FASTRNN_MIN_TRITON_PATH")
 MIN_TRITON = "3.6"
 SHARED_LIMIT = 232448  # bytes of shared memory one block may use on an H100
-HIDDEN = [1, 16, 17, 32, 33, 64, 65, 100, 128, 129, 256, 512, 768, 1024, 2048]
+# Hidden and projection sizes: each power-of-two bucket with sizes divisible by 16 and not
+# (Triton compiles each config once per divisibility of H and P, see common.is_aligned).
+HIDDEN = [1, 16, 17, 32, 33, 64, 65, 100, 128, 129, 256, 300, 512, 768, 1000, 1024, 1500, 2048]
 BATCH = [1, 64]
-PROJ = [1, 17, 33]
+PROJ = [1, 17, 32, 33]
 DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 
 
@@ -51,12 +56,14 @@ def _pickable() -> dict[str, tuple]:
     """id -> (kernel, dtype name, constexprs, options) for every distinct pickable launch: a
     bidirectional layer's launch (directions 2), or one direction, which may run in reverse."""
     found: dict[str, tuple] = {}
+    keys: set[tuple] = set()
     tf32 = torch.backends.cudnn.allow_tf32
     try:
         for allow_tf32 in (True, False):
             torch.backends.cudnn.allow_tf32 = allow_tf32
             for cell_name, cell, dtype, H, B, proj, backward, directions in _problems():
-                cfg = common.pick_config(cell, H, B, dtype, proj, backward)
+                cfg = common.pick_config(cell, H, B, dtype, proj, backward,
+                                         directions=directions)
                 kernel, meta = launch.kernel_meta(
                     cell, dtype, cfg, backward=backward, proj=proj > 0, has_bhn=True,
                     lengths=True, reverse=directions == 1, barrier=not cfg.resident,
@@ -64,16 +71,21 @@ def _pickable() -> dict[str, tuple]:
                 )
                 options = {k: meta.pop(k) for k in ("num_warps", "num_stages", "maxnreg")}
                 meta = {k: v for k, v in meta.items() if k in kernel.arg_names}
+                divisible = tuple(name for name, n in (("H", H), ("P", proj or H))
+                                  if n % common.ALIGN == 0)
                 key = (kernel.fn.__module__, kernel.__name__, DTYPES[dtype],
-                       tuple(sorted(meta.items())), tuple(sorted(options.items())))
+                       tuple(sorted(meta.items())), tuple(sorted(options.items())), divisible)
                 name = (f"{cell_name}-{DTYPES[dtype]}-{kernel.__name__}-"
                         f"H{meta['BLOCK_H']}-K{meta.get('BLOCK_P', 0)}{meta.get('BLOCK_K', '')}-"
                         f"B{meta['BLOCK_B']}-{'proj-' if meta.get('PROJ') else ''}"
                         f"{'chip-' if meta.get('W_ON_CHIP') else ''}"
                         f"{'vector-' if meta.get('VECTOR') else ''}"
                         f"{'bidir-' if directions == 2 else ''}"
-                        f"{meta['PREC']}-w{options['num_warps']}")
-                found.setdefault(name, key)
+                        f"{meta['PREC']}-w{options['num_warps']}"
+                        f"{''.join('-' + n + '16' for n in divisible)}")
+                if key not in keys:  # RNN_RELU runs RNN_TANH's kernels (relu is a runtime flag)
+                    keys.add(key)
+                    found[name] = key
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
     return found
@@ -114,7 +126,8 @@ def test_enumeration_covers_both_paths_and_all_cells():
     kernels = {key[1] for key in CONFIGS.values()}
     assert kernels == {"resident_forward_kernel", "resident_backward_kernel",
                        "split_forward_kernel", "split_backward_kernel"}
-    assert {dict(key[3])["CELL"] for key in CONFIGS.values()} == set(common.CELLS.values())
+    cells = {dict(key[3])["CELL"] for key in CONFIGS.values()}
+    assert cells == set(common.CELLS.values()) - {common.RNN_RELU}  # relu: RNN_TANH's kernels
     split_proj = {key[1] for key in CONFIGS.values() if dict(key[3]).get("PROJ")
                   and "BLOCK_K" in dict(key[3])}
     assert split_proj == {"split_forward_kernel", "split_backward_kernel"}

@@ -318,9 +318,31 @@ def test_pick_config_covers_every_hidden_size():
     assert common.pick_config(common.GRU, 1024, 8, torch.bfloat16).w_on_chip
     assert common.pick_config(common.LSTM, 512, 8, torch.float32).w_on_chip
     assert common.pick_config(common.LSTM, 512, 8, torch.bfloat16, backward=True).w_on_chip
-    assert not common.pick_config(common.LSTM, 1024, 8, torch.bfloat16, backward=True).w_on_chip
+    # the half-precision LSTM backward keeps a 1024-wide slice on chip for aligned sizes only
+    assert common.pick_config(common.LSTM, 1024, 8, torch.bfloat16, backward=True).w_on_chip
+    assert not common.pick_config(common.LSTM, 1000, 8, torch.bfloat16, backward=True).w_on_chip
     assert common.pick_config(common.GRU, 1024, 8, torch.bfloat16, backward=True).w_on_chip
     assert not common.pick_config(common.LSTM, 512, 8, torch.bfloat16, 128).w_on_chip
+
+
+def test_aligned_sizes_take_four_warps_and_three_stages(monkeypatch):
+    """Sizes divisible by 16 run Triton's aligned kernel variants, which compile spill-free
+    with 4 warps (and 3 stages when streaming) where the unaligned ones need 8 or 1 stage."""
+    pick = common.pick_config
+    assert common.is_aligned(768) and not common.is_aligned(1000)
+    assert not common.is_aligned(512, 100) and common.is_aligned(512, 128)
+    stream = pick(common.LSTM, 768, 16, torch.bfloat16)
+    assert (stream.w_on_chip, stream.num_warps, stream.num_stages, stream.block_k) == (
+        False, 4, 3, 64)
+    odd = pick(common.LSTM, 1000, 16, torch.bfloat16)
+    assert (odd.w_on_chip, odd.num_warps) == (False, 8)
+    assert pick(common.GRU, 512, 16, torch.bfloat16).num_warps == 4
+    assert pick(common.GRU, 500, 16, torch.bfloat16).num_warps == 8
+    assert pick(common.LSTM, 1024, 16, torch.float32, backward=True).block_k == 64  # TF32
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    exact = pick(common.LSTM, 1024, 16, torch.float32, backward=True)
+    assert exact.block_k == 32 and exact.num_stages == 3
+    assert pick(common.LSTM, 768, 16, torch.bfloat16, 256).num_warps == 8  # projection
 
 
 def _reason(**overrides):
