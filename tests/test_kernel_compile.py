@@ -16,6 +16,7 @@ other programs is never read stale).
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import multiprocessing
 import os
@@ -25,8 +26,9 @@ import pytest
 import torch
 
 triton = pytest.importorskip("triton")
+import triton.language as tl  # noqa: E402
 from compile_worker import barrier_order, compile_config, use_triton  # noqa: E402
-from fastrnn.kernels import common, launch  # noqa: E402
+from fastrnn.kernels import common, launch, recurrence, split  # noqa: E402
 
 # A folder holding the oldest Triton the project supports (``pip install --target``), to compile
 # every config with its ptxas as well as with the installed Triton's.
@@ -131,6 +133,34 @@ def test_enumeration_covers_both_paths_and_all_cells():
     split_proj = {key[1] for key in CONFIGS.values() if dict(key[3]).get("PROJ")
                   and "BLOCK_K" in dict(key[3])}
     assert split_proj == {"split_forward_kernel", "split_backward_kernel"}
+
+
+def _unspecialized(kernel) -> set[str]:
+    """Arguments a kernel tells Triton never to specialise (interpreted or compiled)."""
+    if hasattr(kernel, "kwargs"):
+        return set(kernel.kwargs["do_not_specialize"])
+    return {p.name for p in kernel.params if p.do_not_specialize}
+
+
+@pytest.mark.parametrize("kernel", [split.split_forward_kernel, split.split_backward_kernel,
+                                    recurrence.resident_forward_kernel,
+                                    recurrence.resident_backward_kernel])
+def test_only_h_and_p_specialise(kernel):
+    """The variants compiled here are the ones that run only if no other integer argument
+    (the steps, the batch, the phase range, the relu flag) picks a variant of its own."""
+    params = inspect.signature(kernel.fn).parameters.values()
+    ints = {p.name for p in params
+            if p.annotation is not tl.constexpr and not p.name.endswith("_ptr")}
+    assert ints - _unspecialized(kernel) == {"H", "P"}
+
+
+def test_launchers_align_views():
+    view = torch.arange(9.0)[1:]
+    assert view.data_ptr() % 16 != 0
+    aligned = launch._aligned(view)
+    assert aligned.data_ptr() % 16 == 0 and torch.equal(aligned, view)
+    fresh = torch.ones(8)
+    assert launch._aligned(fresh) is fresh
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
