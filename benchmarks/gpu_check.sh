@@ -9,9 +9,10 @@
 # report`). The GPU tests run in TEST_JOBS processes (default 8), capped at TEST_CAP seconds
 # (default 120), the accuracy table (benchmarks/accuracy.py) at ACC_CAP (default 60), the suite
 # at SUITE_CAP seconds (default 210) and the launch-configuration sweep (benchmarks/sweep.py)
-# at SWEEP_CAP seconds (default 90; 0 skips either), so the whole check ends within about 8.5
-# minutes; a suite cut short still writes the cases it finished. The results table is printed
-# last. SUITE=NAME runs another suite (SUITE=smoke SWEEP_CAP=0 ACC_CAP=0 is a dry run of this
+# at SWEEP_CAP seconds (default 90; 0 skips either; SWEEP_POINTS lists its points, by default
+# LSTM batch 1 in float32 and bfloat16, the FlashRNN point and fastrnns'), so the whole check
+# ends within about 8.5 minutes; a suite cut short still writes the cases it finished. The
+# results table is printed last. SUITE=NAME runs another suite (SUITE=smoke SWEEP_CAP=0 ACC_CAP=0 is a dry run of this
 # script on a machine without a GPU).
 set -uo pipefail
 
@@ -102,7 +103,8 @@ fi
 
 if [ "${SWEEP_CAP:-90}" -gt 0 ]; then
   say "launch-configuration sweep (cap ${SWEEP_CAP:-90}s)"
-  timeout -k 10 "${SWEEP_CAP:-90}" "$py" -m benchmarks.sweep --out "$out" --jobs "$jobs" 2>&1 |
+  timeout -k 10 "${SWEEP_CAP:-90}" "$py" -m benchmarks.sweep --out "$out" --jobs "$jobs" \
+    --points "${SWEEP_POINTS:-lstm-fp32-1024-b1,lstm-bf16-768,lstm-bf16-1024-b1,lstm-fp32-512}" 2>&1 |
     tee -a "$log"
 fi
 

@@ -28,14 +28,14 @@ import benchmarks  # noqa: F401  (puts the checkout's fastrnn on the path)
 #: name -> (cell, dtype, T, B, H, passes): the quick suite's points ("inference": no saved
 #: activations).
 POINTS: dict[str, tuple[str, str, int, int, int, tuple[str, ...]]] = {
-    "lstm-bf16-768": ("LSTM", "bfloat16", 1024, 16, 768, ("forward", "backward")),
-    "lstm-bf16-512": ("LSTM", "bfloat16", 1024, 16, 512, ("forward", "backward")),
-    "lstm-bf16-256": ("LSTM", "bfloat16", 1024, 16, 256, ("forward", "backward")),
-    "lstm-fp32-512": ("LSTM", "float32", 100, 64, 512, ("forward", "backward")),
     "lstm-fp32-1024-b1": ("LSTM", "float32", 100, 1, 1024, ("inference",)),
-    "lstm-fp32-256-b1": ("LSTM", "float32", 100, 1, 256, ("inference",)),
+    "lstm-bf16-768": ("LSTM", "bfloat16", 1024, 16, 768, ("forward", "backward")),
     "lstm-bf16-1024-b1": ("LSTM", "bfloat16", 100, 1, 1024, ("inference",)),
+    "lstm-fp32-256-b1": ("LSTM", "float32", 100, 1, 256, ("inference",)),
+    "lstm-bf16-512": ("LSTM", "bfloat16", 1024, 16, 512, ("forward", "backward")),
+    "lstm-fp32-512": ("LSTM", "float32", 100, 64, 512, ("forward", "backward")),
     "gru-bf16-512": ("GRU", "bfloat16", 1024, 16, 512, ("forward", "backward")),
+    "lstm-bf16-256": ("LSTM", "bfloat16", 1024, 16, 256, ("forward", "backward")),
 }
 SHARED_LIMIT = 227 * 1024  # bytes of shared memory one H100 block may use
 

@@ -51,8 +51,9 @@ CHIP_MAX_K = 1024
 ALIGN = 16  # Triton's divisibility specialisation of integer arguments (see is_aligned)
 # Integer kernel arguments Triton must not specialise (on divisibility by 16, or on being 1):
 # only H and P decide a kernel's variant, so each config compiles to the one variant
-# tests/test_kernel_compile.py checks for its sizes (and tanh and relu share a kernel).
-NOT_SPECIALIZED = ["T", "B", "relu"]
+# tests/test_kernel_compile.py checks for its sizes (tanh and relu, and one direction either
+# way and both, share a kernel).
+NOT_SPECIALIZED = ["T", "B", "relu", "D", "reverse"]
 # A forward at batch 1 takes *vector* programs (``Config.vector``) of VECTOR_BLOCK_H hidden units
 # up to H = VECTOR_MAX_H, for both directions up to half of it (128 programs: one per SM of an
 # H100 behind the grid barrier), their
@@ -104,53 +105,32 @@ def tile_masks(rows, hcols, pcols, B, H, P, len_ptr, T, HAS_LENGTHS: tl.constexp
 
 
 @triton.jit
-def direction(D: tl.constexpr, REVERSE: tl.constexpr):
-    """This program's direction ``d`` (grid axis 2 when D = 2, else 0) and whether it runs in
-    reverse: direction 0 does when REVERSE, direction 1 runs opposite to direction 0.
+def direction(reverse):
+    """This program's direction ``d`` (grid axis 2: 0, or 0 and 1 for both directions in one
+    launch) and whether it runs in reverse: direction 0 when ``reverse``, direction 1 opposite
+    to direction 0.
 
     Direction ``d`` of a ``(T, B, D*X)`` tensor is its columns ``[d*X, (d+1)*X)`` (see
     ``seq_offsets``); of a ``(D, B, X)`` state, rows ``d*B + rows``; of ``W_hh: (D*G*H, P)``,
-    gates ``d*G ..``; of ``W_hr: (D*P, H)``, gate ``d``. With D = 1 both are constants, so a
-    one-direction launch compiles to the same code as without directions.
+    gates ``d*G ..``; of ``W_hr: (D*P, H)``, gate ``d``. The directions and ``reverse`` are
+    runtime values: one compiled kernel serves one direction either way and both.
     """
-    if D == 1:
-        d = 0
-        rev = REVERSE
-    else:
-        d = tl.program_id(2)
-        if REVERSE:
-            rev = d == 0
-        else:
-            rev = d == 1
-    return d, rev
+    d = tl.program_id(2)
+    return d, (d == 1) != (reverse != 0)
 
 
 @triton.jit
-def step_rows(s, lens, rev, D: tl.constexpr):
+def step_rows(s, lens, rev):
     """Time position of step ``s`` for each row (counted back from the row's last step when
-    ``rev``: a constexpr when D = 1), and whether the step is valid there."""
+    ``rev``), and whether the step is valid there."""
     valid = s < lens
-    if D == 1:
-        if rev:
-            tt = tl.where(valid, lens - 1 - s, s)
-        else:
-            tt = tl.zeros_like(lens) + s
-    else:
-        tt = tl.where(rev & valid, lens - 1 - s, s)
-    return tt, valid
+    return tl.where(rev & valid, lens - 1 - s, s), valid
 
 
 @triton.jit
-def prev_rows(tt, lens, rev, D: tl.constexpr):
+def prev_rows(tt, lens, rev):
     """Position of the step before ``tt`` in running order, and whether ``tt`` is the first."""
-    if D == 1:
-        if rev:
-            prev, first = tt + 1, tt == lens - 1
-        else:
-            prev, first = tt - 1, tt == 0
-    else:
-        prev, first = tl.where(rev, tt + 1, tt - 1), tl.where(rev, tt == lens - 1, tt == 0)
-    return prev, first
+    return tl.where(rev, tt + 1, tt - 1), tl.where(rev, tt == lens - 1, tt == 0)
 
 
 @triton.jit

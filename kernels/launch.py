@@ -49,16 +49,14 @@ def kernel_meta(
     save: bool = True,
     has_bhn: bool = False,
     lengths: bool = False,
-    reverse: bool = False,
     barrier: bool = False,
     interpreted: bool = False,
-    directions: int = 1,
 ) -> tuple[JITFunction, dict]:
     """The kernel a launch with this config runs: its constexprs, ``num_warps``, ``num_stages``
     and ``maxnreg``."""
     meta = {
-        "CELL": RNN_TANH if cell == RNN_RELU else cell, "G": GATES[cell], "D": directions, "BLOCK_B": cfg.block_b,
-        "HAS_LENGTHS": lengths, "REVERSE": reverse,
+        "CELL": RNN_TANH if cell == RNN_RELU else cell, "G": GATES[cell], "BLOCK_B": cfg.block_b,
+        "HAS_LENGTHS": lengths,
         "PREC": "ieee" if cfg.vector and not backward else _precision(dtype, interpreted),
         "PROJ": proj,
         "num_warps": cfg.num_warps, "num_stages": cfg.num_stages, "maxnreg": cfg.maxnreg,
@@ -99,6 +97,11 @@ def _grid(
 
 def _lengths(lengths: Tensor | None, gx: Tensor) -> Tensor:
     return gx if lengths is None else _aligned(lengths.to(gx.device, torch.int32))
+
+
+def _runtime(cell: int, D: int, reverse: bool) -> tuple[int, int, int]:
+    """The kernels' runtime flags after T, B, H, P: relu, directions, reverse."""
+    return int(cell == RNN_RELU), D, int(reverse)
 
 
 def _aligned(t: Tensor) -> Tensor:
@@ -145,15 +148,15 @@ def forward(
     wr = gx if w_hr is None else _aligned(w_hr.to(gx.dtype))
     kernel, meta = kernel_meta(
         cell, gx.dtype, cfg, backward=False, proj=w_hr is not None,
-        save=save, has_bhn=b_hn is not None, lengths=lengths is not None, reverse=reverse,
-        barrier=barrier, interpreted=is_interpreted(gx.device), directions=D,
+        save=save, has_bhn=b_hn is not None, lengths=lengths is not None, barrier=barrier,
+        interpreted=is_interpreted(gx.device),
     )
     if cfg.resident:
         h_n = gx.new_empty(D, B, P)
         c_n = gx.new_empty(D, B, H) if cell == LSTM else None
         kernel[grid](
             gx, w_hh, wr, bhn, _aligned(h0), gx if c0 is None else _aligned(c0), lens, y,
-            h_n, gx if c_n is None else c_n, ws, T, B, H, P, int(cell == RNN_RELU), **meta,
+            h_n, gx if c_n is None else c_n, ws, T, B, H, P, *_runtime(cell, D, reverse), **meta,
         )
         return y, h_n, c_n, ws
     hbuf = torch.empty(D, 2, B, P, device=gx.device, dtype=torch.float32)
@@ -162,7 +165,7 @@ def forward(
     mbuf = hbuf if w_hr is None else torch.empty(D, B, H, device=gx.device, dtype=torch.float32)
     bar = torch.zeros(1, device=gx.device, dtype=torch.int32)
     args = (gx, w_hh, wr, bhn, lens, y, ws, hbuf, cbuf, mbuf, bar, T, B, H, P,
-            int(cell == RNN_RELU))
+            *_runtime(cell, D, reverse))
     _run_phases(kernel, grid, args, meta, T * (1 + (w_hr is not None)), barrier)
     h_n = hbuf[:, (T - 1) % 2].to(gx.dtype)
     return y, h_n, None if c0 is None else cbuf.to(gx.dtype), ws
@@ -201,8 +204,7 @@ def backward(
     grid, barrier = _grid(cfg, B, H, D, y.device)
     kernel, meta = kernel_meta(
         cell, y.dtype, cfg, backward=True, proj=w_hr is not None,
-        lengths=lengths is not None, reverse=reverse, barrier=barrier,
-        interpreted=is_interpreted(y.device), directions=D,
+        lengths=lengths is not None, barrier=barrier, interpreted=is_interpreted(y.device),
     )
     if cfg.resident:
         dh0 = y.new_empty(D, B, P)
@@ -211,7 +213,7 @@ def backward(
         kernel[grid](
             dy, _aligned(dh_n), y if dc_n is None else _aligned(dc_n), w_hh, wr, h0, c0, y,
             ws, lens, dgx, dh0, y if dc0 is None else dc0, y if dhs is None else dhs, T, B, H, P,
-            int(cell == RNN_RELU), **meta,
+            *_runtime(cell, D, reverse), **meta,
         )
         return dgx, dh0, dc0, dhs
     dhbuf = dh_n.float().clone()
@@ -220,6 +222,6 @@ def backward(
     dhs = None if w_hr is None else y.new_empty(T, B, D * P)
     bar = torch.zeros(1, device=y.device, dtype=torch.int32)
     args = (dy, w_hh, wr, h0, c0, y, ws, lens, dgx, y if dhs is None else dhs, dhbuf, dcbuf, rbuf,
-            bar, T, B, H, P, int(cell == RNN_RELU))
+            bar, T, B, H, P, *_runtime(cell, D, reverse))
     _run_phases(kernel, grid, args, meta, (T + 1) if w_hr is None else 2 * T + 1, barrier)
     return dgx, dhbuf.to(y.dtype), None if dc_n is None else dcbuf.to(y.dtype), dhs

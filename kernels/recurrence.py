@@ -90,10 +90,10 @@ def load_saved(ws_ptr, off, cols, H, mask, S: tl.constexpr):
 
 @triton.jit
 def load_prev_state(CELL: tl.constexpr, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B, H, cols, mask,
-                    S: tl.constexpr, rev, d, D: tl.constexpr):
+                    S: tl.constexpr, rev, d, D):
     """The state before position ``tt`` that a cell's backward needs: LSTM c, GRU h (ws and y
     hold D directions side by side)."""
-    prev, first = prev_rows(tt, lens, rev, D)
+    prev, first = prev_rows(tt, lens, rev)
     seq_mask = mask & (first == 0)[:, None]
     init_mask = mask & first[:, None]
     if CELL == 0:
@@ -119,6 +119,8 @@ def resident_forward_kernel(
     ws_ptr,  # (T, B, D*S*H) values saved for backward when S > 0 (common.SAVED)
     T, B, H, P,  # steps, batch, hidden size, output size (P = proj size or H)
     relu,  # Elman RNN: 1 for relu, 0 for tanh
+    D,  # directions in this launch: 1, or 2 (grid axis 2)
+    reverse,  # 1: direction 0 runs (ran) from each sequence's last step back
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell: 4, 3, 1
     S: tl.constexpr,  # saved tiles per step (0: save nothing)
@@ -128,11 +130,9 @@ def resident_forward_kernel(
     PROJ: tl.constexpr,  # LSTM projection h = W_hr (o * tanh(c))
     HAS_BHN: tl.constexpr,  # GRU with b_hn
     HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
-    D: tl.constexpr,  # directions in this launch: 1, or 2 (grid axis 2)
-    REVERSE: tl.constexpr,  # direction 0 runs from each sequence's last step back (1: forward)
     PREC: tl.constexpr,  # tl.dot input precision: "ieee" or "tf32"
 ):
-    d, rev = direction(D, REVERSE)
+    d, rev = direction(reverse)
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     hcols = tl.arange(0, BLOCK_H)
     pcols = tl.arange(0, BLOCK_P)
@@ -149,7 +149,7 @@ def resident_forward_kernel(
     if CELL == 0:
         c = load_tile(c0_ptr, (d * B + rows) * H, hcols, mask_h)
     for s in range(T):
-        tt, valid = step_rows(s, lens, rev, D)
+        tt, valid = step_rows(s, lens, rev)
         v = valid[:, None]
         hq = h.to(w_ptr.dtype.element_ty)
         a0 = mm(hq, w0, PREC)
@@ -191,6 +191,8 @@ def resident_backward_kernel(
     dhs_ptr,  # (T, B, D*P) out when PROJ: total gradient of each step's h (for dW_hr)
     T, B, H, P,  # steps, batch, hidden size, output size
     relu,  # Elman RNN: 1 for relu, 0 for tanh
+    D,  # directions in this launch: 1, or 2 (grid axis 2)
+    reverse,  # 1: direction 0 runs (ran) from each sequence's last step back
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell
     S: tl.constexpr,  # saved tiles per step in ws
@@ -199,11 +201,9 @@ def resident_backward_kernel(
     BLOCK_P: tl.constexpr,  # power of two >= P
     PROJ: tl.constexpr,  # LSTM with projection
     HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
-    D: tl.constexpr,  # directions in this launch: 1, or 2 (grid axis 2)
-    REVERSE: tl.constexpr,  # direction 0's forward ran in reverse (1: the other way)
     PREC: tl.constexpr,  # tl.dot input precision
 ):
-    d, rev = direction(D, REVERSE)
+    d, rev = direction(reverse)
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     hcols = tl.arange(0, BLOCK_H)
     pcols = tl.arange(0, BLOCK_P)
@@ -217,7 +217,7 @@ def resident_backward_kernel(
     if CELL == 0:
         dc = load_tile(dcn_ptr, (d * B + rows) * H, hcols, mask_h)
     for i in range(T):
-        tt, valid = step_rows(T - 1 - i, lens, rev, D)
+        tt, valid = step_rows(T - 1 - i, lens, rev)
         v = valid[:, None]
         dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, P, d, D), pcols, mask_p & v)
         dm = dh

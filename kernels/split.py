@@ -144,6 +144,8 @@ def split_forward_kernel(
     bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (BARRIER)
     T, B, H, P,  # steps, batch, hidden size, output size (P = proj size or H)
     relu,  # Elman RNN: 1 for relu, 0 for tanh
+    D,  # directions in this launch: 1, or 2 (grid axis 2)
+    reverse,  # 1: direction 0 runs (ran) from each sequence's last step back
     q_begin, q_end,  # this launch runs phases q_begin .. q_end-1 (see the module docstring)
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell
@@ -154,14 +156,12 @@ def split_forward_kernel(
     PROJ: tl.constexpr,  # LSTM projection h = W_hr (o * tanh(c)): two phases per step
     HAS_BHN: tl.constexpr,  # GRU with b_hn
     HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
-    D: tl.constexpr,  # directions in this launch: 1, or 2 (grid axis 2)
-    REVERSE: tl.constexpr,  # direction 0 runs from each sequence's last step back (1: forward)
     BARRIER: tl.constexpr,  # several phases per launch, grid barrier after each
     W_ON_CHIP: tl.constexpr,  # W_hh slice loaded once per launch, not streamed (no PROJ)
     PREC: tl.constexpr,  # tl.dot input precision
     VECTOR: tl.constexpr,  # one batch row per program (BLOCK_B = 1), W_ON_CHIP, see add_gate
 ):
-    d, rev = direction(D, REVERSE)
+    d, rev = direction(reverse)
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
     rmask, mask_h, mask_p, lens = tile_masks(rows, cols, cols, B, H, P, len_ptr, T, HAS_LENGTHS)
@@ -179,7 +179,7 @@ def split_forward_kernel(
         if PROJ:
             s = q // 2
             project = q % 2 == 1
-        tt, valid = step_rows(s, lens, rev, D)
+        tt, valid = step_rows(s, lens, rev)
         v = valid[:, None]
         h_rd = hbuf_ptr + (2 * d + (s + 1) % 2) * B * P
         h_wr = hbuf_ptr + (2 * d + s % 2) * B * P
@@ -266,6 +266,8 @@ def split_backward_kernel(
     bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (BARRIER)
     T, B, H, P,  # steps, batch, hidden size, output size
     relu,  # Elman RNN: 1 for relu, 0 for tanh
+    D,  # directions in this launch: 1, or 2 (grid axis 2)
+    reverse,  # 1: direction 0 runs (ran) from each sequence's last step back
     q_begin, q_end,  # this launch runs phases q_begin .. q_end-1 (see the module docstring)
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell
@@ -275,13 +277,11 @@ def split_backward_kernel(
     BLOCK_K: tl.constexpr,  # reduction chunk of the streamed products (W_ON_CHIP: all of H)
     PROJ: tl.constexpr,  # LSTM with projection: two phases per step
     HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
-    D: tl.constexpr,  # directions in this launch: 1, or 2 (grid axis 2)
-    REVERSE: tl.constexpr,  # direction 0's forward ran in reverse (1: the other way)
     BARRIER: tl.constexpr,  # several phases per launch, grid barrier after each
     W_ON_CHIP: tl.constexpr,  # W_hh slice loaded once per launch, not streamed (no PROJ)
     PREC: tl.constexpr,  # tl.dot input precision
 ):
-    d, rev = direction(D, REVERSE)
+    d, rev = direction(reverse)
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
     rmask, mask_h, mask_p, lens = tile_masks(rows, cols, cols, B, H, P, len_ptr, T, HAS_LENGTHS)
@@ -295,13 +295,13 @@ def split_backward_kernel(
         if PROJ:
             s = T - 1 - q // 2
             gather = q % 2 == 0
-        tt, valid = step_rows(s, lens, rev, D)
+        tt, valid = step_rows(s, lens, rev)
         v = valid[:, None]
         r_rd = rbuf_ptr + (2 * d + (s + 1) % 2) * B * G * H
         if gather:  # the total gradient of h at step s, P wide (LSTM: h feeds no gate directly)
             if tl.program_id(1) * BLOCK_H < P:
                 dh = load_tile(dhbuf_ptr, rows * P, cols, mask_p)
-                _, valid_next = step_rows(s + 1, lens, rev, D)
+                _, valid_next = step_rows(s + 1, lens, rev)
                 dh = gather_dh(tl.where(valid_next[:, None], 0.0, dh), r_rd, rows, rmask,
                                w_ptr, d * G, w0, w1, w2, w3, cols, H, P, G, BLOCK_K, W_ON_CHIP,
                                PREC)

@@ -3,8 +3,9 @@
 Ahead-of-time compiles on the CPU: for each cell x dtype x hidden-size bucket x batch bucket x
 projection x forward/backward (x TF32 on/off for float32), ``pick_config`` chooses a config and
 ``kernel_meta`` the kernel and constexprs a launch would use, with every optional feature on
-(lengths, saving for backward, b_hn, the grid barrier), for one direction (in reverse) and for
-both directions of a bidirectional layer in one launch. Each compiles as the variant Triton
+(lengths, saving for backward, b_hn, the grid barrier), for one direction and for both
+directions of a bidirectional layer in one launch (one kernel serves both: the directions and
+the running order are runtime arguments, like relu for tanh). Each compiles as the variant Triton
 builds at run time for those sizes: pointers 16-byte aligned (the launchers guarantee it), H and
 P marked divisible by 16 where they are (the kernels specialise no other integer), so the sizes
 cover each bucket both ways. Checks: shared memory within
@@ -56,7 +57,8 @@ def _problems():
 
 def _pickable() -> dict[str, tuple]:
     """id -> (kernel, dtype name, constexprs, options) for every distinct pickable launch: a
-    bidirectional layer's launch (directions 2), or one direction, which may run in reverse."""
+    bidirectional layer's launch (directions 2) or one direction's (they differ in config only
+    where vector programs would exceed 128)."""
     found: dict[str, tuple] = {}
     keys: set[tuple] = set()
     tf32 = torch.backends.cudnn.allow_tf32
@@ -68,8 +70,7 @@ def _pickable() -> dict[str, tuple]:
                                          directions=directions)
                 kernel, meta = launch.kernel_meta(
                     cell, dtype, cfg, backward=backward, proj=proj > 0, has_bhn=True,
-                    lengths=True, reverse=directions == 1, barrier=not cfg.resident,
-                    directions=directions,
+                    lengths=True, barrier=not cfg.resident,
                 )
                 options = {k: meta.pop(k) for k in ("num_warps", "num_stages", "maxnreg")}
                 meta = {k: v for k, v in meta.items() if k in kernel.arg_names}
@@ -82,7 +83,6 @@ def _pickable() -> dict[str, tuple]:
                         f"B{meta['BLOCK_B']}-{'proj-' if meta.get('PROJ') else ''}"
                         f"{'chip-' if meta.get('W_ON_CHIP') else ''}"
                         f"{'vector-' if meta.get('VECTOR') else ''}"
-                        f"{'bidir-' if directions == 2 else ''}"
                         f"{meta['PREC']}-w{options['num_warps']}"
                         f"{''.join('-' + n + '16' for n in divisible)}")
                 if key not in keys:  # RNN_RELU runs RNN_TANH's kernels (relu is a runtime flag)
