@@ -67,8 +67,8 @@ def spilled_kernels() -> list[tuple]:
             for compiled in cache[0].values():
                 if getattr(compiled, "n_spills", 0):
                     meta = compiled.metadata
-                    found.append((kernel.__name__, meta.num_warps, meta.num_stages,
-                                  compiled.n_spills))
+                    found.append((kernel.__name__, str(compiled.hash)[:12], meta.num_warps,
+                                  meta.num_stages, compiled.n_spills))
     return found
 
 
