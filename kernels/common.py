@@ -56,8 +56,8 @@ ALIGN = 16  # Triton's divisibility specialisation of integer arguments (see is_
 NOT_SPECIALIZED = ["T", "B", "relu", "D", "reverse"]
 # A forward at batch 1 takes *vector* programs (``Config.vector``) of VECTOR_BLOCK_H hidden units
 # up to H = VECTOR_MAX_H, for both directions up to half of it (128 programs: one per SM of an
-# H100 behind the grid barrier), their
-# W_hh slice (at most 128 KB: the float32 LSTM's at H = 1024) held in registers by VECTOR_WARPS.
+# H100 behind the grid barrier), their W_hh slice (at most 128 KB: the float32 LSTM's at
+# H = 1024) held in registers by VECTOR_WARPS warps.
 VECTOR_BLOCK_H = 8
 VECTOR_MAX_H = 1024
 VECTOR_WARPS = 8
