@@ -4,8 +4,8 @@
 backward launchers (``fastrnn.kernels.launch``, no autograd, no input projection) with the
 configuration ``pick_config`` chooses and with alternatives around it: W_hh streamed in chunks of
 32 to 128 (software-pipelined or not) or kept on chip, 16 or 32 hidden units per program, 4 or 8
-warps; at batch 1 vector programs of 4 to 16 hidden units and the batched config. Each alternative's
-result is compared with the chosen one's (largest difference over the largest value), so a
+warps; at batch 1 also vector programs of 4 to 16 hidden units. Each alternative's result is
+compared with the chosen one's (largest difference over the largest value), so a
 faster variant is only worth adopting when it also agrees. The compiles run first in ``--jobs``
 processes (they share Triton's cache), then the timings one after another on the GPU. Writes
 ``sweep.json`` and ``sweep.md`` to ``--out``; prints the table. ``--device cpu`` is a dry run
