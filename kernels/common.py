@@ -5,9 +5,13 @@ Layouts (all contiguous), for ``D`` directions (1, or 2 sharing one launch: grid
 ``gx: (T, B, D*G*H)`` with direction ``d``'s gate ``k`` in columns ``[(d*G + k)*H, ...+H)``;
 ``W_hh: (D, G*H, P)``; ``W_hr: (D, P, H)``; states ``(D, B, P)`` / ``(D, B, H)``; outputs
 ``y: (T, B, D*P)`` (a bidirectional layer's output as torch.nn lays it out); the saved
-activations ``ws: (T, B, D*S*H)``. Row ``b`` of step ``s`` reads and writes time position
-``tt``: ``s`` going forward, ``len_b - 1 - s`` in reverse; steps ``s >= len_b`` are invalid
-(state unchanged, zero output written at position ``s``).
+activations ``ws: (T, B, D*S*H)`` and the backward's gradients ``(T, B, D*W*H)`` as *blocks*
+(``block_offsets``): every direction's G gate blocks first, laid out as in gx (so the gates
+alone are a strided view shaped like gx, and backward can write its gate gradients over the
+saved pre-activations), then one extra block per direction where there is one. Row ``b`` of
+step ``s`` reads and writes time position ``tt``: ``s`` going forward, ``len_b - 1 - s`` in
+reverse; steps ``s >= len_b`` are invalid (state unchanged, zero output written at position
+``s``).
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
 CELLS = {"LSTM": LSTM, "GRU": GRU, "RNN_TANH": RNN_TANH, "RNN_RELU": RNN_RELU}
 GATES = {LSTM: 4, GRU: 3, RNN_TANH: 1, RNN_RELU: 1}
 # Values saved per step for backward, in units of H: LSTM the pre-activations of i, f, g, o
-# and c; GRU those of r, z, n and h W_hn^T + b_hn; an Elman RNN only needs its output y (used
-# as its saved activation).
+# and (extra block) c; GRU those of r, z, n and (extra block) h W_hn^T + b_hn; an Elman RNN
+# only needs its output y (used as its saved activation).
 SAVED = {LSTM: 5, GRU: 4, RNN_TANH: 0, RNN_RELU: 0}
 
 # Bytes of W_hh (plus W_hr) one program may hold across the time loop; larger problems take
@@ -137,7 +141,17 @@ def prev_rows(tt, lens, rev):
 def seq_offsets(tt, rows, B, width, d, D):
     """Element offsets of direction ``d``'s rows ``rows`` at positions ``tt`` in a
     (T, B, D*width) tensor."""
-    return ((tt.to(tl.int64) * B + rows) * D + d) * width
+    return (tt.to(tl.int64) * B + rows) * (D * width) + d * width
+
+
+@triton.jit
+def block_offsets(tt, rows, B, H, d, D, G: tl.constexpr, W):
+    """Element offsets of direction ``d``'s first gate block for rows ``rows`` at positions
+    ``tt`` in a (T, B, D*W*H) tensor of blocks of H, and the distance from there to its extra
+    block (when ``W > G``): all directions' G gate blocks come first (gate ``k`` of direction
+    ``d`` at ``(d*G + k)*H``, as in gx), then one extra block per direction."""
+    base = (tt.to(tl.int64) * B + rows) * (D * W * H)
+    return base + d * G * H, (D * G + d - d * G) * H
 
 
 @triton.jit
@@ -237,6 +251,14 @@ def _exact_fp32_lstm_forward(cell: int, backward: bool, proj: bool, dtype: torch
     """The LSTM forward in float32 without projection and without TF32: it spills with more
     than 4 warps or 1 stage (with TF32 it takes 8 warps and 3 stages)."""
     return cell == LSTM and not backward and not proj and _exact_fp32(dtype)
+
+
+def grad_blocks(cell: int, proj: bool) -> int:
+    """Blocks of H per direction in the backward's gradients when they get their own tensor
+    (written over ws they take its SAVED blocks): the G gate gradients, plus the GRU's
+    ``r * dn`` (the gradient of ``h W_hn^T + b_hn``: dW_hn and db_hn) or, with a projection,
+    the LSTM's ``m = o * tanh(c)`` (for dW_hr)."""
+    return GATES[cell] + int(cell == GRU or proj)
 
 
 def is_aligned(hidden_size: int, proj_size: int = 0) -> bool:

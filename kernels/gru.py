@@ -9,19 +9,20 @@ from fastrnn.kernels.common import load_tile, sigmoid, tanh
 def forward(x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn):
     """One step: ``n = tanh(gx_n + r * (h W_hn^T + b_hn))``, ``h' = (1 - z) n + z h``.
 
-    Returns (h', c unchanged, saved: the pre-activations of r, z and n, h W_hn^T + b_hn, and a
-    placeholder); backward recomputes the activations (see the LSTM's note on precision).
+    Returns (h', c unchanged, saved: the pre-activations of r, z and n, a placeholder in the
+    fourth gate's slot, and h W_hn^T + b_hn, the extra block); backward recomputes the
+    activations (see the LSTM's note on precision).
     """
     zr = load_tile(x_ptr, x_off, cols, mask) + a0
     zz = load_tile(x_ptr + H, x_off, cols, mask) + a1
     hn = a2 + bhn[None, :]
     zn = load_tile(x_ptr + 2 * H, x_off, cols, mask) + sigmoid(zr) * hn
     z = sigmoid(zz)
-    return (1.0 - z) * tanh(zn) + z * hprev, c, zr, zz, zn, hn, hn
+    return (1.0 - z) * tanh(zn) + z * hprev, c, zr, zz, zn, zn, hn
 
 
 @triton.jit
-def backward(dh, dc, zr, zz, zn, hn, unused, hprev):
+def backward(dh, dc, zr, zz, zn, unused, hn, hprev):
     """Gradients of one step from dh' and the saved pre-activations, hn and the previous h.
 
     Returns (dgates r, z, n; recurrent gradients r, z, r * dn; dh through z; dc unchanged).

@@ -3,8 +3,12 @@
 One launch runs ``D`` directions of a layer (``D = w_hh.shape[0]``, 1 or 2; layouts in
 :mod:`fastrnn.kernels.common`). ``forward`` returns ``(y, h_n, c_n, ws)``; ``ws`` holds what
 ``backward`` needs (the values of ``common.SAVED``, or ``y`` itself for an Elman RNN).
-``backward`` returns the gate gradients ``dgx: (T, B, D*G*H)``, ``dh0``, ``dc0`` and, with a
-projection, ``dhs: (T, B, D*P)`` (the total gradient of every step's h, for dW_hr).
+``backward`` returns the gradients ``grads: (T, B, D*W*H)`` (the gate gradients in their first
+``D*G*H`` columns, which are also the gradient of the input projection, then the GRU's ``r * dn``
+or the projected LSTM's ``m``: see ``common.grad_blocks``), ``dh0``, ``dc0`` and, with a
+projection, ``dhs: (T, B, D*P)`` (the total gradient of every step's h, for dW_hr). Given
+``into=ws``, it writes them over the saved values (``W = S``) and allocates no gradient tensor
+of that size.
 """
 
 from __future__ import annotations
@@ -12,7 +16,16 @@ from __future__ import annotations
 import os
 
 import torch
-from fastrnn.kernels.common import GATES, LSTM, RNN_RELU, RNN_TANH, SAVED, Config, pick_config
+from fastrnn.kernels.common import (
+    GATES,
+    LSTM,
+    RNN_RELU,
+    RNN_TANH,
+    SAVED,
+    Config,
+    grad_blocks,
+    pick_config,
+)
 from fastrnn.kernels.common import torch_dot_precision as _precision
 from fastrnn.kernels.recurrence import resident_backward_kernel, resident_forward_kernel
 from fastrnn.kernels.split import split_backward_kernel, split_forward_kernel
@@ -123,10 +136,15 @@ def forward(
     reverse: bool = False,
     save: bool = True,
     config: Config | None = None,
+    ws: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
     """D directions in one launch (direction 1 runs opposite to direction 0, which runs in
     reverse when ``reverse``): gx: (T, B, D*G*H), w_hh: (D, G*H, P), h0: (D, B, P),
-    c0: (D, B, H), w_hr: (D, P, H), b_hn: (D, H) -> y: (T, B, D*P), h_n, c_n, ws."""
+    c0: (D, B, H), w_hr: (D, P, H), b_hn: (D, H) -> y: (T, B, D*P), h_n, c_n, ws.
+
+    When saving, the kernel reads gx from the gate blocks of ws (common.block_offsets) and
+    overwrites them with the pre-activations: ``ws`` (T, B, D*S*H) may come with the input
+    projection already there (``gx`` its view), else gx is copied in."""
     D, GH, P = w_hh.shape
     T, B, _ = gx.shape
     H = GH // GATES[cell]
@@ -138,11 +156,17 @@ def forward(
         # slice, so take the batched config
         cfg = pick_config(cell, H, B, gx.dtype, proj, vector=False)
         grid, barrier = _grid(cfg, B, H, D, gx.device)
-    gx = _aligned(gx)
-    w_hh = _aligned(w_hh.to(gx.dtype))
     S = SAVED[cell] if save else 0
+    if S:
+        if ws is None:
+            ws = gx.new_empty(T, B, D * S * H)
+            ws[..., : D * GH] = gx
+        gx = ws  # the kernel reads the projection from ws's gate blocks
+    else:
+        gx = _aligned(gx)
     y = gx.new_empty(T, B, D * P)
-    ws = gx.new_empty(T, B, D * S * H) if S else y
+    ws = ws if S else y
+    w_hh = _aligned(w_hh.to(gx.dtype))
     lens = _lengths(lengths, gx)
     bhn = gx if b_hn is None else _aligned(b_hn)
     wr = gx if w_hr is None else _aligned(w_hr.to(gx.dtype))
@@ -185,17 +209,25 @@ def backward(
     lengths: Tensor | None = None,
     reverse: bool = False,
     config: Config | None = None,
+    into: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-    """Gradients through D directions' recurrences (shapes as ``forward``'s): -> dgx:
-    (T, B, D*G*H), dh0: (D, B, P), dc0: (D, B, H), dhs: (T, B, D*P) (projection)."""
+    """Gradients through D directions' recurrences (shapes as ``forward``'s): -> grads:
+    (T, B, D*W*H) (``into`` when given: ws, which they overwrite), dh0: (D, B, P),
+    dc0: (D, B, H), dhs: (T, B, D*P) (projection)."""
     D, GH, P = w_hh.shape
     T, B, _ = y.shape
     H = GH // GATES[cell]
     cfg = config or pick_config(cell, H, B, y.dtype, P if w_hr is not None else 0,
                                 backward=True)
     w_hh = _aligned(w_hh.to(y.dtype))
+    if into is not None and (into is not ws or not SAVED[cell]):
+        raise ValueError("backward writes its gradients only over the saved values ws")
     y, ws = _aligned(y), _aligned(ws)
-    dgx = y.new_empty(T, B, D * GH)
+    if into is None:
+        blocks = grad_blocks(cell, w_hr is not None)
+        dgx = y.new_empty(T, B, D * blocks * H)
+    else:
+        blocks, dgx = SAVED[cell], ws
     lens = _lengths(lengths, y)
     dy = _aligned(dy)
     h0 = _aligned(h0)
@@ -213,7 +245,7 @@ def backward(
         kernel[grid](
             dy, _aligned(dh_n), y if dc_n is None else _aligned(dc_n), w_hh, wr, h0, c0, y,
             ws, lens, dgx, dh0, y if dc0 is None else dc0, y if dhs is None else dhs, T, B, H, P,
-            *_runtime(cell, D, reverse), **meta,
+            *_runtime(cell, D, reverse), blocks, **meta,
         )
         return dgx, dh0, dc0, dhs
     dhbuf = dh_n.float().clone()
@@ -222,6 +254,6 @@ def backward(
     dhs = None if w_hr is None else y.new_empty(T, B, D * P)
     bar = torch.zeros(1, device=y.device, dtype=torch.int32)
     args = (dy, w_hh, wr, h0, c0, y, ws, lens, dgx, y if dhs is None else dhs, dhbuf, dcbuf, rbuf,
-            bar, T, B, H, P, *_runtime(cell, D, reverse))
+            bar, T, B, H, P, *_runtime(cell, D, reverse), blocks)
     _run_phases(kernel, grid, args, meta, (T + 1) if w_hr is None else 2 * T + 1, barrier)
     return dgx, dhbuf.to(y.dtype), None if dc_n is None else dcbuf.to(y.dtype), dhs

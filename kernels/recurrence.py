@@ -13,6 +13,7 @@ import triton.language as tl
 from fastrnn.kernels import gru, lstm, rnn
 from fastrnn.kernels.common import (
     NOT_SPECIALIZED,
+    block_offsets,
     direction,
     gate_weights,
     load_tile,
@@ -20,8 +21,10 @@ from fastrnn.kernels.common import (
     mm,
     prev_rows,
     seq_offsets,
+    sigmoid,
     step_rows,
     store_tile,
+    tanh,
     tile_masks,
 )
 
@@ -32,24 +35,25 @@ from fastrnn.kernels.common import (
 @triton.jit
 def cell_forward(CELL: tl.constexpr, x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn,
                  relu):
-    """Dispatch one step's gate math: returns (new h before projection, new c, 5 saved)."""
+    """Dispatch one step's gate math: returns (new h before projection, new c, the saved
+    values: 4 gate slots (the first G used) and the extra block's)."""
     if CELL == 0:
-        h, c, s0, s1, s2, s3, s4 = lstm.forward(x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn)
+        h, c, s0, s1, s2, s3, se = lstm.forward(x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn)
     elif CELL == 1:
-        h, c, s0, s1, s2, s3, s4 = gru.forward(x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn)
+        h, c, s0, s1, s2, s3, se = gru.forward(x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn)
     else:
         h, c = rnn.forward(x_ptr, x_off, cols, H, mask, a0, hprev, c, relu)
-        s0, s1, s2, s3, s4 = h, h, h, h, h
-    return h, c, s0, s1, s2, s3, s4
+        s0, s1, s2, s3, se = h, h, h, h, h
+    return h, c, s0, s1, s2, s3, se
 
 
 @triton.jit
-def cell_backward(CELL: tl.constexpr, dh, dc, s0, s1, s2, s3, s4, prev, relu):
+def cell_backward(CELL: tl.constexpr, dh, dc, s0, s1, s2, s3, se, prev, relu):
     """Dispatch one step's gradients: (4 gate grads, 4 recurrent grads, dh direct, dc_prev)."""
     if CELL == 0:
-        d0, d1, d2, d3, r0, r1, r2, r3, dhd, dc = lstm.backward(dh, dc, s0, s1, s2, s3, s4, prev)
+        d0, d1, d2, d3, r0, r1, r2, r3, dhd, dc = lstm.backward(dh, dc, s0, s1, s2, s3, se, prev)
     elif CELL == 1:
-        d0, d1, d2, d3, r0, r1, r2, r3, dhd, dc = gru.backward(dh, dc, s0, s1, s2, s3, s4, prev)
+        d0, d1, d2, d3, r0, r1, r2, r3, dhd, dc = gru.backward(dh, dc, s0, s1, s2, s3, se, prev)
     else:
         d0 = rnn.backward(dh, s0, relu)
         d1, d2, d3, r0, r1, r2, r3, dhd = d0, d0, d0, d0, d0, d0, d0, d0
@@ -57,56 +61,85 @@ def cell_backward(CELL: tl.constexpr, dh, dc, s0, s1, s2, s3, s4, prev, relu):
 
 
 @triton.jit
-def store_gates(ptr, off, cols, H, mask, v, G: tl.constexpr, x0, x1, x2, x3, x4):
-    """Store the first ``G`` of five [rows, hidden] tiles at ``ptr + off + k*H + cols``, zero
-    in rows where ``v`` ([rows, 1]) is false."""
-    if G > 0:
-        store_tile(ptr, off, cols, tl.where(v, x0, 0.0), mask)
+def store_blocks(ptr, off, extra, cols, H, mask, v, G: tl.constexpr, EXTRA: tl.constexpr, x0,
+                 x1, x2, x3, xe):
+    """Store the first ``G`` of the [rows, hidden] tiles ``x0 .. x3`` at
+    ``ptr + off + k*H + cols`` and, when EXTRA, ``xe`` at ``ptr + extra + off + cols`` (see
+    common.block_offsets), zero in rows where ``v`` ([rows, 1]) is false."""
+    store_tile(ptr, off, cols, tl.where(v, x0, 0.0), mask)
     if G > 1:
         store_tile(ptr + H, off, cols, tl.where(v, x1, 0.0), mask)
-    if G > 2:
         store_tile(ptr + 2 * H, off, cols, tl.where(v, x2, 0.0), mask)
     if G > 3:
         store_tile(ptr + 3 * H, off, cols, tl.where(v, x3, 0.0), mask)
-    if G > 4:
-        store_tile(ptr + 4 * H, off, cols, tl.where(v, x4, 0.0), mask)
+    if EXTRA:
+        store_tile(ptr + extra, off, cols, tl.where(v, xe, 0.0), mask)
 
 
 @triton.jit
-def load_saved(ws_ptr, off, cols, H, mask, S: tl.constexpr):
-    """The ``S`` saved tiles of a step (the rest repeat the first)."""
+def load_saved(ws_ptr, off, extra, cols, H, mask, G: tl.constexpr, S: tl.constexpr):
+    """A step's saved tiles (see ``store_blocks``): ``G`` gate tiles (the rest repeat the
+    first) and the extra one when ``S > G``."""
     s0 = load_tile(ws_ptr, off, cols, mask)
-    s1, s2, s3, s4 = s0, s0, s0, s0
-    if S > 1:
+    s1, s2, s3, se = s0, s0, s0, s0
+    if G > 1:
         s1 = load_tile(ws_ptr + H, off, cols, mask)
-    if S > 2:
         s2 = load_tile(ws_ptr + 2 * H, off, cols, mask)
-    if S > 3:
+    if G > 3:
         s3 = load_tile(ws_ptr + 3 * H, off, cols, mask)
-    if S > 4:
-        s4 = load_tile(ws_ptr + 4 * H, off, cols, mask)
-    return s0, s1, s2, s3, s4
+    if S > G:
+        se = load_tile(ws_ptr + extra, off, cols, mask)
+    return s0, s1, s2, s3, se
 
 
 @triton.jit
-def load_prev_state(CELL: tl.constexpr, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B, H, cols, mask,
-                    S: tl.constexpr, rev, d, D):
-    """The state before position ``tt`` that a cell's backward needs: LSTM c, GRU h (ws and y
-    hold D directions side by side)."""
+def store_grads(dgx_ptr, off, extra, cols, H, mask, v, CELL: tl.constexpr,
+                G: tl.constexpr, PROJ: tl.constexpr, d0, d1, d2, d3, r2, s3, se):
+    """Store a step's gate gradients and the extra block the weight gradients need: the GRU's
+    ``r * dn`` (``r2``), the LSTM's ``m = o * tanh(c)`` with a projection (``s3``, ``se``: the
+    saved pre-activation of o and c). ``dgx`` may be ws itself: its tiles of this step were
+    read before (and no later step reads them: the LSTM's c of a step is the previous c only of
+    the step after it, whose backward ran before)."""
+    xe = r2
+    if PROJ:
+        xe = sigmoid(s3) * tanh(se)
+    store_blocks(dgx_ptr, off, extra, cols, H, mask, v, G, CELL == 1 or PROJ, d0, d1, d2, d3, xe)
+
+
+@triton.jit
+def step_offsets(tt, rows, B, H, d, D, G: tl.constexpr, S: tl.constexpr):
+    """A forward step's offsets in gx and ws (common.block_offsets): one tensor when the
+    forward saves (S > 0: gx is ws's gate blocks, which the pre-activations overwrite), else
+    gx alone."""
+    if S > 0:
+        off, extra = block_offsets(tt, rows, B, H, d, D, G, S)
+    else:
+        off, extra = block_offsets(tt, rows, B, H, d, D, G, G)
+    return off, extra
+
+
+@triton.jit
+def load_prev_state(CELL: tl.constexpr, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B, H,
+                    cols, mask, G: tl.constexpr, S: tl.constexpr, rev, d, D):
+    """The state before position ``tt`` that a cell's backward needs: LSTM c (ws's extra
+    block), GRU h (y)."""
     prev, first = prev_rows(tt, lens, rev)
     seq_mask = mask & (first == 0)[:, None]
     init_mask = mask & first[:, None]
     if CELL == 0:
-        seq_ptr, width, init_ptr = ws_ptr + 4 * H, S * H, c0_ptr
+        off, extra = block_offsets(prev, rows, B, H, d, D, G, S)
+        seq = load_tile(ws_ptr + extra, off, cols, seq_mask)
+        init_ptr = c0_ptr
     else:
-        seq_ptr, width, init_ptr = y_ptr, H, h0_ptr
-    return (load_tile(seq_ptr, seq_offsets(prev, rows, B, width, d, D), cols, seq_mask)
-            + load_tile(init_ptr, (d * B + rows) * H, cols, init_mask))
+        seq = load_tile(y_ptr, seq_offsets(prev, rows, B, H, d, D), cols, seq_mask)
+        init_ptr = h0_ptr
+    return seq + load_tile(init_ptr, (d * B + rows) * H, cols, init_mask)
 
 
 @triton.jit(do_not_specialize=NOT_SPECIALIZED)
 def resident_forward_kernel(
-    gx_ptr,  # (T, B, D*G*H) input projection, biases folded in (GRU: all but b_hn)
+    gx_ptr,  # (T, B, D*G*H) input projection, biases folded in (GRU: all but b_hn); when
+             # S > 0 ws itself, the projection in its gate blocks (step_offsets)
     w_ptr,  # (D, G*H, P) W_hh; its dtype is the tl.dot operand dtype
     wr_ptr,  # (D, P, H) W_hr when PROJ
     bhn_ptr,  # (D, H) GRU b_hn when HAS_BHN
@@ -159,21 +192,22 @@ def resident_forward_kernel(
             a2 = mm(hq, w2, PREC)
         if G > 3:
             a3 = mm(hq, w3, PREC)
-        hn, cn, s0, s1, s2, s3, s4 = cell_forward(
-            CELL, gx_ptr, seq_offsets(tt, rows, B, G * H, d, D), hcols, H, mask_h, a0, a1, a2, a3, h, c, bhn,
-            relu)
+        go, eo = step_offsets(tt, rows, B, H, d, D, G, S)
+        hn, cn, s0, s1, s2, s3, se = cell_forward(CELL, gx_ptr, go, hcols, H, mask_h, a0, a1, a2, a3,
+                                                  h, c, bhn, relu)
         if PROJ:
             hn = mm(hn.to(w_ptr.dtype.element_ty), wr, PREC)
         h = tl.where(v, hn, h)
         c = tl.where(v, cn, c)
         store_tile(y_ptr, seq_offsets(tt, rows, B, P, d, D), pcols, tl.where(v, h, 0.0), mask_p)
-        store_gates(ws_ptr, seq_offsets(tt, rows, B, S * H, d, D), hcols, H, mask_h, v, S, s0, s1, s2, s3, s4)
+        if S > 0:
+            store_blocks(ws_ptr, go, eo, hcols, H, mask_h, v, G, S > G, s0, s1, s2, s3, se)
     store_tile(hn_ptr, (d * B + rows) * P, pcols, h, mask_p)
     if CELL == 0:
         store_tile(cn_ptr, (d * B + rows) * H, hcols, c, mask_h)
 
 
-@triton.jit(do_not_specialize=NOT_SPECIALIZED)
+@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["dgx_blocks"])
 def resident_backward_kernel(
     dy_ptr,  # (T, B, D*P) gradient of the output
     dhn_ptr,  # (D, B, P) gradient of the final hidden state
@@ -185,7 +219,8 @@ def resident_backward_kernel(
     y_ptr,  # (T, B, D*P) forward output
     ws_ptr,  # (T, B, D*S*H) values saved by the forward (an RNN passes y, S = 1)
     len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
-    dgx_ptr,  # (T, B, D*G*H) out: gate pre-activation gradients, zero past each length
+    dgx_ptr,  # (T, B, D*dgx_blocks*H) out: gate pre-activation gradients (zero past each
+              # length) and store_grads' extra block; may be ws itself (common.block_offsets)
     dh0_ptr,  # (D, B, P) out: gradient of h0
     dc0_ptr,  # (D, B, H) out: gradient of c0 (LSTM)
     dhs_ptr,  # (T, B, D*P) out when PROJ: total gradient of each step's h (for dW_hr)
@@ -193,6 +228,7 @@ def resident_backward_kernel(
     relu,  # Elman RNN: 1 for relu, 0 for tanh
     D,  # directions in this launch: 1, or 2 (grid axis 2)
     reverse,  # 1: direction 0 runs (ran) from each sequence's last step back
+    dgx_blocks,  # blocks of H per direction in dgx's rows: S when it is ws, else grad_blocks
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell
     S: tl.constexpr,  # saved tiles per step in ws
@@ -224,14 +260,16 @@ def resident_backward_kernel(
         if PROJ:
             store_tile(dhs_ptr, seq_offsets(tt, rows, B, P, d, D), pcols, tl.where(v, dh, 0.0), mask_p)
             dm = mm(dh.to(w_ptr.dtype.element_ty), wr, PREC)
-        s0, s1, s2, s3, s4 = load_saved(ws_ptr, seq_offsets(tt, rows, B, S * H, d, D), hcols, H, mask_h & v, S)
+        go, eo = block_offsets(tt, rows, B, H, d, D, G, S)
+        s0, s1, s2, s3, se = load_saved(ws_ptr, go, eo, hcols, H, mask_h & v, G, S)
         prev = dm
         if CELL < 2:
             prev = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B, H, hcols,
-                                   mask_h & v, S, rev, d, D)
-        d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp = cell_backward(CELL, dm, dc, s0, s1, s2, s3, s4, prev,
+                                   mask_h & v, G, S, rev, d, D)
+        d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp = cell_backward(CELL, dm, dc, s0, s1, s2, s3, se, prev,
                                                                      relu)
-        store_gates(dgx_ptr, seq_offsets(tt, rows, B, G * H, d, D), hcols, H, mask_h, v, G, d0, d1, d2, d3, d0)
+        go, eo = block_offsets(tt, rows, B, H, d, D, G, dgx_blocks)
+        store_grads(dgx_ptr, go, eo, hcols, H, mask_h, v, CELL, G, PROJ, d0, d1, d2, d3, r2, s3, se)
         dt = w_ptr.dtype.element_ty
         dhn = mm(r0.to(dt), w0, PREC)
         if G > 1:

@@ -25,6 +25,7 @@ import triton
 import triton.language as tl
 from fastrnn.kernels.common import (
     NOT_SPECIALIZED,
+    block_offsets,
     direction,
     gate_weights,
     grid_barrier,
@@ -41,7 +42,9 @@ from fastrnn.kernels.recurrence import (
     cell_forward,
     load_prev_state,
     load_saved,
-    store_gates,
+    step_offsets,
+    store_blocks,
+    store_grads,
 )
 
 
@@ -131,7 +134,8 @@ def stream_gates(h_ptr, rows, rmask, w_ptr, g0, w0, w1, w2, w3, cols, H, P, G: t
 
 @triton.jit(do_not_specialize=NOT_SPECIALIZED + ["q_begin", "q_end"])
 def split_forward_kernel(
-    gx_ptr,  # (T, B, D*G*H) input projection, biases folded in (GRU: all but b_hn)
+    gx_ptr,  # (T, B, D*G*H) input projection, biases folded in (GRU: all but b_hn); when
+             # S > 0 ws itself, the projection in its gate blocks (step_offsets)
     w_ptr,  # (D, G*H, P) W_hh; its dtype is the tl.dot operand dtype
     wr_ptr,  # (D, P, H) W_hr when PROJ
     bhn_ptr,  # (D, H) GRU b_hn when HAS_BHN
@@ -200,9 +204,9 @@ def split_forward_kernel(
             c = hprev
             if CELL == 0:
                 c = load_tile(cbuf_ptr, rows * H, cols, mask_h)
-            hn, cn, s0, s1, s2, s3, s4 = cell_forward(
-                CELL, gx_ptr, seq_offsets(tt, rows, B, G * H, d, D), cols, H, mask_h, a0, a1, a2, a3,
-                hprev, c, bhn, relu)
+            go, eo = step_offsets(tt, rows, B, H, d, D, G, S)
+            hn, cn, s0, s1, s2, s3, se = cell_forward(CELL, gx_ptr, go, cols, H, mask_h, a0, a1, a2,
+                                                      a3, hprev, c, bhn, relu)
             if PROJ:
                 store_tile(mbuf_ptr, rows * H, cols, tl.where(v, hn, 0.0), mask_h)
             else:
@@ -211,8 +215,8 @@ def split_forward_kernel(
                 store_tile(y_ptr, seq_offsets(tt, rows, B, P, d, D), cols, tl.where(v, hn, 0.0), mask_h)
             if CELL == 0:
                 store_tile(cbuf_ptr, rows * H, cols, tl.where(v, cn, c), mask_h)
-            store_gates(ws_ptr, seq_offsets(tt, rows, B, S * H, d, D), cols, H, mask_h, v, S, s0, s1, s2,
-                        s3, s4)
+            if S > 0:
+                store_blocks(ws_ptr, go, eo, cols, H, mask_h, v, G, S > G, s0, s1, s2, s3, se)
         if BARRIER:
             grid_barrier(bar_ptr, (q - q_begin + 1) * nprog)
 
@@ -247,7 +251,7 @@ def gather_dh(dh, r_ptr, rows, rmask, w_ptr, g0, w0, w1, w2, w3, cols, H, P, G: 
     return dh
 
 
-@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["q_begin", "q_end"])
+@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["dgx_blocks", "q_begin", "q_end"])
 def split_backward_kernel(
     dy_ptr,  # (T, B, D*P) gradient of the output
     w_ptr,  # (D, G*H, P) W_hh
@@ -257,7 +261,8 @@ def split_backward_kernel(
     y_ptr,  # (T, B, D*P) forward output
     ws_ptr,  # (T, B, D*S*H) values saved by the forward (an RNN passes y, S = 1)
     len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
-    dgx_ptr,  # (T, B, D*G*H) out: gate pre-activation gradients, zero past each length
+    dgx_ptr,  # (T, B, D*dgx_blocks*H) out: gate pre-activation gradients (zero past each
+              # length) and store_grads' extra block; may be ws itself (common.block_offsets)
     dhs_ptr,  # (T, B, D*P) out when PROJ: total gradient of each step's h (for dW_hr)
     dhbuf_ptr,  # (D, B, P) float32 dh carried between steps (starts as dh_n, ends as dh0)
     dcbuf_ptr,  # (D, B, H) float32 dc carried between steps (starts as dc_n, ends as dc0; LSTM)
@@ -268,6 +273,7 @@ def split_backward_kernel(
     relu,  # Elman RNN: 1 for relu, 0 for tanh
     D,  # directions in this launch: 1, or 2 (grid axis 2)
     reverse,  # 1: direction 0 runs (ran) from each sequence's last step back
+    dgx_blocks,  # blocks of H per direction in dgx's rows: S when it is ws, else grad_blocks
     q_begin, q_end,  # this launch runs phases q_begin .. q_end-1 (see the module docstring)
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell
@@ -324,18 +330,19 @@ def split_backward_kernel(
                 dc = dh
                 if CELL == 0:
                     dc = load_tile(dcbuf_ptr, rows * H, cols, mask_h)
-                s0, s1, s2, s3, s4 = load_saved(ws_ptr, seq_offsets(tt, rows, B, S * H, d, D), cols, H,
-                                                mask_h & v, S)
+                go, eo = block_offsets(tt, rows, B, H, d, D, G, S)
+                s0, s1, s2, s3, se = load_saved(ws_ptr, go, eo, cols, H, mask_h & v, G, S)
                 prev = dh
                 if CELL < 2:
                     prev = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B,
-                                           H, cols, mask_h & v, S, rev, d, D)
+                                           H, cols, mask_h & v, G, S, rev, d, D)
                 d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp = cell_backward(CELL, dh, dc, s0, s1, s2,
-                                                                         s3, s4, prev, relu)
-                store_gates(dgx_ptr, seq_offsets(tt, rows, B, G * H, d, D), cols, H, mask_h, v, G, d0, d1,
-                            d2, d3, d0)
-                store_gates(rbuf_ptr + (2 * d + s % 2) * B * G * H, rows * G * H, cols, H, mask_h,
-                            v, G, r0, r1, r2, r3, r0)
+                                                                         s3, se, prev, relu)
+                go, eo = block_offsets(tt, rows, B, H, d, D, G, dgx_blocks)
+                store_grads(dgx_ptr, go, eo, cols, H, mask_h, v, CELL, G, PROJ, d0, d1, d2, d3, r2,
+                            s3, se)
+                store_blocks(rbuf_ptr + (2 * d + s % 2) * B * G * H, rows * G * H, 0, cols, H,
+                             mask_h, v, G, False, r0, r1, r2, r3, r0)
                 if not PROJ:
                     carry = tl.zeros_like(d0)
                     if CELL == 1:

@@ -273,8 +273,8 @@ def _peak_training_bytes(module, x) -> int:
 @pytest.mark.parametrize("H", [64, 512])  # resident, split
 def test_training_peak_memory_against_cudnn(capsys, H):
     """Recorded on the terminal; both keep per-step gate values in the input dtype. Measured on
-    an H100: 0.43x cuDNN's peak at H=64, 1.29x at H=512 (the input projection's output and its
-    gradient are separate tensors here); the bound guards against regressions."""
+    an H100 before backward wrote its gradients over the saved values: 0.43x cuDNN's peak at
+    H=64, 1.29x at H=512; the target is at most cuDNN's."""
     ref, ours, _ = modules("LSTM", H, torch.float16)
     x = torch.randn(200, 16, INPUT, device=CUDA, dtype=torch.float16, requires_grad=True)
     _peak_training_bytes(ours, x)  # compiles and warms the allocator
@@ -282,4 +282,4 @@ def test_training_peak_memory_against_cudnn(capsys, H):
     with capsys.disabled():
         print(f"\npeak training memory, LSTM fp16 T=200 B=16 H={H}: cuDNN "
               f"{cudnn / 2**20:.2f} MiB, triton {fused / 2**20:.2f} MiB ({fused / cudnn:.2f}x)")
-    assert fused <= 1.5 * cudnn
+    assert fused <= cudnn

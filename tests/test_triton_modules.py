@@ -76,6 +76,38 @@ def test_cells(launches, cell):
     assert launches
 
 
+@pytest.mark.parametrize("cell,kwargs,kind", [
+    ("LSTM", dict(bidirectional=True), "packed"),
+    ("LSTM", dict(proj_size=3), "batched"),
+    ("GRU", dict(bidirectional=True, num_layers=2), "batched"),
+])
+def test_backward_twice_with_retained_graph(cell, kwargs, kind):
+    """Backward writes its gradients over the saved values only when it releases the graph:
+    with ``retain_graph`` they survive for a second backward, which (releasing the graph) may
+    overwrite them; both get torch.nn's gradients, and a third finds the graph released."""
+    ref, ours = twins(cell, 4, 6, backend="triton", dtype=torch.float32, **kwargs)
+    x = torch.randn(5, 3, 4, requires_grad=True)
+
+    def run(module):
+        inp = x
+        if kind == "packed":
+            inp = torch.nn.utils.rnn.pack_padded_sequence(x, [5, 2, 4], enforce_sorted=False)
+        out = module(inp)[0]
+        return out.data if kind == "packed" else out
+
+    out_ref, out = run(ref), run(ours)
+    weight = torch.randn_like(out_ref)
+    leaves_ref, leaves = [x, *ref.parameters()], [x, *ours.parameters()]
+    want = torch.autograd.grad(out_ref, leaves_ref, weight)
+    first = torch.autograd.grad(out, leaves, weight, retain_graph=True)
+    second = torch.autograd.grad(out, leaves, weight)
+    for a, b, e in zip(first, second, want, strict=True):
+        assert_close(a, e, torch.float32)
+        assert torch.equal(a, b)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        torch.autograd.grad(out, leaves, weight)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_matches_reference(dtype):
     """bf16/fp16 triton against the reference backend (float32 math) on the same weights."""
@@ -90,6 +122,37 @@ def test_half_precision_matches_reference(dtype):
     assert out.dtype == h.dtype == c.dtype == dtype
     for a, e in ((out, expected), (h, h_ref), (c, c_ref)):
         assert_close(a, e, dtype)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_autocast_runs_the_recurrence_in_its_dtype(monkeypatch, cell):
+    """Under autocast the input projection (inside the fused op) and the recurrence run in
+    the autocast dtype, as torch's matmuls would; outputs come back in the input's dtype and
+    every gradient in its parameter's, close to the float64 reference's."""
+    dtypes = []
+    forward = launch.forward
+
+    def spy(cell_code, gx, *args, **kwargs):
+        dtypes.append(gx.dtype)
+        return forward(cell_code, gx, *args, **kwargs)
+
+    monkeypatch.setattr(launch, "forward", spy)
+    ours = getattr(fastrnn, cell)(4, 8, bidirectional=True, backend="triton")
+    oracle = getattr(fastrnn, cell)(4, 8, bidirectional=True, backend="reference").double()
+    oracle.load_state_dict(ours.state_dict())
+    x = torch.randn(5, 3, 4, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = ours(x)[0]
+    weight = torch.randn_like(out)
+    grads = torch.autograd.grad(out, [x, *ours.parameters()], weight)
+    x64 = x.detach().double().requires_grad_()
+    out64 = oracle(x64)[0]
+    want = torch.autograd.grad(out64, [x64, *oracle.parameters()], weight.double())
+    assert dtypes == [torch.bfloat16] and out.dtype == torch.float32
+    assert_close(out, out64, torch.bfloat16)
+    for g, e, p in zip(grads, want, [x, *ours.parameters()], strict=True):
+        assert g.dtype == p.dtype
+        assert_close(g, e, torch.bfloat16)
 
 
 def test_dropout_eval_and_training_with_seed(launches):

@@ -189,15 +189,20 @@ def _fused_layer(
     backend: str, mode: str, x: Tensor, per_direction: list[_Weights], state: list[Tensor],
     lengths: Tensor | None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """One layer on the triton backend: one input-projection GEMM and one fused launch for
-    all its directions (shapes as ``_layer``'s)."""
+    """One layer on the triton backend: one op for all its directions, their input projection
+    (one GEMM) and one fused launch (shapes as ``_layer``'s)."""
     w_ih, w_hh, b_ih, b_hh, w_hr = (list(w) for w in zip(*per_direction))
     folded = [_fold_bias(i, h, mode) for i, h in zip(b_ih, b_hh)]
     bias = None if folded[0][0] is None else torch.cat([f[0] for f in folded])
     b_hn = None if folded[0][1] is None else _stack([f[1] for f in folded])
-    gx = _project(x, w_ih[0] if len(w_ih) == 1 else torch.cat(w_ih), bias)
+    w = w_ih[0] if len(w_ih) == 1 else torch.cat(w_ih)
+    if torch.is_autocast_enabled(x.device.type):
+        # the projection runs inside the op, below autocast: cast its operands as autocast
+        # casts a matmul's (the recurrence then runs in that dtype too)
+        dtype = torch.get_autocast_dtype(x.device.type)
+        x, w, bias = (None if t is None else t.to(dtype) for t in (x, w, bias))
     return _recurrences(backend).layer(
-        mode, gx, _stack(w_hh), state, b_hn=b_hn,
+        mode, x, _stack(w_hh), state, w_ih=w, bias=bias, b_hn=b_hn,
         w_hr=None if w_hr[0] is None else _stack(w_hr), lengths=lengths,
     )
 

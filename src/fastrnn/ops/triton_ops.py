@@ -2,11 +2,12 @@
 
 ``lstm_recurrence``, ``gru_recurrence`` and ``rnn_recurrence`` share the signatures and the
 semantics of :mod:`fastrnn.reference` (one direction); ``layer`` runs every direction of a layer
-in one launch. Forward runs one kernel launch per layer (the time loop inside the kernel; on the
-split path without a grid barrier, one launch per phase, see :mod:`fastrnn.kernels.split`); a
-bidirectional layer's directions are programs of that launch. Backward runs one reverse-time
-kernel for the gate gradients ``dgx`` (which are also the gradient of the input projection), dh0
-and dc0; the weight and bias gradients are GEMMs over all steps in torch. Both launchers are
+in one launch, with its input projection (one GEMM, biases folded in) in the same op. Forward
+runs one kernel launch per layer (the time loop inside the kernel; on the split path without a
+grid barrier, one launch per phase, see :mod:`fastrnn.kernels.split`); a bidirectional layer's
+directions are programs of that launch. Backward runs one reverse-time kernel for the gate
+gradients ``dgx`` (which are also the gradient of the input projection), dh0 and dc0; the
+input's, weights' and biases' gradients are GEMMs over all steps in torch. Both launchers are
 custom ops (``fastrnn::recurrence``, ``fastrnn::recurrence_backward``) with fake implementations
 and a registered autograd formula, so ``torch.compile`` traces them without graph breaks.
 
@@ -14,14 +15,23 @@ Memory saved for backward, per layer and direction, in the input dtype (cuDNN ke
 space of gate activations and cell states per step of the same order, also in the input dtype):
 
 - LSTM: the pre-activations of i, f, g, o and c for every step, ``5 * T * B * H`` values, plus
-  the output y that is returned anyway; with a projection, m = o * tanh(c) is recomputed from
-  them for dW_hr.
+  the output y that is returned anyway.
 - GRU: the pre-activations of r, z, n and ``h W_hn^T + b_hn``, ``4 * T * B * H`` values, plus y.
+- Elman RNN: nothing beyond y (the activation's derivative comes from the output).
+
+In training the input projection is written straight into the gate blocks of the saved
+values (``common.block_offsets``), which the kernel overwrites step by step with the
+pre-activations, so it takes no tensor of its own (in inference it does: ``G * T * B * H``).
+Backward writes its gradients (the gate gradients, and the GRU's ``r * dn`` or the projected
+LSTM's ``m = o * tanh(c)`` for the weight gradients) over those saved values when the graph is
+released after it (no ``retain_graph``), as cuDNN writes over its reserve space: training then
+needs no other tensor of that size. Otherwise, and under ``torch.compile``, they take a tensor
+of their own (``G * T * B * H`` values, one block of ``T * B * H`` more for a GRU or a
+projection); an Elman RNN's always do (``T * B * H``).
 
 Pre-activations rather than activations: backward recomputes each sigmoid and tanh in float32
 (cheap next to the step's product), while a saved half-precision activation near saturation
 loses its derivative (``1 - s`` is a multiple of ``2**-8`` near ``s = 1``).
-- Elman RNN: nothing beyond y (the activation's derivative comes from the output).
 
 Saving instead of recomputing keeps backward at one recurrent product per step (recomputing
 the gates would need a second one per step, i.e. a forward pass inside backward, to save the
@@ -129,29 +139,57 @@ def _directions(t: Tensor, D: int) -> Tensor:
     return t.view(*t.shape[:2], D, -1)
 
 
+def _project_into(out: Tensor, x: Tensor, w_ih: Tensor, bias: Tensor | None) -> None:
+    """The input projection in one GEMM: out = x w_ih^T + bias, x: (T, B, I), w_ih: (N, I),
+    out: (T, B, N) (a view whose rows may be wider than N: the gate blocks of ws)."""
+    x2, out2 = x.reshape(-1, x.shape[-1]), out.view(-1, out.shape[-1])
+    if bias is None:
+        torch.mm(x2, w_ih.t(), out=out2)
+    else:
+        torch.addmm(bias, x2, w_ih.t(), out=out2)
+
+
 @torch.library.custom_op("fastrnn::recurrence", mutates_args=())
 def _recurrence(
-    cell: int, gx: Tensor, w_hh: Tensor, h0: Tensor, c0: Tensor | None, w_hr: Tensor | None,
-    b_hn: Tensor | None, lengths: Tensor | None, reverse: bool, save: bool,
+    cell: int, x: Tensor, w_ih: Tensor | None, bias: Tensor | None, w_hh: Tensor, h0: Tensor,
+    c0: Tensor | None, w_hr: Tensor | None, b_hn: Tensor | None, lengths: Tensor | None,
+    reverse: bool, save: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """D directions of a layer, any cell (direction 1 runs opposite to direction 0):
-    gx: (T, B, D*G*H), w_hh: (D, G*H, P), h0: (D, B, P), c0: (D, B, H), w_hr: (D, P, H),
-    b_hn: (D, H) -> y: (T, B, D*P), h_n: (D, B, P), c_n: (D, B, H) (LSTM, else empty) and the
-    values saved for backward ws: (T, B, D*S*H) (empty when nothing is saved)."""
+    """D directions of a layer, any cell (direction 1 runs opposite to direction 0), from the
+    input x: (T, B, I) projected by w_ih: (D*G*H, I) and bias: (D*G*H,) (the biases folded
+    in), or from gx = x: (T, B, D*G*H) when w_ih is None; w_hh: (D, G*H, P), h0: (D, B, P),
+    c0: (D, B, H), w_hr: (D, P, H), b_hn: (D, H) -> y: (T, B, D*P), h_n: (D, B, P),
+    c_n: (D, B, H) (LSTM, else empty) and the values saved for backward ws: (T, B, D*S*H)
+    (empty when nothing is saved)."""
+    ws = None
+    if w_ih is None:
+        gx = x
+    else:
+        T, B, _ = x.shape
+        D, GH, _ = w_hh.shape
+        S = common.SAVED[cell] if save else 0
+        if S:
+            # the projection goes into the gate blocks of the saved values, which the kernel
+            # overwrites with the pre-activations: it takes no tensor of its own
+            ws = x.new_empty(T, B, D * S * (GH // common.GATES[cell]))
+            gx = ws[..., : D * GH]
+        else:
+            gx = x.new_empty(T, B, D * GH)
+        _project_into(gx, x, w_ih, bias)
     y, h_n, c_n, ws = launch.forward(cell, gx, w_hh, h0, c0, w_hr, b_hn, lengths, reverse,
-                                     save=save)
-    return y, h_n, _or_empty(c_n, gx), ws if ws is not y else gx.new_empty(0)
+                                     save=save, ws=ws)
+    return y, h_n, _or_empty(c_n, y), ws if ws is not y else y.new_empty(0)
 
 
 @_recurrence.register_fake
-def _(cell, gx, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, save):
-    T, B, _ = gx.shape
+def _(cell, x, w_ih, bias, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, save):
+    T, B, _ = x.shape
     D, GH, P = w_hh.shape
     H = GH // common.GATES[cell]
     S = common.SAVED[cell] if save else 0
-    return (gx.new_empty(T, B, D * P), gx.new_empty(h0.shape),
-            gx.new_empty(D, B, H) if c0 is not None else gx.new_empty(0),
-            gx.new_empty(T, B, D * S * H) if S else gx.new_empty(0))
+    return (x.new_empty(T, B, D * P), x.new_empty(h0.shape),
+            x.new_empty(D, B, H) if c0 is not None else x.new_empty(0),
+            x.new_empty(T, B, D * S * H) if S else x.new_empty(0))
 
 
 @torch.library.custom_op("fastrnn::recurrence_backward", mutates_args=())
@@ -159,73 +197,101 @@ def _recurrence_backward(
     cell: int, dy: Tensor, dh_n: Tensor, dc_n: Tensor | None, w_hh: Tensor, w_hr: Tensor | None,
     h0: Tensor, c0: Tensor | None, y: Tensor, ws: Tensor, lengths: Tensor | None, reverse: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Gradients through D directions' recurrences -> dgx: (T, B, D*G*H), dh0: (D, B, P),
+    """Gradients through D directions' recurrences -> grads: (T, B, D*W*H) (the gate gradients
+    dgx in the first D*G*H columns, then launch.backward's extra blocks), dh0: (D, B, P),
     dc0: (D, B, H) (LSTM, else empty), dhs: (T, B, D*P) (projection, else empty)."""
-    dgx, dh0, dc0, dhs = launch.backward(
+    grads, dh0, dc0, dhs = launch.backward(
         cell, dy, dh_n, dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse
     )
-    return dgx, dh0, _or_empty(dc0, y), _or_empty(dhs, y)
+    return grads, dh0, _or_empty(dc0, y), _or_empty(dhs, y)
 
 
 @_recurrence_backward.register_fake
 def _(cell, dy, dh_n, dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse):
     T, B, _ = y.shape
     D, GH, _ = w_hh.shape
-    return (y.new_empty(T, B, D * GH), y.new_empty(dh_n.shape),
-            y.new_empty(D, B, GH // 4) if dc_n is not None else y.new_empty(0),
+    H = GH // common.GATES[cell]
+    return (y.new_empty(T, B, D * common.grad_blocks(cell, w_hr is not None) * H),
+            y.new_empty(dh_n.shape), y.new_empty(D, B, H) if dc_n is not None else y.new_empty(0),
             y.new_empty(y.shape) if w_hr is not None else y.new_empty(0))
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    cell, _, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, _ = inputs
+    cell, x, w_ih, _, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, _ = inputs
     y, _, _, ws = output
     ctx.cell, ctx.reverse = cell, reverse
     ctx.b_hn_dtype = None if b_hn is None else b_hn.dtype
-    ctx.save_for_backward(w_hh, h0, c0, w_hr, y, ws if common.SAVED[cell] else y, lengths)
+    ctx.save_for_backward(w_hh, h0, c0, w_hr, y, ws if common.SAVED[cell] else y, lengths,
+                          None if w_ih is None else x, w_ih)
     # ws is an output only so that it can be saved: no zero gradient the size of ws for it
     # (autograd's default), and zeros for the other unused outputs only where needed.
     ctx.set_materialize_grads(False)
 
 
+def _keep_graph() -> bool:
+    """Whether the running backward keeps the graph (``retain_graph`` or ``create_graph``)."""
+    keep = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    return True if keep is None else keep()
+
+
+def _overwrite_saved(cell: int, ws: Tensor) -> bool:
+    """Whether backward may write its gradients over the saved values, as cuDNN writes over its
+    reserve space: only in eager mode, when this backward releases the graph (nothing reads
+    them again), so that the gate gradients need no tensor of their own."""
+    return (common.SAVED[cell] > 0 and type(ws) is Tensor and not torch.compiler.is_compiling()
+            and not _keep_graph())
+
+
 def _backward(ctx, dy, dh_n, dc_n, _):
-    """Gradients of (gx, w_hh, h0, c0, w_hr, b_hn); the weights' are GEMMs over all steps,
-    one per direction."""
-    w_hh, h0, c0, w_hr, y, ws, lengths = ctx.saved_tensors
+    """Gradients of (x, w_ih, bias, w_hh, h0, c0, w_hr, b_hn); the weights' are GEMMs over all
+    steps (per direction for the recurrent ones)."""
+    w_hh, h0, c0, w_hr, y, ws, lengths, x, w_ih = ctx.saved_tensors
     cell, reverse = ctx.cell, ctx.reverse
     dy = torch.zeros_like(y) if dy is None else dy
     dh_n = y.new_zeros(h0.shape) if dh_n is None else dh_n
     if c0 is not None and dc_n is None:
         dc_n = y.new_zeros(c0.shape)
-    dgx, dh0, dc0, dhs = _recurrence_backward(
-        cell, dy, dh_n, None if c0 is None else dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse
-    )
+    args = (cell, dy, dh_n, None if c0 is None else dc_n, w_hh, w_hr, h0, c0, y, ws, lengths,
+            reverse)
+    if _overwrite_saved(cell, ws):
+        grads, dh0, dc0, dhs = launch.backward(*args, into=ws)
+        torch.autograd.graph.increment_version(ws)
+    else:
+        grads, dh0, dc0, dhs = _recurrence_backward(*args)
     need = ctx.needs_input_grad
     D, GH, _ = w_hh.shape
     H = GH // common.GATES[cell]
-    rec, saved, ys = _directions(dgx, D), _directions(ws, D), _directions(y, D)
-    # the GRU's n gate reaches W_hn behind r (saved: r's pre-activation)
-    rec_n = None
-    if cell == common.GRU and (need[2] or need[6]):
-        rec_n = rec[..., 2 * H :] * torch.sigmoid(saved[..., :H])
+    # the gate gradients (a strided view when the extra blocks follow them in each row), and
+    # the extra block: the GRU's r * dn (W_hn and b_hn's gradient), the projected LSTM's m
+    dgx, extra = grads[..., : D * GH], _directions(grads[..., D * GH :], D)
+    rec, ys = _directions(dgx, D), _directions(y, D)
+    dx = dw_ih = dbias = None
+    if w_ih is None:
+        dx = dgx if need[1] else None
+    else:
+        d2 = dgx.reshape(-1, D * GH)
+        if need[1]:
+            dx = (d2 @ w_ih).view(*x.shape)
+        if need[2]:
+            dw_ih = d2.t() @ x.reshape(-1, x.shape[-1])
+        if need[3]:
+            dbias = dgx.sum((0, 1))
     dw_hh = None
-    if need[2]:
-        blocks = [(rec[:, :, d],) if rec_n is None else (rec[:, :, d, : 2 * H], rec_n[:, :, d])
+    if need[4]:
+        blocks = [(rec[:, :, d],) if cell != common.GRU else (rec[:, :, d, : 2 * H], extra[:, :, d])
                   for d in range(D)]
         dw_hh = torch.stack([
             _grad_w_hh(blocks[d], ys[:, :, d], h0[d], lengths, reverse != (d == 1), w_hh.dtype)
             for d in range(D)
         ])
     dw_hr = None
-    if w_hr is not None and need[5]:
-        # m = o * tanh(c) from the saved pre-activation of o and c, in the dtype the forward's
-        # projection multiplied it in
-        m = torch.sigmoid(saved[..., 3 * H : 4 * H]) * torch.tanh(saved[..., 4 * H : 5 * H])
+    if w_hr is not None and need[7]:
         dhs = _directions(dhs, D)
-        dw_hr = torch.stack([_gemm_tn(dhs[:, :, d], m[:, :, d], w_hr.dtype) for d in range(D)])
+        dw_hr = torch.stack([_gemm_tn(dhs[:, :, d], extra[:, :, d], w_hr.dtype) for d in range(D)])
     db_hn = None
-    if need[6]:
-        db_hn = rec_n.sum((0, 1), dtype=torch.float32).to(ctx.b_hn_dtype)
-    return (None, dgx if need[1] else None, dw_hh, dh0.to(h0.dtype),
+    if need[8]:
+        db_hn = extra.sum((0, 1), dtype=torch.float32).to(ctx.b_hn_dtype)
+    return (None, dx, dw_ih, dbias, dw_hh, dh0.to(h0.dtype),
             None if c0 is None else dc0.to(c0.dtype), dw_hr, db_hn, None, None, None)
 
 
@@ -234,24 +300,29 @@ _recurrence.register_autograd(_backward, setup_context=_setup_context)
 
 def layer(
     mode: str,
-    gx: Tensor,
+    x: Tensor,
     w_hh: Tensor,
     state: tuple[Tensor, ...] | list[Tensor],
     *,
+    w_ih: Tensor | None = None,
+    bias: Tensor | None = None,
     b_hn: Tensor | None = None,
     w_hr: Tensor | None = None,
     lengths: Tensor | None = None,
     reverse: bool = False,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """All D directions of one layer in one launch (direction 1 runs in reverse):
-    gx: (T, B, D*G*H), w_hh: (D, G*H, P), state: (h0,) or (h0, c0) each (D, B, *),
-    b_hn: (D, H), w_hr: (D, P, H) -> y: (T, B, D*P) and the final states (D, B, *)."""
+    """All D directions of one layer in one launch (direction 1 runs in reverse), from the
+    input x: (T, B, I) projected in the same op by w_ih: (D*G*H, I) and bias: (D*G*H,) (so in
+    training the projection is written straight into the values saved for backward), or from
+    gx = x: (T, B, D*G*H) when w_ih is None; w_hh: (D, G*H, P), state: (h0,) or (h0, c0) each
+    (D, B, *), b_hn: (D, H), w_hr: (D, P, H) -> y: (T, B, D*P) and the final states
+    (D, B, *)."""
     cell = common.CELLS[mode]
     c0 = state[1] if cell == common.LSTM else None
-    tensors = (gx, w_hh, state[0], c0, w_hr, b_hn)
+    tensors = (x, w_ih, bias, w_hh, state[0], c0, w_hr, b_hn)
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-    y, h_n, c_n, _ = _recurrence(cell, gx, w_hh, state[0], c0, w_hr, b_hn, lengths, reverse,
-                                 save)
+    y, h_n, c_n, _ = _recurrence(cell, x, w_ih, bias, w_hh, state[0], c0, w_hr, b_hn, lengths,
+                                 reverse, save)
     return y, (h_n,) if c0 is None else (h_n, c_n)
 
 
