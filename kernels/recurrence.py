@@ -99,7 +99,7 @@ def store_grads(dgx_ptr, off, extra, cols, H, mask, v, CELL: tl.constexpr,
     ``r * dn`` (``r2``), the LSTM's ``m = o * tanh(c)`` with a projection (``s3``, ``se``: the
     saved pre-activation of o and c). ``dgx`` may be ws itself: its tiles of this step were
     read before (and no later step reads them: the LSTM's c of a step is the previous c only of
-    the step after it, whose backward ran before)."""
+    the step after it, whose backward ran before, behind a barrier)."""
     xe = r2
     if PROJ:
         xe = sigmoid(s3) * tanh(se)
@@ -253,6 +253,10 @@ def resident_backward_kernel(
     if CELL == 0:
         dc = load_tile(dcn_ptr, (d * B + rows) * H, hcols, mask_h)
     for i in range(T):
+        if PROJ:
+            # store_grads writes m over this step's c, which the step before (in this loop)
+            # read as its previous c, maybe in other warps: wait for them
+            tl.debug_barrier()
         tt, valid = step_rows(T - 1 - i, lens, rev)
         v = valid[:, None]
         dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, P, d, D), pcols, mask_p & v)
