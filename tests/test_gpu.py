@@ -6,7 +6,8 @@ half precision: the widths whose W_hh fits the resident budget), split behind th
 barrier (H = 256 ... 2048 at B = 16; each cell with its W_hh slice on chip and streamed; vector
 programs at B = 1), split stepping from Python (more programs than SMs), the
 projection on both, packed unsorted lengths, bidirectional stacks, T = 1 and T = 1000, eval-mode
-backward and inference. Each case compares outputs, final states and every gradient.
+backward and inference, and backward writing over the saved values against one that keeps the
+graph. Each case compares outputs, final states and every gradient.
 
 The whole file must finish well under two minutes on an H100, first-launch compiles included:
 the cases share kernel configurations (the streaming split kernels' constexprs do not depend on
@@ -24,6 +25,7 @@ import torch
 from fastrnn.kernels import common, launch, recurrence, split
 from helpers import make_inputs, run_and_grads, twins
 from tolerances import assert_close
+from torch.nn.utils.rnn import pack_padded_sequence
 
 import fastrnn
 
@@ -257,6 +259,32 @@ def test_torch_compile_fullgraph():
     got, want = compiled(x), ours(x)
     for a, e in ((got[0], want[0]), (got[1][0], want[1][0]), (got[1][1], want[1][1])):
         assert_close(a, e, torch.bfloat16)
+
+
+GRAPH_CASES = [
+    ("LSTM", "bf16", 48, dict(proj_size=24)),  # resident with a projection: m written over c
+    ("LSTM", "tf32", 256, dict(proj_size=128)),  # split with a projection
+    ("LSTM", "bf16", 512, dict(bidirectional=True)),  # split, W_hh slices on chip
+    ("GRU", "fp16", 1000, dict(bidirectional=True)),  # split, streamed, unaligned
+]
+
+
+@pytest.mark.parametrize("cell,precision,H,kwargs", GRAPH_CASES)
+def test_backward_over_the_saved_values(cell, precision, H, kwargs):
+    """A backward that releases the graph writes its gradients over the saved values; with
+    the GPU's concurrency its gradients equal those of one that keeps the graph (and gives
+    them a tensor of their own), on packed unsorted input."""
+    dtype, allow_tf32 = PRECISIONS[precision]
+    with tf32(allow_tf32):
+        _, ours, _ = modules(cell, H, dtype, **kwargs)
+        x, hx, lengths = make_inputs(ours, T=40, B=16, kind="packed", dtype=dtype, device=CUDA)
+        out = ours(pack_padded_sequence(x, lengths, enforce_sorted=False), hx)[0].data
+        leaves = [x, *(hx if isinstance(hx, tuple) else (hx,)), *ours.parameters()]
+        weight = torch.randn_like(out)
+        kept = torch.autograd.grad(out, leaves, weight, retain_graph=True)
+        released = torch.autograd.grad(out, leaves, weight)
+    for got, want in zip(released, kept, strict=True):
+        assert_close(got, want, tolerance_dtype(precision), scaled=True)
 
 
 def _peak_training_bytes(module, x) -> int:
