@@ -109,18 +109,18 @@ def _grad_w_hh(recs: tuple[Tensor, ...], y: Tensor, h0: Tensor, lengths: Tensor 
     step started from, for the gate blocks ``recs`` (each (T, B, k*H)) stacked: y: (T, B, P),
     h0: (B, P) -> (G*H, P) in ``dtype``.
 
-    h_prev is y shifted by one step with h0 at the first: two GEMMs per block instead of
-    materialising it, except in reverse with lengths, where each sequence's first step is its
-    own last position."""
-    if reverse and lengths is not None:
-        steps = torch.arange(y.shape[0], device=y.device).unsqueeze(1)
-        first = (steps == (lengths.to(y.device) - 1).unsqueeze(0)).unsqueeze(2)
-        shifted = torch.cat([y[1:], h0.unsqueeze(0).to(y.dtype)])
-        prev = torch.where(first, h0.unsqueeze(0).to(y.dtype), shifted)
-        return torch.cat([_gemm_tn(rec, prev, dtype) for rec in recs])
+    h_prev is y shifted by one step with h0 at each sequence's first step: two GEMMs per block
+    instead of materialising it. In reverse a sequence starts at its last position: y and the
+    gate gradients are zero past each length, so the shifted product adds nothing there, and
+    h0 meets the gate gradients of each sequence's last position."""
     out = []
     for rec in recs:
-        first, rest, prev = (rec[-1], rec[:-1], y[1:]) if reverse else (rec[0], rec[1:], y[:-1])
+        if not reverse:
+            first, rest, prev = rec[0], rec[1:], y[:-1]
+        else:
+            rest, prev = rec[:-1], y[1:]
+            first = rec[-1] if lengths is None else rec[
+                lengths.to(rec.device) - 1, torch.arange(rec.shape[1], device=rec.device)]
         grad = first.t() @ h0.to(rec.dtype)
         if rest.shape[0]:
             grad = torch.addmm(grad, rest.reshape(-1, rest.shape[-1]).t(),
