@@ -139,6 +139,7 @@ def markdown(doc: dict) -> str:
     lines += _results_table(records) if records else ["No case finished."]
     lines += ["", f"## Geometric mean of speedups over {_label(BASELINE)}", ""]
     lines += _geomean_table(records)
+    lines += _memory_table(records)
     lines += _failures(records)
     return "\n".join(lines) + "\n"
 
@@ -170,6 +171,35 @@ def _geomean_table(records: Sequence[dict]) -> list[str]:
             row = [summary.get(p, {}).get(m) for m in modes]
             cells = [f"{g:.2f}x (n={n})" if g else "-" for g, n in (r or (None, 0) for r in row)]
             lines.append(f"| {_label(p)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _memory_table(records: Sequence[dict]) -> list[str]:
+    """Peak device memory of one training call (fwd_bwd) per provider, with its ratio to the
+    baseline's; nothing where no memory was measured (CPU runs)."""
+    train = [r for r in records if r["mode"] == "fwd_bwd" and r["status"] == "ok"
+             and r.get("peak_mem_mib") is not None]
+    if not train:
+        return []
+    providers = _providers(train)
+    by_key: dict[str, dict[str, dict]] = defaultdict(dict)
+    for rec in train:
+        by_key[rec["key"]][rec["provider"]] = rec
+    lines = [
+        "", "## Peak memory of one forward and backward", "",
+        "MiB that one call allocates above what was allocated before it; in parentheses the "
+        f"ratio to {_label(BASELINE)}'s (lower uses less).", "",
+        "| config | " + " | ".join(map(_label, providers)) + " |",
+        "|---|" + "---:|" * len(providers),
+    ]
+    for recs in by_key.values():
+        base = recs.get(BASELINE, {}).get("peak_mem_mib")
+        cells = []
+        for p in providers:
+            mem = recs.get(p, {}).get("peak_mem_mib")
+            ratio = f" ({mem / base:.2f}x)" if mem is not None and base and p != BASELINE else ""
+            cells.append("-" if mem is None else f"{mem:.1f}{ratio}")
+        lines.append(f"| {next(iter(recs.values()))['config']} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -220,6 +220,26 @@ def test_compare_ratios(tmp_path: Path, capsys):
         report.load_doc(tmp_path / "other.json")
 
 
+def test_markdown_tables_training_memory():
+    """GPU runs record each training call's peak memory: a table with the ratio to the
+    baseline's; CPU runs (no memory measured) get none."""
+    def rec(key, provider, mode, mem):
+        return {"key": key, "config": key, "label": "", "provider": provider, "mode": mode,
+                "status": "ok", "median_ms": 1.0, "speedup": 1.0, "peak_mem_mib": mem}
+
+    records = [rec("a", BASELINE, "fwd_bwd", 200.0), rec("a", "triton", "fwd_bwd", 150.0),
+               rec("b", BASELINE, "inference", 80.0), rec("b", "triton", "inference", 40.0)]
+    env = {"cpu_threads": 1, "cpu": "x", "timestamp": "now", "gpu": "some GPU"}
+    text = report.markdown({"suite": "quick", "env": env, "results": records})
+    assert "## Peak memory of one forward and backward" in text
+    assert "| a | 200.0 | 150.0 (0.75x) |" in text
+    assert "| b |" not in text.split("## Peak memory")[1]  # inference rows stay out
+    for r in records:
+        r["peak_mem_mib"] = None
+    text = report.markdown({"suite": "quick", "env": env, "results": records})
+    assert "## Peak memory" not in text
+
+
 def test_triton_provider_under_interpreter():
     """Under TRITON_INTERPRET=1 (the test suite sets it) the triton provider runs on the CPU."""
     case = Case("lstm", T=4, B=2, I=3, H=4, mode="fwd_bwd")
