@@ -124,6 +124,31 @@ def test_half_precision_matches_reference(dtype):
         assert_close(a, e, dtype)
 
 
+def test_double_backward_is_refused():
+    """The fused backward is not differentiable: a second-order backward raises (torch's
+    error for an op without an autograd formula) instead of returning a wrong result."""
+    ours = fastrnn.LSTM(3, 5, backend="triton")
+    x = torch.randn(4, 2, 3, requires_grad=True)
+    (grad,) = torch.autograd.grad(ours(x)[0].sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="no autograd formula"):
+        grad.sum().backward()
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_activation_checkpointing(reentrant):
+    """Under torch.utils.checkpoint backward recomputes the saved values (then overwrites the
+    recomputed ones with its gradients): torch.nn's gradients."""
+    ref, ours = twins("LSTM", 3, 5, num_layers=2, bidirectional=True, backend="triton",
+                      dtype=torch.float32)
+    x = torch.randn(6, 2, 3, requires_grad=True)
+    want = torch.autograd.grad(ref(x)[0].sum(), [x, *ref.parameters()])
+    out = torch.utils.checkpoint.checkpoint(lambda t: ours(t)[0], x, use_reentrant=reentrant)
+    x.grad = None
+    out.sum().backward()
+    for got, e in zip([x.grad, *(p.grad for p in ours.parameters())], want, strict=True):
+        assert_close(got, e, torch.float32)
+
+
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 def test_autocast_runs_the_recurrence_in_its_dtype(monkeypatch, cell):
     """Under autocast the input projection (inside the fused op) and the recurrence run in
