@@ -156,7 +156,7 @@ def rnn(
             acc.append(s)
         if dropout > 0 and training and layer < num_layers - 1:
             x = F.dropout(x, p=dropout, training=True)
-    return x.to(dtype), tuple(torch.cat(f).to(dtype) for f in finals)
+    return x.to(dtype), tuple(_cat(f).to(dtype) for f in finals)
 
 
 _Weights = tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]
@@ -181,6 +181,11 @@ def _layer(
     return y, tuple(torch.stack(s) for s in zip(*finals))
 
 
+def _cat(tensors: list[Tensor]) -> Tensor:
+    """torch.cat without the copy (and the launch) for a single tensor."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
+
+
 def _stack(tensors: list[Tensor]) -> Tensor:
     return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
 
@@ -193,9 +198,9 @@ def _fused_layer(
     (one GEMM) and one fused launch (shapes as ``_layer``'s)."""
     w_ih, w_hh, b_ih, b_hh, w_hr = (list(w) for w in zip(*per_direction))
     folded = [_fold_bias(i, h, mode) for i, h in zip(b_ih, b_hh)]
-    bias = None if folded[0][0] is None else torch.cat([f[0] for f in folded])
+    bias = None if folded[0][0] is None else _cat([f[0] for f in folded])
     b_hn = None if folded[0][1] is None else _stack([f[1] for f in folded])
-    w = w_ih[0] if len(w_ih) == 1 else torch.cat(w_ih)
+    w = _cat(w_ih)
     if torch.is_autocast_enabled(x.device.type):
         # the projection runs inside the op, below autocast: cast its operands as autocast
         # casts a matmul's (the recurrence then runs in that dtype too)
