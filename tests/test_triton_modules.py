@@ -9,6 +9,8 @@ import torch
 from fastrnn.kernels import common, launch
 from helpers import compare_with_torch as _compare
 from helpers import twins
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tolerances import assert_close
 
 import fastrnn
@@ -46,6 +48,33 @@ def test_matches_torch_nn(launches, cell, kwargs, kind):
     _compare(ref, ours, T=5, B=3, kind=kind, dtype=torch.float32)
     layers, dirs = kwargs.get("num_layers", 1), 1 + kwargs.get("bidirectional", False)
     assert launches == [dirs] * layers  # both directions of a layer share one launch
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    cell=st.sampled_from(["LSTM", "GRU", "RNN"]),
+    input_size=st.integers(1, 6),
+    hidden_size=st.integers(2, 9),
+    layers=st.integers(1, 3),
+    bidir=st.booleans(),
+    batch_first=st.booleans(),
+    bias=st.booleans(),
+    use_proj=st.booleans(),
+    T=st.integers(1, 6),
+    B=st.integers(1, 4),
+    kind=st.sampled_from(["batched", "unbatched", "packed"]),
+    with_state=st.booleans(),
+)
+def test_random_configurations(cell, input_size, hidden_size, layers, bidir, batch_first, bias,
+                               use_proj, T, B, kind, with_state):
+    """Any mix of the constructor's options and input kinds: torch.nn's outputs and every
+    gradient (the saved values' layout, the projection written into it and the gradients
+    written over it, in every combination)."""
+    kw = {"proj_size": hidden_size - 1} if use_proj and cell == "LSTM" else {}
+    ref, ours = twins(cell, input_size, hidden_size, num_layers=layers, bidirectional=bidir,
+                      batch_first=batch_first, bias=bias, backend="triton",
+                      dtype=torch.float32, **kw)
+    _compare(ref, ours, T=T, B=B, kind=kind, dtype=torch.float32, with_state=with_state)
 
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
