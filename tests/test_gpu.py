@@ -5,7 +5,7 @@ Every path the dispatcher can take is exercised: resident (H = 29 in float32, 37
 half precision: the widths whose W_hh fits the resident budget), split behind the grid
 barrier (H = 256 ... 2048 at B = 16; each cell with its W_hh slice on chip and streamed; vector
 programs at B = 1), split stepping from Python (more programs than SMs), the
-projection on both, packed unsorted lengths, bidirectional stacks, T = 1 and T = 1000, eval-mode
+projection on both, packed unsorted lengths, bidirectional stacks, T = 1 to 10,000, eval-mode
 backward and inference, and backward writing over the saved values against one that keeps the
 graph. Each case compares outputs, final states and every gradient.
 
@@ -227,7 +227,7 @@ def test_packed_bidirectional_two_layers(cell, H):
     check(cell, "fp32", H=H, B=11, T=9, kind="packed", num_layers=2, bidirectional=True)
 
 
-@pytest.mark.parametrize("T", [1, 1000])
+@pytest.mark.parametrize("T", [1, 1000, 10_000])
 def test_sequence_length_extremes(T):
     check("LSTM", "fp32", H=64, B=4, T=T)
 
