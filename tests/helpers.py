@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from hypothesis import strategies as st
 from tolerances import assert_close
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
@@ -86,3 +87,32 @@ def compare_with_torch(ref, ours, *, T, B, kind, dtype, with_state=True):
         assert actual[key] is not None, key
         assert actual[key].shape == value.shape, key
         assert_close(actual[key], value, dtype, msg=key)
+
+
+# A module configuration and input kind drawn by hypothesis, for compare_configuration.
+CONFIGURATIONS = st.fixed_dictionaries({
+    "cell": st.sampled_from(["LSTM", "GRU", "RNN"]),
+    "input_size": st.integers(1, 6),
+    "hidden_size": st.integers(2, 9),
+    "layers": st.integers(1, 3),
+    "bidir": st.booleans(),
+    "batch_first": st.booleans(),
+    "bias": st.booleans(),
+    "use_proj": st.booleans(),
+    "T": st.integers(1, 6),
+    "B": st.integers(1, 4),
+    "kind": st.sampled_from(["batched", "unbatched", "packed"]),
+    "with_state": st.booleans(),
+})
+
+
+def compare_configuration(config: dict, *, backend: str, dtype) -> None:
+    """torch.nn and fastrnn twins of one CONFIGURATIONS draw agree on every output and
+    gradient (``compare_with_torch``)."""
+    c = config
+    kw = {"proj_size": c["hidden_size"] - 1} if c["use_proj"] and c["cell"] == "LSTM" else {}
+    ref, ours = twins(c["cell"], c["input_size"], c["hidden_size"], num_layers=c["layers"],
+                      bidirectional=c["bidir"], batch_first=c["batch_first"], bias=c["bias"],
+                      backend=backend, dtype=dtype, **kw)
+    compare_with_torch(ref, ours, T=c["T"], B=c["B"], kind=c["kind"], dtype=dtype,
+                       with_state=c["with_state"])

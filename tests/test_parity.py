@@ -6,10 +6,9 @@ import itertools
 
 import pytest
 import torch
+from helpers import CONFIGURATIONS, compare_configuration, make_inputs, twins
 from helpers import compare_with_torch as _compare
-from helpers import make_inputs, twins
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from tolerances import assert_close
 
 GRID = [
@@ -61,26 +60,9 @@ def test_dropout_in_training_matches_functional_dropout():
 
 
 @settings(max_examples=25, deadline=None)
-@given(
-    cell=st.sampled_from(["LSTM", "GRU", "RNN"]),
-    input_size=st.integers(1, 6),
-    hidden_size=st.integers(2, 7),
-    layers=st.integers(1, 3),
-    bidir=st.booleans(),
-    batch_first=st.booleans(),
-    bias=st.booleans(),
-    use_proj=st.booleans(),
-    T=st.integers(1, 6),
-    B=st.integers(1, 4),
-    kind=st.sampled_from(["batched", "unbatched", "packed"]),
-    with_state=st.booleans(),
-)
-def test_random_configurations(cell, input_size, hidden_size, layers, bidir, batch_first, bias,
-                               use_proj, T, B, kind, with_state):
-    kw = {"proj_size": hidden_size - 1} if use_proj and cell == "LSTM" else {}
-    ref, ours = twins(cell, input_size, hidden_size, num_layers=layers, bidirectional=bidir,
-                      batch_first=batch_first, bias=bias, **kw)
-    _compare(ref, ours, T=T, B=B, kind=kind, dtype=torch.float64, with_state=with_state)
+@given(config=CONFIGURATIONS)
+def test_random_configurations(config):
+    compare_configuration(config, backend="reference", dtype=torch.float64)
 
 
 def test_packed_output_keeps_indices_and_order():

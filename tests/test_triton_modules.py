@@ -7,10 +7,9 @@ import warnings
 import pytest
 import torch
 from fastrnn.kernels import common, launch
+from helpers import CONFIGURATIONS, compare_configuration, twins
 from helpers import compare_with_torch as _compare
-from helpers import twins
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from tolerances import assert_close
 
 import fastrnn
@@ -51,30 +50,12 @@ def test_matches_torch_nn(launches, cell, kwargs, kind):
 
 
 @settings(max_examples=25, deadline=None)
-@given(
-    cell=st.sampled_from(["LSTM", "GRU", "RNN"]),
-    input_size=st.integers(1, 6),
-    hidden_size=st.integers(2, 9),
-    layers=st.integers(1, 3),
-    bidir=st.booleans(),
-    batch_first=st.booleans(),
-    bias=st.booleans(),
-    use_proj=st.booleans(),
-    T=st.integers(1, 6),
-    B=st.integers(1, 4),
-    kind=st.sampled_from(["batched", "unbatched", "packed"]),
-    with_state=st.booleans(),
-)
-def test_random_configurations(cell, input_size, hidden_size, layers, bidir, batch_first, bias,
-                               use_proj, T, B, kind, with_state):
+@given(config=CONFIGURATIONS)
+def test_random_configurations(config):
     """Any mix of the constructor's options and input kinds: torch.nn's outputs and every
     gradient (the saved values' layout, the projection written into it and the gradients
     written over it, in every combination)."""
-    kw = {"proj_size": hidden_size - 1} if use_proj and cell == "LSTM" else {}
-    ref, ours = twins(cell, input_size, hidden_size, num_layers=layers, bidirectional=bidir,
-                      batch_first=batch_first, bias=bias, backend="triton",
-                      dtype=torch.float32, **kw)
-    _compare(ref, ours, T=T, B=B, kind=kind, dtype=torch.float32, with_state=with_state)
+    compare_configuration(config, backend="triton", dtype=torch.float32)
 
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
