@@ -103,6 +103,13 @@ def _gemm_tn(a: Tensor, b: Tensor, dtype: torch.dtype) -> Tensor:
     return (a.reshape(-1, a.shape[-1]).t() @ b.reshape(-1, b.shape[-1]).to(a.dtype)).to(dtype)
 
 
+def _sum_steps(t: Tensor) -> Tensor:
+    """Sum over steps and rows, t: (T, B, N) -> (N,), as one GEMV over its rows (they may be
+    strided views of the saved tensor, which a reduction would first copy to float32)."""
+    t2 = t.reshape(-1, t.shape[-1])
+    return torch.mv(t2.t(), t2.new_ones(t2.shape[0]))
+
+
 def _grad_w_hh(recs: tuple[Tensor, ...], y: Tensor, h0: Tensor, lengths: Tensor | None,
                reverse: bool, dtype: torch.dtype) -> Tensor:
     """dW_hh of one direction: sum over steps of rec_t^T h_prev(t), where h_prev is the h each
@@ -263,8 +270,8 @@ def _backward(ctx, dy, dh_n, dc_n, _):
     H = GH // common.GATES[cell]
     # the gate gradients (a strided view when the extra blocks follow them in each row), and
     # the extra block: the GRU's r * dn (W_hn and b_hn's gradient), the projected LSTM's m
-    dgx, extra = grads[..., : D * GH], _directions(grads[..., D * GH :], D)
-    rec, ys = _directions(dgx, D), _directions(y, D)
+    dgx, extras = grads[..., : D * GH], grads[..., D * GH :]
+    rec, ys, extra = _directions(dgx, D), _directions(y, D), _directions(extras, D)
     dx = dw_ih = dbias = None
     if w_ih is None:
         dx = dgx if need[1] else None
@@ -275,7 +282,7 @@ def _backward(ctx, dy, dh_n, dc_n, _):
         if need[2]:
             dw_ih = d2.t() @ x.reshape(-1, x.shape[-1])
         if need[3]:
-            dbias = dgx.sum((0, 1))
+            dbias = _sum_steps(dgx)
     dw_hh = None
     if need[4]:
         blocks = [(rec[:, :, d],) if cell != common.GRU else (rec[:, :, d, : 2 * H], extra[:, :, d])
@@ -290,7 +297,7 @@ def _backward(ctx, dy, dh_n, dc_n, _):
         dw_hr = torch.stack([_gemm_tn(dhs[:, :, d], extra[:, :, d], w_hr.dtype) for d in range(D)])
     db_hn = None
     if need[8]:
-        db_hn = extra.sum((0, 1), dtype=torch.float32).to(ctx.b_hn_dtype)
+        db_hn = _sum_steps(extras).view(D, H).to(ctx.b_hn_dtype)
     return (None, dx, dw_ih, dbias, dw_hh, dh0.to(h0.dtype),
             None if c0 is None else dc0.to(c0.dtype), dw_hr, db_hn, None, None, None)
 
