@@ -90,22 +90,13 @@ def mm(a, b, PREC: tl.constexpr):
 
 
 @triton.jit
-def seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS: tl.constexpr):
-    """Per-row sequence lengths: loaded, or ``T`` for every row."""
-    if HAS_LENGTHS:
-        lens = tl.load(len_ptr + rows, mask=rmask, other=0).to(tl.int32)
-    else:
-        lens = tl.zeros_like(rows) + T
-    return lens
-
-
-@triton.jit
-def tile_masks(rows, hcols, pcols, B, H, P, len_ptr, T, HAS_LENGTHS: tl.constexpr):
-    """A program's row mask, its [rows, hidden] and [rows, output] masks and the row lengths."""
+def tile_masks(rows, hcols, pcols, B, H, P, len_ptr):
+    """A program's row mask, its [rows, hidden] and [rows, output] masks and the rows' sequence
+    lengths (always loaded, T each when none were given: one compiled variant either way)."""
     rmask = rows < B
     mask_h = rmask[:, None] & (hcols < H)[None, :]
     mask_p = rmask[:, None] & (pcols < P)[None, :]
-    return rmask, mask_h, mask_p, seq_lengths(len_ptr, rows, rmask, T, HAS_LENGTHS)
+    return rmask, mask_h, mask_p, tl.load(len_ptr + rows, mask=rmask, other=0)
 
 
 @triton.jit
@@ -318,10 +309,10 @@ def resident_warps(tile: int, dtype: torch.dtype, backward: bool) -> int:
 def chip_warps(cell: int, chip_bytes: int, backward: bool, dtype: torch.dtype,
                aligned: bool = False) -> int:
     """Warps of a split program holding a W_hh slice of ``chip_bytes``: 8 in the exact float32
-    backward; else 4 (1.2-1.4x faster than 8 on an H100) for aligned sizes in half precision or
-    TF32; otherwise 4 up to 32 KB except the GRU forward, 8 above (4 spill there, 16 cap
-    registers at 128)."""
-    if backward and _exact_fp32(dtype):
+    backward and the TF32 LSTM's (4 spill at H=512 with Triton 3.9); else 4 (1.2-1.4x faster
+    than 8 on an H100) for aligned sizes in half precision or TF32; otherwise 4 up to 32 KB
+    except the GRU forward, 8 above (4 spill there, 16 cap registers at 128)."""
+    if backward and (_exact_fp32(dtype) or (cell == LSTM and dtype == torch.float32)):
         return 8
     if aligned and not _exact_fp32(dtype):
         return 4

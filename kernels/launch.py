@@ -18,6 +18,7 @@ import os
 import torch
 from fastrnn.kernels.common import (
     GATES,
+    GRU,
     LSTM,
     RNN_RELU,
     RNN_TANH,
@@ -59,29 +60,23 @@ def kernel_meta(
     *,
     backward: bool,
     proj: bool = False,
-    save: bool = True,
-    has_bhn: bool = False,
-    lengths: bool = False,
-    barrier: bool = False,
     interpreted: bool = False,
 ) -> tuple[JITFunction, dict]:
     """The kernel a launch with this config runs: its constexprs, ``num_warps``, ``num_stages``
-    and ``maxnreg``."""
+    and ``maxnreg``. Everything else a launch varies (lengths or none, saving or not, the grid
+    barrier or a launch per phase, directions, relu) is a runtime argument, so this is the one
+    variant the config compiles to (besides the divisibility of H and P)."""
     meta = {
         "CELL": RNN_TANH if cell == RNN_RELU else cell, "G": GATES[cell], "BLOCK_B": cfg.block_b,
-        "HAS_LENGTHS": lengths,
+        "S": SAVED[cell] or (1 if backward else 0),
         "PREC": "ieee" if cfg.vector and not backward else _precision(dtype, interpreted),
         "PROJ": proj,
         "num_warps": cfg.num_warps, "num_stages": cfg.num_stages, "maxnreg": cfg.maxnreg,
     }
-    if backward:
-        meta["S"] = SAVED[cell] or 1
-    else:
-        meta |= {"S": SAVED[cell] if save else 0, "HAS_BHN": has_bhn}
     if cfg.resident:
         meta |= {"BLOCK_H": cfg.block_h, "BLOCK_P": cfg.block_k}
         return (resident_backward_kernel if backward else resident_forward_kernel), meta
-    meta |= {"BLOCK_H": cfg.block_h, "BLOCK_K": cfg.block_k, "BARRIER": barrier,
+    meta |= {"BLOCK_H": cfg.block_h, "BLOCK_K": cfg.block_k,
              "W_ON_CHIP": cfg.w_on_chip and not proj}
     if not backward:
         meta["VECTOR"] = cfg.vector and not proj
@@ -93,10 +88,10 @@ def _run_phases(kernel: JITFunction, grid: tuple[int, int], args: tuple, meta: d
     """Launch a split kernel over ``phases`` phases: all in one launch behind the grid barrier,
     or one launch per phase."""
     if barrier:
-        kernel[grid](*args, 0, phases, **meta)
+        kernel[grid](*args, 1, 0, phases, **meta)
         return
     for q in range(phases):
-        kernel[grid](*args, q, q + 1, **meta)
+        kernel[grid](*args, 0, q, q + 1, **meta)
 
 
 def _grid(
@@ -108,8 +103,11 @@ def _grid(
     return grid, not cfg.resident and uses_barrier(device, grid[0] * grid[1] * D)
 
 
-def _lengths(lengths: Tensor | None, gx: Tensor) -> Tensor:
-    return gx if lengths is None else _aligned(lengths.to(gx.device, torch.int32))
+def _lengths(lengths: Tensor | None, T: int, B: int, device: torch.device) -> Tensor:
+    """(B,) int32 sequence lengths on ``device``: ``lengths``, or T for every sequence."""
+    if lengths is None:
+        return torch.full((B,), T, device=device, dtype=torch.int32)
+    return _aligned(lengths.to(device, torch.int32))
 
 
 def _runtime(cell: int, D: int, reverse: bool) -> tuple[int, int, int]:
@@ -157,6 +155,7 @@ def forward(
         cfg = pick_config(cell, H, B, gx.dtype, proj, vector=False)
         grid, barrier = _grid(cfg, B, H, D, gx.device)
     S = SAVED[cell] if save else 0
+    gx_blocks = S or GATES[cell]  # blocks of H per direction in the rows the kernel reads
     if S:
         if ws is None:
             ws = gx.new_empty(T, B, D * S * H)
@@ -167,20 +166,20 @@ def forward(
     y = gx.new_empty(T, B, D * P)
     ws = ws if S else y
     w_hh = _aligned(w_hh.to(gx.dtype))
-    lens = _lengths(lengths, gx)
+    lens = _lengths(lengths, T, B, gx.device)
+    if cell == GRU and b_hn is None:  # the kernels always add it
+        b_hn = gx.new_zeros(D, H)
     bhn = gx if b_hn is None else _aligned(b_hn)
     wr = gx if w_hr is None else _aligned(w_hr.to(gx.dtype))
-    kernel, meta = kernel_meta(
-        cell, gx.dtype, cfg, backward=False, proj=w_hr is not None,
-        save=save, has_bhn=b_hn is not None, lengths=lengths is not None, barrier=barrier,
-        interpreted=is_interpreted(gx.device),
-    )
+    kernel, meta = kernel_meta(cell, gx.dtype, cfg, backward=False, proj=w_hr is not None,
+                               interpreted=is_interpreted(gx.device))
     if cfg.resident:
         h_n = gx.new_empty(D, B, P)
         c_n = gx.new_empty(D, B, H) if cell == LSTM else None
         kernel[grid](
             gx, w_hh, wr, bhn, _aligned(h0), gx if c0 is None else _aligned(c0), lens, y,
-            h_n, gx if c_n is None else c_n, ws, T, B, H, P, *_runtime(cell, D, reverse), **meta,
+            h_n, gx if c_n is None else c_n, ws, T, B, H, P, *_runtime(cell, D, reverse), gx_blocks,
+            **meta,
         )
         return y, h_n, c_n, ws
     hbuf = torch.empty(D, 2, B, P, device=gx.device, dtype=torch.float32)
@@ -189,7 +188,7 @@ def forward(
     mbuf = hbuf if w_hr is None else torch.empty(D, B, H, device=gx.device, dtype=torch.float32)
     bar = torch.zeros(1, device=gx.device, dtype=torch.int32)
     args = (gx, w_hh, wr, bhn, lens, y, ws, hbuf, cbuf, mbuf, bar, T, B, H, P,
-            *_runtime(cell, D, reverse))
+            *_runtime(cell, D, reverse), gx_blocks)
     _run_phases(kernel, grid, args, meta, T * (1 + (w_hr is not None)), barrier)
     h_n = hbuf[:, (T - 1) % 2].to(gx.dtype)
     return y, h_n, None if c0 is None else cbuf.to(gx.dtype), ws
@@ -228,16 +227,14 @@ def backward(
         dgx = y.new_empty(T, B, D * blocks * H)
     else:
         blocks, dgx = SAVED[cell], ws
-    lens = _lengths(lengths, y)
+    lens = _lengths(lengths, T, B, y.device)
     dy = _aligned(dy)
     h0 = _aligned(h0)
     c0 = y if c0 is None else _aligned(c0)
     wr = y if w_hr is None else _aligned(w_hr.to(y.dtype))
     grid, barrier = _grid(cfg, B, H, D, y.device)
-    kernel, meta = kernel_meta(
-        cell, y.dtype, cfg, backward=True, proj=w_hr is not None,
-        lengths=lengths is not None, barrier=barrier, interpreted=is_interpreted(y.device),
-    )
+    kernel, meta = kernel_meta(cell, y.dtype, cfg, backward=True, proj=w_hr is not None,
+                               interpreted=is_interpreted(y.device))
     if cfg.resident:
         dh0 = y.new_empty(D, B, P)
         dc0 = y.new_empty(D, B, H) if cell == LSTM else None

@@ -107,18 +107,6 @@ def store_grads(dgx_ptr, off, extra, cols, H, mask, v, CELL: tl.constexpr,
 
 
 @triton.jit
-def step_offsets(tt, rows, B, H, d, D, G: tl.constexpr, S: tl.constexpr):
-    """A forward step's offsets in gx and ws (common.block_offsets): one tensor when the
-    forward saves (S > 0: gx is ws's gate blocks, which the pre-activations overwrite), else
-    gx alone."""
-    if S > 0:
-        off, extra = block_offsets(tt, rows, B, H, d, D, G, S)
-    else:
-        off, extra = block_offsets(tt, rows, B, H, d, D, G, G)
-    return off, extra
-
-
-@triton.jit
 def load_prev_state(CELL: tl.constexpr, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B, H,
                     cols, mask, G: tl.constexpr, S: tl.constexpr, rev, d, D):
     """The state before position ``tt`` that a cell's backward needs: LSTM c (ws's extra
@@ -136,46 +124,45 @@ def load_prev_state(CELL: tl.constexpr, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens,
     return seq + load_tile(init_ptr, (d * B + rows) * H, cols, init_mask)
 
 
-@triton.jit(do_not_specialize=NOT_SPECIALIZED)
+@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["gx_blocks"])
 def resident_forward_kernel(
-    gx_ptr,  # (T, B, D*G*H) input projection, biases folded in (GRU: all but b_hn); when
-             # S > 0 ws itself, the projection in its gate blocks (step_offsets)
+    gx_ptr,  # (T, B, D*gx_blocks*H) input projection, biases folded in (GRU: all but b_hn);
+             # when the forward saves, ws itself, the projection in its gate blocks
     w_ptr,  # (D, G*H, P) W_hh; its dtype is the tl.dot operand dtype
     wr_ptr,  # (D, P, H) W_hr when PROJ
-    bhn_ptr,  # (D, H) GRU b_hn when HAS_BHN
+    bhn_ptr,  # (D, H) GRU b_hn (zeros without biases)
     h0_ptr,  # (D, B, P) initial hidden state
     c0_ptr,  # (D, B, H) initial cell state (LSTM)
-    len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
+    len_ptr,  # (B,) int32 sequence lengths (T each when none were given)
     y_ptr,  # (T, B, D*P) output: h of every step, zero past each length
     hn_ptr,  # (D, B, P) final hidden state
     cn_ptr,  # (D, B, H) final cell state (LSTM)
-    ws_ptr,  # (T, B, D*S*H) values saved for backward when S > 0 (common.SAVED)
+    ws_ptr,  # (T, B, D*S*H) values saved for backward when gx_blocks == S (common.SAVED)
     T, B, H, P,  # steps, batch, hidden size, output size (P = proj size or H)
     relu,  # Elman RNN: 1 for relu, 0 for tanh
     D,  # directions in this launch: 1, or 2 (grid axis 2)
     reverse,  # 1: direction 0 runs (ran) from each sequence's last step back
+    gx_blocks,  # blocks of H per direction in gx's rows: S when the forward saves, else G
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell: 4, 3, 1
-    S: tl.constexpr,  # saved tiles per step (0: save nothing)
+    S: tl.constexpr,  # saved tiles per step of ws (0: the cell saves none, see SAVED)
     BLOCK_B: tl.constexpr,  # batch rows per program
     BLOCK_H: tl.constexpr,  # power of two >= H
     BLOCK_P: tl.constexpr,  # power of two >= P
     PROJ: tl.constexpr,  # LSTM projection h = W_hr (o * tanh(c))
-    HAS_BHN: tl.constexpr,  # GRU with b_hn
-    HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
     PREC: tl.constexpr,  # tl.dot input precision: "ieee" or "tf32"
 ):
     d, rev = direction(reverse)
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     hcols = tl.arange(0, BLOCK_H)
     pcols = tl.arange(0, BLOCK_P)
-    rmask, mask_h, mask_p, lens = tile_masks(rows, hcols, pcols, B, H, P, len_ptr, T, HAS_LENGTHS)
+    rmask, mask_h, mask_p, lens = tile_masks(rows, hcols, pcols, B, H, P, len_ptr)
     # W_hh^T per gate, [BLOCK_P, BLOCK_H], on chip for the whole loop
     w0, w1, w2, w3 = gate_weights(w_ptr, d * G, hcols, pcols, H, P, G, True)
     if PROJ:
         wr = load_w(wr_ptr, d, pcols, hcols, P, H, True)  # W_hr^T: [BLOCK_H, BLOCK_P]
     bhn = tl.zeros([BLOCK_H], dtype=tl.float32)
-    if HAS_BHN:
+    if CELL == 1:
         bhn = tl.load(bhn_ptr + d * H + hcols, mask=hcols < H, other=0.0).to(tl.float32)
     h = load_tile(h0_ptr, (d * B + rows) * P, pcols, mask_p)
     c = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)
@@ -192,7 +179,7 @@ def resident_forward_kernel(
             a2 = mm(hq, w2, PREC)
         if G > 3:
             a3 = mm(hq, w3, PREC)
-        go, eo = step_offsets(tt, rows, B, H, d, D, G, S)
+        go, eo = block_offsets(tt, rows, B, H, d, D, G, gx_blocks)
         hn, cn, s0, s1, s2, s3, se = cell_forward(CELL, gx_ptr, go, hcols, H, mask_h, a0, a1, a2, a3,
                                                   h, c, bhn, relu)
         if PROJ:
@@ -201,7 +188,8 @@ def resident_forward_kernel(
         c = tl.where(v, cn, c)
         store_tile(y_ptr, seq_offsets(tt, rows, B, P, d, D), pcols, tl.where(v, h, 0.0), mask_p)
         if S > 0:
-            store_blocks(ws_ptr, go, eo, hcols, H, mask_h, v, G, S > G, s0, s1, s2, s3, se)
+            if gx_blocks == S:
+                store_blocks(ws_ptr, go, eo, hcols, H, mask_h, v, G, S > G, s0, s1, s2, s3, se)
     store_tile(hn_ptr, (d * B + rows) * P, pcols, h, mask_p)
     if CELL == 0:
         store_tile(cn_ptr, (d * B + rows) * H, hcols, c, mask_h)
@@ -218,7 +206,7 @@ def resident_backward_kernel(
     c0_ptr,  # (D, B, H) initial cell state (LSTM reads it)
     y_ptr,  # (T, B, D*P) forward output
     ws_ptr,  # (T, B, D*S*H) values saved by the forward (an RNN passes y, S = 1)
-    len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
+    len_ptr,  # (B,) int32 sequence lengths (T each when none were given)
     dgx_ptr,  # (T, B, D*dgx_blocks*H) out: gate pre-activation gradients (zero past each
               # length) and store_grads' extra block; may be ws itself (common.block_offsets)
     dh0_ptr,  # (D, B, P) out: gradient of h0
@@ -236,14 +224,13 @@ def resident_backward_kernel(
     BLOCK_H: tl.constexpr,  # power of two >= H
     BLOCK_P: tl.constexpr,  # power of two >= P
     PROJ: tl.constexpr,  # LSTM with projection
-    HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
     PREC: tl.constexpr,  # tl.dot input precision
 ):
     d, rev = direction(reverse)
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     hcols = tl.arange(0, BLOCK_H)
     pcols = tl.arange(0, BLOCK_P)
-    rmask, mask_h, mask_p, lens = tile_masks(rows, hcols, pcols, B, H, P, len_ptr, T, HAS_LENGTHS)
+    rmask, mask_h, mask_p, lens = tile_masks(rows, hcols, pcols, B, H, P, len_ptr)
     # W_hh per gate, [BLOCK_H, BLOCK_P]
     w0, w1, w2, w3 = gate_weights(w_ptr, d * G, hcols, pcols, H, P, G, False)
     if PROJ:

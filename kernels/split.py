@@ -4,7 +4,7 @@ Grid: batch tiles x slices of ``BLOCK_H`` hidden units. Every step streams W_hh 
 L2 in ``BLOCK_K`` chunks of the reduction dimension, or (``W_ON_CHIP``, no projection) uses the
 program's W_hh slice loaded once before the phase loop, and exchanges the state through float32
 global buffers, so the work of a step is divided into *phases* separated by a grid-wide
-synchronisation: either a grid barrier (``BARRIER``: all phases in one launch, every program
+synchronisation: either a grid barrier (``barrier``: all phases in one launch, every program
 resident; GPU only, or a grid of one program) or the end of a launch (one phase per launch,
 looped from Python: grids larger than the GPU, or of several programs in the interpreter).
 
@@ -42,7 +42,6 @@ from fastrnn.kernels.recurrence import (
     cell_forward,
     load_prev_state,
     load_saved,
-    step_offsets,
     store_blocks,
     store_grads,
 )
@@ -132,35 +131,34 @@ def stream_gates(h_ptr, rows, rmask, w_ptr, g0, w0, w1, w2, w3, cols, H, P, G: t
     return a0, a1, a2, a3
 
 
-@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["q_begin", "q_end"])
+@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["gx_blocks", "barrier", "q_begin", "q_end"])
 def split_forward_kernel(
-    gx_ptr,  # (T, B, D*G*H) input projection, biases folded in (GRU: all but b_hn); when
-             # S > 0 ws itself, the projection in its gate blocks (step_offsets)
+    gx_ptr,  # (T, B, D*gx_blocks*H) input projection, biases folded in (GRU: all but b_hn);
+             # when the forward saves, ws itself, the projection in its gate blocks
     w_ptr,  # (D, G*H, P) W_hh; its dtype is the tl.dot operand dtype
     wr_ptr,  # (D, P, H) W_hr when PROJ
-    bhn_ptr,  # (D, H) GRU b_hn when HAS_BHN
-    len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
+    bhn_ptr,  # (D, H) GRU b_hn (zeros without biases)
+    len_ptr,  # (B,) int32 sequence lengths (T each when none were given)
     y_ptr,  # (T, B, D*P) output: h of every step, zero past each length
-    ws_ptr,  # (T, B, D*S*H) values saved for backward when S > 0 (common.SAVED)
+    ws_ptr,  # (T, B, D*S*H) values saved for backward when gx_blocks == S (common.SAVED)
     hbuf_ptr,  # (D, 2, B, P) float32: step s reads h from slot (s+1)%2, writes slot s%2
     cbuf_ptr,  # (D, B, H) float32 cell state (LSTM), updated in place
     mbuf_ptr,  # (D, B, H) float32 m = o * tanh(c) of the current step when PROJ
-    bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (BARRIER)
+    bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (when barrier)
     T, B, H, P,  # steps, batch, hidden size, output size (P = proj size or H)
     relu,  # Elman RNN: 1 for relu, 0 for tanh
     D,  # directions in this launch: 1, or 2 (grid axis 2)
     reverse,  # 1: direction 0 runs (ran) from each sequence's last step back
+    gx_blocks,  # blocks of H per direction in gx's rows: S when the forward saves, else G
+    barrier,  # 1: a grid barrier after each phase (all programs resident), 0: one phase
     q_begin, q_end,  # this launch runs phases q_begin .. q_end-1 (see the module docstring)
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell
-    S: tl.constexpr,  # saved tiles per step (0: save nothing)
+    S: tl.constexpr,  # saved tiles per step of ws (0: the cell saves none, see SAVED)
     BLOCK_B: tl.constexpr,  # batch rows per program
     BLOCK_H: tl.constexpr,  # hidden (projection phase: output) units per program
     BLOCK_K: tl.constexpr,  # reduction chunk of the streamed products (W_ON_CHIP: all of P)
     PROJ: tl.constexpr,  # LSTM projection h = W_hr (o * tanh(c)): two phases per step
-    HAS_BHN: tl.constexpr,  # GRU with b_hn
-    HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
-    BARRIER: tl.constexpr,  # several phases per launch, grid barrier after each
     W_ON_CHIP: tl.constexpr,  # W_hh slice loaded once per launch, not streamed (no PROJ)
     PREC: tl.constexpr,  # tl.dot input precision
     VECTOR: tl.constexpr,  # one batch row per program (BLOCK_B = 1), W_ON_CHIP, see add_gate
@@ -168,9 +166,9 @@ def split_forward_kernel(
     d, rev = direction(reverse)
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    rmask, mask_h, mask_p, lens = tile_masks(rows, cols, cols, B, H, P, len_ptr, T, HAS_LENGTHS)
+    rmask, mask_h, mask_p, lens = tile_masks(rows, cols, cols, B, H, P, len_ptr)
     bhn = tl.zeros([BLOCK_H], dtype=tl.float32)
-    if HAS_BHN:
+    if CELL == 1:
         bhn = tl.load(bhn_ptr + d * H + cols, mask=cols < H, other=0.0).to(tl.float32)
     w0, w1, w2, w3 = chip_weights(w_ptr, d * G, cols, H, P, G, BLOCK_H, BLOCK_K, True, W_ON_CHIP,
                                   VECTOR)
@@ -204,7 +202,7 @@ def split_forward_kernel(
             c = hprev
             if CELL == 0:
                 c = load_tile(cbuf_ptr, rows * H, cols, mask_h)
-            go, eo = step_offsets(tt, rows, B, H, d, D, G, S)
+            go, eo = block_offsets(tt, rows, B, H, d, D, G, gx_blocks)
             hn, cn, s0, s1, s2, s3, se = cell_forward(CELL, gx_ptr, go, cols, H, mask_h, a0, a1, a2,
                                                       a3, hprev, c, bhn, relu)
             if PROJ:
@@ -216,8 +214,10 @@ def split_forward_kernel(
             if CELL == 0:
                 store_tile(cbuf_ptr, rows * H, cols, tl.where(v, cn, c), mask_h)
             if S > 0:
-                store_blocks(ws_ptr, go, eo, cols, H, mask_h, v, G, S > G, s0, s1, s2, s3, se)
-        if BARRIER:
+                if gx_blocks == S:
+                    store_blocks(ws_ptr, go, eo, cols, H, mask_h, v, G, S > G, s0, s1, s2, s3,
+                                 se)
+        if barrier:
             grid_barrier(bar_ptr, (q - q_begin + 1) * nprog)
 
 
@@ -251,7 +251,7 @@ def gather_dh(dh, r_ptr, rows, rmask, w_ptr, g0, w0, w1, w2, w3, cols, H, P, G: 
     return dh
 
 
-@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["dgx_blocks", "q_begin", "q_end"])
+@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["dgx_blocks", "barrier", "q_begin", "q_end"])
 def split_backward_kernel(
     dy_ptr,  # (T, B, D*P) gradient of the output
     w_ptr,  # (D, G*H, P) W_hh
@@ -260,7 +260,7 @@ def split_backward_kernel(
     c0_ptr,  # (D, B, H) initial cell state (LSTM reads it)
     y_ptr,  # (T, B, D*P) forward output
     ws_ptr,  # (T, B, D*S*H) values saved by the forward (an RNN passes y, S = 1)
-    len_ptr,  # (B,) sequence lengths when HAS_LENGTHS
+    len_ptr,  # (B,) int32 sequence lengths (T each when none were given)
     dgx_ptr,  # (T, B, D*dgx_blocks*H) out: gate pre-activation gradients (zero past each
               # length) and store_grads' extra block; may be ws itself (common.block_offsets)
     dhs_ptr,  # (T, B, D*P) out when PROJ: total gradient of each step's h (for dW_hr)
@@ -268,12 +268,13 @@ def split_backward_kernel(
     dcbuf_ptr,  # (D, B, H) float32 dc carried between steps (starts as dc_n, ends as dc0; LSTM)
     rbuf_ptr,  # (D, 2, B, G*H) recurrent gradients of step s in slot s%2 (slot T%2 zero), in
                # W_hh's dtype: they are only ever the operand of the product with W_hh
-    bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (BARRIER)
+    bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (when barrier)
     T, B, H, P,  # steps, batch, hidden size, output size
     relu,  # Elman RNN: 1 for relu, 0 for tanh
     D,  # directions in this launch: 1, or 2 (grid axis 2)
     reverse,  # 1: direction 0 runs (ran) from each sequence's last step back
     dgx_blocks,  # blocks of H per direction in dgx's rows: S when it is ws, else grad_blocks
+    barrier,  # 1: a grid barrier after each phase (all programs resident), 0: one phase
     q_begin, q_end,  # this launch runs phases q_begin .. q_end-1 (see the module docstring)
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell
@@ -282,15 +283,13 @@ def split_backward_kernel(
     BLOCK_H: tl.constexpr,  # hidden (gathering phase: output) units per program
     BLOCK_K: tl.constexpr,  # reduction chunk of the streamed products (W_ON_CHIP: all of H)
     PROJ: tl.constexpr,  # LSTM with projection: two phases per step
-    HAS_LENGTHS: tl.constexpr,  # per-sequence lengths given
-    BARRIER: tl.constexpr,  # several phases per launch, grid barrier after each
     W_ON_CHIP: tl.constexpr,  # W_hh slice loaded once per launch, not streamed (no PROJ)
     PREC: tl.constexpr,  # tl.dot input precision
 ):
     d, rev = direction(reverse)
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    rmask, mask_h, mask_p, lens = tile_masks(rows, cols, cols, B, H, P, len_ptr, T, HAS_LENGTHS)
+    rmask, mask_h, mask_p, lens = tile_masks(rows, cols, cols, B, H, P, len_ptr)
     w0, w1, w2, w3 = chip_weights(w_ptr, d * G, cols, H, P, G, BLOCK_H, BLOCK_K, False, W_ON_CHIP)
     dhbuf_ptr += d * B * P  # this direction's state buffers
     dcbuf_ptr += d * B * H
@@ -352,5 +351,5 @@ def split_backward_kernel(
                     store_tile(dcbuf_ptr, rows * H, cols, tl.where(v, dcp, dc), mask_h)
             else:
                 store_tile(dhbuf_ptr, rows * H, cols, dh, mask_h)
-        if BARRIER:
+        if barrier:
             grid_barrier(bar_ptr, (q - q_begin + 1) * nprog)
