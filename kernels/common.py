@@ -52,6 +52,9 @@ CHIP_BYTES = 128 * 1024
 CHIP_GATE_K = 3 * 1024  # the half-precision LSTM spills at 4 x 1024, forward and backward
 CHIP_GATE_K_ALIGNED_BACKWARD = 4 * 1024  # except its backward for aligned sizes (is_aligned)
 CHIP_MAX_K = 1024
+# The TF32 backward for aligned sizes keeps at most 96 KB on chip: the LSTM's 128 KB slice (H=512)
+# spills with 4 warps (Triton 3.9) and is 1.3x slower with 8 than streamed (H100, T=100 B=64).
+CHIP_BYTES_TF32_ALIGNED_BACKWARD = 96 * 1024
 ALIGN = 16  # Triton's divisibility specialisation of integer arguments (see is_aligned)
 # Integer kernel arguments Triton must not specialise (on divisibility by 16, or on being 1):
 # only H and P decide a kernel's variant, so each config compiles to the one variant
@@ -309,10 +312,10 @@ def resident_warps(tile: int, dtype: torch.dtype, backward: bool) -> int:
 def chip_warps(cell: int, chip_bytes: int, backward: bool, dtype: torch.dtype,
                aligned: bool = False) -> int:
     """Warps of a split program holding a W_hh slice of ``chip_bytes``: 8 in the exact float32
-    backward and the TF32 LSTM's (4 spill at H=512 with Triton 3.9); else 4 (1.2-1.4x faster
-    than 8 on an H100) for aligned sizes in half precision or TF32; otherwise 4 up to 32 KB
-    except the GRU forward, 8 above (4 spill there, 16 cap registers at 128)."""
-    if backward and (_exact_fp32(dtype) or (cell == LSTM and dtype == torch.float32)):
+    backward; else 4 (1.2-1.4x faster than 8 on an H100) for aligned sizes in half precision or
+    TF32; otherwise 4 up to 32 KB except the GRU forward, 8 above (4 spill there, 16 cap
+    registers at 128)."""
+    if backward and _exact_fp32(dtype):
         return 8
     if aligned and not _exact_fp32(dtype):
         return 4
@@ -327,7 +330,10 @@ def chip_fits(cell: int, block_k: int, dtype: torch.dtype, backward: bool = Fals
     half-precision backward for aligned sizes up to CHIP_GATE_K_ALIGNED_BACKWARD gate columns."""
     gate_k = (CHIP_GATE_K_ALIGNED_BACKWARD if aligned and backward and dtype.itemsize == 2
               else CHIP_GATE_K)
-    return (GATES[cell] * SPLIT_BLOCK_H * block_k * dtype.itemsize <= CHIP_BYTES
+    limit = CHIP_BYTES
+    if aligned and backward and dtype == torch.float32 and not _exact_fp32(dtype):
+        limit = CHIP_BYTES_TF32_ALIGNED_BACKWARD
+    return (GATES[cell] * SPLIT_BLOCK_H * block_k * dtype.itemsize <= limit
             and GATES[cell] * block_k <= gate_k and block_k <= CHIP_MAX_K)
 
 
