@@ -300,9 +300,10 @@ def _peak_training_bytes(module, x) -> int:
 
 @pytest.mark.parametrize("H", [64, 512])  # resident, split
 def test_training_peak_memory_against_cudnn(capsys, H):
-    """Recorded on the terminal; both keep per-step gate values in the input dtype. Measured on
-    an H100 before backward wrote its gradients over the saved values: 0.43x cuDNN's peak at
-    H=64, 1.29x at H=512; the target is at most cuDNN's."""
+    """Recorded on the terminal; both keep per-step gate values in the input dtype. On an H100:
+    0.16x cuDNN's peak at H=64, 0.52x at H=512 (1.44x while a reduction over the strided gate
+    gradients copied them to float32). The target is at most cuDNN's; three quarters of it
+    catches a tensor of per-step gate values too many."""
     ref, ours, _ = modules("LSTM", H, torch.float16)
     x = torch.randn(200, 16, INPUT, device=CUDA, dtype=torch.float16, requires_grad=True)
     _peak_training_bytes(ours, x)  # compiles and warms the allocator
@@ -310,4 +311,4 @@ def test_training_peak_memory_against_cudnn(capsys, H):
     with capsys.disabled():
         print(f"\npeak training memory, LSTM fp16 T=200 B=16 H={H}: cuDNN "
               f"{cudnn / 2**20:.2f} MiB, triton {fused / 2**20:.2f} MiB ({fused / cudnn:.2f}x)")
-    assert fused <= cudnn
+    assert fused <= 0.75 * cudnn
