@@ -172,6 +172,50 @@ def test_both_directions_in_one_launch(path, cell, proj, reverse):
                              msg=f"direction {d} grad {name}")
 
 
+class _LaunchRecorder:
+    """A kernel whose launches record their keyword arguments (the constexprs and launch
+    options) under (kernel name, H) in ``seen``."""
+
+    def __init__(self, kernel, seen: dict, H: list[int]) -> None:
+        self.kernel, self.seen, self.H = kernel, seen, H
+
+    def __getattr__(self, name):
+        return getattr(self.kernel, name)
+
+    def __getitem__(self, grid):
+        run = self.kernel[grid]
+
+        def record(*args, **kwargs):
+            key = (self.kernel.__name__, self.H[0])
+            self.seen.setdefault(key, set()).add(tuple(sorted(kwargs.items())))
+            return run(*args, **kwargs)
+
+        return record
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_one_variant_per_config(path, cell, monkeypatch):
+    """Lengths or none, saving for backward or not, either running order, the grid barrier
+    (split grids of one program in the interpreter) or a launch per phase: every launch of a
+    kernel at one size passes the same constexprs, so the variant the compile check builds
+    for a config is the one that runs."""
+    seen, size = {}, [0]
+    for name in ("resident_forward_kernel", "resident_backward_kernel", "split_forward_kernel",
+                 "split_backward_kernel"):
+        monkeypatch.setattr(launch, name, _LaunchRecorder(getattr(launch, name), seen, size))
+    for H in (16, 37):
+        size[0] = H
+        for lengths in (None, torch.tensor([2, 3, 1])):
+            for reverse in (False, True):
+                args = _problem(cell, 3, 3, H, torch.float32)
+                sum(o.sum() for o in _call(triton_ops, cell, args, lengths, reverse)).backward()
+                with torch.no_grad():
+                    _call(triton_ops, cell, args, lengths, reverse)
+    for H in (16, 37):  # a forward and a backward kernel at each size
+        assert sorted(name.split("_")[1] for name, h in seen if h == H) == ["backward", "forward"]
+    assert all(len(variants) == 1 for variants in seen.values()), seen
+
+
 def _spy_split_launches(monkeypatch, record) -> list:
     """No resident budget; returns the list of split launches made, each as
     ``record(grid, barrier, meta)``."""
