@@ -188,7 +188,7 @@ def resident_forward_kernel(
         c = tl.where(v, cn, c)
         store_tile(y_ptr, seq_offsets(tt, rows, B, P, d, D), pcols, tl.where(v, h, 0.0), mask_p)
         if S > 0:
-            if gx_blocks == S:
+            if gx_blocks == S:  # this forward saves (S > G for every cell that saves)
                 store_blocks(ws_ptr, go, eo, hcols, H, mask_h, v, G, S > G, s0, s1, s2, s3, se)
     store_tile(hn_ptr, (d * B + rows) * P, pcols, h, mask_p)
     if CELL == 0:

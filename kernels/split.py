@@ -214,7 +214,7 @@ def split_forward_kernel(
             if CELL == 0:
                 store_tile(cbuf_ptr, rows * H, cols, tl.where(v, cn, c), mask_h)
             if S > 0:
-                if gx_blocks == S:
+                if gx_blocks == S:  # this forward saves (S > G for every cell that saves)
                     store_blocks(ws_ptr, go, eo, cols, H, mask_h, v, G, S > G, s0, s1, s2, s3,
                                  se)
         if barrier:
