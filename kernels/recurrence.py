@@ -157,6 +157,7 @@ def resident_forward_kernel(
     hcols = tl.arange(0, BLOCK_H)
     pcols = tl.arange(0, BLOCK_P)
     rmask, mask_h, mask_p, lens = tile_masks(rows, hcols, pcols, B, H, P, len_ptr)
+    hlanes, planes = (hcols < H)[None, :], (pcols < P)[None, :]
     # W_hh^T per gate, [BLOCK_P, BLOCK_H], on chip for the whole loop
     w0, w1, w2, w3 = gate_weights(w_ptr, d * G, hcols, pcols, H, P, G, True)
     if PROJ:
@@ -182,9 +183,11 @@ def resident_forward_kernel(
         go, eo = block_offsets(tt, rows, B, H, d, D, G, gx_blocks)
         hn, cn, s0, s1, s2, s3, se = cell_forward(CELL, gx_ptr, go, hcols, H, mask_h, a0, a1, a2, a3,
                                                   h, c, bhn, relu)
+        # padded lanes of h (and m) stay zero: a non-finite state (inf * the padded weights'
+        # zeros is NaN there) must not reach the next product
         if PROJ:
-            hn = mm(hn.to(w_ptr.dtype.element_ty), wr, PREC)
-        h = tl.where(v, hn, h)
+            hn = mm(tl.where(hlanes, hn, 0.0).to(w_ptr.dtype.element_ty), wr, PREC)
+        h = tl.where(v & planes, hn, h)
         c = tl.where(v, cn, c)
         store_tile(y_ptr, seq_offsets(tt, rows, B, P, d, D), pcols, tl.where(v, h, 0.0), mask_p)
         if S > 0:
@@ -231,6 +234,7 @@ def resident_backward_kernel(
     hcols = tl.arange(0, BLOCK_H)
     pcols = tl.arange(0, BLOCK_P)
     rmask, mask_h, mask_p, lens = tile_masks(rows, hcols, pcols, B, H, P, len_ptr)
+    hlanes, planes = (hcols < H)[None, :], (pcols < P)[None, :]
     # W_hh per gate, [BLOCK_H, BLOCK_P]
     w0, w1, w2, w3 = gate_weights(w_ptr, d * G, hcols, pcols, H, P, G, False)
     if PROJ:
@@ -250,7 +254,7 @@ def resident_backward_kernel(
         dm = dh
         if PROJ:
             store_tile(dhs_ptr, seq_offsets(tt, rows, B, P, d, D), pcols, tl.where(v, dh, 0.0), mask_p)
-            dm = mm(dh.to(w_ptr.dtype.element_ty), wr, PREC)
+            dm = tl.where(hlanes, mm(dh.to(w_ptr.dtype.element_ty), wr, PREC), 0.0)
         go, eo = block_offsets(tt, rows, B, H, d, D, G, S)
         s0, s1, s2, s3, se = load_saved(ws_ptr, go, eo, hcols, H, mask_h & v, G, S)
         prev = dm
@@ -269,7 +273,8 @@ def resident_backward_kernel(
             dhn += mm(r3.to(dt), w3, PREC)
         if CELL == 1:
             dhn += dhd
-        dh = tl.where(v, dhn, dh)
+        # padded lanes stay zero (see the forward): dm, dc and so every gate gradient there too
+        dh = tl.where(v & planes, dhn, dh)
         dc = tl.where(v, dcp, dc)
     store_tile(dh0_ptr, (d * B + rows) * P, pcols, dh, mask_p)
     if CELL == 0:
