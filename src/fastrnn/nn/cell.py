@@ -10,15 +10,11 @@ from torch.nn import Parameter
 
 from fastrnn.nn.common import BackendModule
 from fastrnn.ops import functional as ops
-from fastrnn.ops.backend import validate_backend
+from fastrnn.ops.backend import validate_backend, warn_once
 from fastrnn.ops.dispatch import resolve_backend
 
 __all__ = ["GRUCell", "LSTMCell", "RNNCell", "RNNCellBase"]
 
-_SCALAR_NAMES = {
-    torch.float64: "Double", torch.float32: "Float", torch.float16: "Half",
-    torch.bfloat16: "BFloat16",
-}
 _NATIVE = {
     "LSTM": _VF.lstm_cell, "GRU": _VF.gru_cell, "RNN_TANH": _VF.rnn_tanh_cell,
     "RNN_RELU": _VF.rnn_relu_cell,
@@ -66,8 +62,10 @@ class RNNCellBase(BackendModule):
             s += ", backend={backend!r}"
         return s.format(**self.__dict__)
 
-    def _check(self, input: Tensor, hx: tuple[Tensor, ...]) -> None:
-        """torch's cell checks (aten's messages), run before the reference/triton paths."""
+    def _check(self, input: Tensor, hx: tuple[Tensor, ...]) -> tuple[Tensor, ...] | None:
+        """torch's cell checks (aten's messages), run before the reference/triton paths: None
+        when they pass; for tensors of other devices or dtypes, torch's own error, or torch's
+        result where it accepts them (a float64 c beside float32 input)."""
         if input.size(1) != self.input_size:
             raise RuntimeError(
                 f"input has inconsistent input_size: got {input.size(1)} expected "
@@ -84,9 +82,27 @@ class RNNCellBase(BackendModule):
                     f"hidden{i} has inconsistent hidden_size: got {h.size(1)}, expected "
                     f"{self.hidden_size}"
                 )
-        if input.dtype != self.weight_ih.dtype and not torch._C._is_any_autocast_enabled():
-            a, b = (_SCALAR_NAMES.get(d, str(d)) for d in (input.dtype, self.weight_ih.dtype))
-            raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {a} and {b}")
+        weights = [w for w in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+                   if w is not None]
+        message = ops.check_tensors(input, hx, weights)
+        weight_dtype = self.weight_ih.dtype
+        if message is None and input.dtype != weight_dtype and not (
+                torch._C._is_any_autocast_enabled()):
+            message = ("mat1 and mat2 must have the same dtype, but got "
+                       f"{ops.scalar_name(input.dtype)} and {ops.scalar_name(weight_dtype)}")
+        if message is None:
+            return None
+        result = self._native(input, hx)
+        warn_once(f"fastrnn: {message}; torch.nn accepts them: running torch's own "
+                  f"{type(self).__name__}")
+        return result
+
+    def _native(self, input: Tensor, hx: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """torch's own cell: input: (B, I), hx: (h,) or (h, c) -> the new state tuple."""
+        args = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        if self.mode == "LSTM":
+            return tuple(_NATIVE[self.mode](input, hx, *args))
+        return (_NATIVE[self.mode](input, hx[0], *args),)
 
     def _step(self, input: Tensor, hx: Any, name: str) -> Any:
         """Shared forward: input: (B, I) or (I,); hx as torch.nn; returns torch.nn's result."""
@@ -116,13 +132,12 @@ class RNNCellBase(BackendModule):
             proj_size=0, packed=False, requires_grad=torch.is_grad_enabled(),
             batch_size=input.size(0),
         )
-        args = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         if backend == "native":
-            out = _NATIVE[self.mode](input, state if is_lstm else state[0], *args)
-            out = tuple(out) if is_lstm else (out,)
+            out = self._native(input, state)
         else:
-            self._check(input, state)
-            out = ops.rnn_cell(self.mode, input, state, *args, backend=backend)
+            out = self._check(input, state) or ops.rnn_cell(
+                self.mode, input, state, self.weight_ih, self.weight_hh, self.bias_ih,
+                self.bias_hh, backend=backend, check=False)
         if not is_batched:
             out = tuple(o.squeeze(0) for o in out)
         return out if is_lstm else out[0]

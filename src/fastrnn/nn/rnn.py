@@ -17,7 +17,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from fastrnn.nn.common import BackendModule
 from fastrnn.ops import functional as ops
-from fastrnn.ops.backend import validate_backend
+from fastrnn.ops.backend import validate_backend, warn_once
 from fastrnn.ops.dispatch import resolve_backend
 
 __all__ = ["GRU", "LSTM", "RNN", "RNNBase"]
@@ -223,14 +223,13 @@ class RNNBase(BackendModule):
         )
         weights = self._flat_weights
         if backend == "native":
-            state = hx if self.mode == "LSTM" else hx[0]
-            args = (weights, self.bias, self.num_layers, self.dropout, self.training,
-                    self.bidirectional)
-            if batch_sizes is None:
-                result = _NATIVE[self.mode](input, state, *args, self.batch_first)
-            else:
-                result = _NATIVE[self.mode](input, batch_sizes, state, *args)
-            return result[0], tuple(result[1:])
+            return self._native(input, hx, batch_sizes)
+        message = ops.check_tensors(input, hx, weights)
+        if message is not None:  # torch's own error for these tensors, or torch's result
+            result = self._native(input, hx, batch_sizes)
+            warn_once(f"fastrnn: {message}; torch.nn accepts them: running torch's own "
+                      f"{self.mode} instead of the {backend} backend")
+            return result
         lengths = None
         if batch_sizes is not None:
             input, lengths = pad_packed_sequence(PackedSequence(input, batch_sizes))
@@ -239,13 +238,26 @@ class RNNBase(BackendModule):
         output, states = ops.rnn(
             self.mode, input, hx, weights, bias=self.bias, num_layers=self.num_layers,
             dropout=self.dropout, training=self.training, bidirectional=self.bidirectional,
-            proj_size=self.proj_size, lengths=lengths, backend=backend,
+            proj_size=self.proj_size, lengths=lengths, backend=backend, check=False,
         )
         if lengths is not None:
             output = pack_padded_sequence(output, lengths).data
         elif self.batch_first:
             output = output.transpose(0, 1)
         return output, states
+
+    def _native(
+        self, input: Tensor, hx: tuple[Tensor, ...], batch_sizes: Tensor | None
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """torch's own implementation (cuDNN on CUDA), arguments as ``_run``'s."""
+        state = hx if self.mode == "LSTM" else hx[0]
+        args = (self._flat_weights, self.bias, self.num_layers, self.dropout, self.training,
+                self.bidirectional)
+        if batch_sizes is None:
+            result = _NATIVE[self.mode](input, state, *args, self.batch_first)
+        else:
+            result = _NATIVE[self.mode](input, batch_sizes, state, *args)
+        return result[0], tuple(result[1:])
 
     def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
         """input: (T, B, I) / (B, T, I) if batch_first / (T, I) unbatched / PackedSequence.

@@ -50,7 +50,9 @@ def set_default_backend(backend: str | None) -> None:
 
 
 def warn_once(message: str) -> None:
-    """Emit ``message`` as a UserWarning the first time it is seen in this process."""
+    """Emit ``message`` as a UserWarning the first time it is seen in this process. It counts
+    as seen once emitted: a ``warnings`` filter that turns it into an error raises it again on
+    the next call, as the first time."""
     if message not in _warned:
-        _warned.add(message)
         warnings.warn(message, UserWarning, stacklevel=3)
+        _warned.add(message)

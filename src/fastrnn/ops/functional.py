@@ -18,7 +18,10 @@ from torch import Tensor
 from fastrnn import reference
 from fastrnn.ops.backend import BackendUnavailableError
 
-__all__ = ["MODES", "input_projection", "recurrence", "rnn", "rnn_cell", "num_gates"]
+__all__ = [
+    "MODES", "check_tensors", "input_projection", "num_gates", "recurrence", "rnn", "rnn_cell",
+    "scalar_name",
+]
 
 MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
@@ -61,6 +64,38 @@ def input_projection(
     """
     bias, b_hn = _fold_bias(b_ih, b_hh, mode)
     return _project(x, w_ih, bias), b_hn
+
+
+def check_tensors(input: Tensor, hx: Sequence[Tensor], weights: Sequence[Tensor]) -> str | None:
+    """None when the states and weights are on ``input``'s device and the states share its
+    dtype (any dtype under autocast), else what is wrong, in the words of torch's own RNN
+    check (hidden states first, then parameters)."""
+    device = input.device
+    for name, tensors in (("hidden", hx), ("parameter", weights)):
+        for t in tensors:
+            if t.device != device:
+                return (f"Input and {name} tensors are not at the same device, found input "
+                        f"tensor at {device} and {name} tensor at {t.device}")
+    if not torch._C._is_any_autocast_enabled():
+        for h in hx:
+            if h.dtype != input.dtype:
+                return ("Input and hidden tensors are not the same dtype, found input tensor "
+                        f"with {scalar_name(input.dtype)} and hidden tensor with "
+                        f"{scalar_name(h.dtype)}")
+    return None
+
+
+_SCALAR_NAMES = {
+    torch.float64: "Double", torch.float32: "Float", torch.float16: "Half",
+    torch.bfloat16: "BFloat16", torch.int64: "Long", torch.int32: "Int", torch.int16: "Short",
+    torch.int8: "Char", torch.uint8: "Byte", torch.bool: "Bool",
+    torch.complex64: "ComplexFloat", torch.complex128: "ComplexDouble",
+}
+
+
+def scalar_name(dtype: torch.dtype) -> str:
+    """torch's C++ name of a dtype (Float, Double, Long, ...), as its error messages give it."""
+    return _SCALAR_NAMES.get(dtype, str(dtype))
 
 
 def _recurrences(backend: str) -> object:
@@ -126,16 +161,21 @@ def rnn(
     proj_size: int = 0,
     lengths: Tensor | None = None,
     backend: str = "reference",
+    check: bool = True,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """A whole stack, time-major: input: (T, B, I), hx: (h0,) or (h0, c0) each (L*D, B, *).
 
     ``weights`` is the flat list in torch.nn's registration order. ``lengths: (B,)`` makes each
     sequence stop at its own length (padded outputs are zero). Returns ``output: (T, B, D*P)``
     and the final states stacked like ``hx``. The reference backend computes in float32 or
-    better and returns ``input.dtype``.
+    better and returns ``input.dtype``. States and weights on another device than the input,
+    or states of another dtype, raise a RuntimeError (``check``: whether to look; the modules
+    look before, to raise torch's own message).
     """
     if input.size(0) == 0:
         raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
+    if check and (message := check_tensors(input, hx, weights)):
+        raise RuntimeError(message)
     dtype = input.dtype
     if backend == "reference":
         work = torch.promote_types(dtype, torch.float32)
@@ -221,13 +261,16 @@ def rnn_cell(
     b_ih: Tensor | None,
     b_hh: Tensor | None,
     backend: str = "reference",
+    check: bool = True,
 ) -> tuple[Tensor, ...]:
-    """One step: input: (B, I), hx: (h,) or (h, c) each (B, H) -> the new state tuple."""
+    """One step: input: (B, I), hx: (h,) or (h, c) each (B, H) -> the new state tuple
+    (``check`` as :func:`rnn`'s)."""
     dtype = input.dtype
     weights = [w for w in (w_ih, w_hh, b_ih, b_hh) if w is not None]
     _, last = rnn(
         mode, input.unsqueeze(0), [h.unsqueeze(0) for h in hx], weights, bias=b_ih is not None,
         num_layers=1, dropout=0.0, training=False, bidirectional=False, backend=backend,
+        check=check,
     )
     return tuple(s.squeeze(0).to(dtype) for s in last)
 
