@@ -1,5 +1,6 @@
 """The ``fastrnn`` command line: configs, subcommands, outputs and configuration errors."""
 
+import hashlib
 import logging
 import os
 import subprocess
@@ -14,6 +15,7 @@ from fastrnn.lightning import SequenceForecaster, SineDataModule
 
 pytest.importorskip("jsonargparse")
 
+from fastrnn.lightning.checkpoints import CheckpointError, checksum_path  # noqa: E402
 from fastrnn.lightning.cli import main, with_default_classes  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -78,7 +80,8 @@ def test_fit_alone_trains_the_sine_forecaster(tmp_path):
     cli = main(["fit", *TINY_SINE, *_trainer_args(tmp_path, epochs=1), "--model.cell", "gru"])
     assert type(cli.model) is SequenceForecaster and type(cli.datamodule) is SineDataModule
     assert cli.model.hparams.cell == "gru" and cli.trainer.current_epoch == 1
-    assert with_default_classes(["fit", "--config", "x.yaml"]) == ["fit", "--config", "x.yaml"]
+    sine = str(CONFIGS / "sine_lstm.yaml")
+    assert with_default_classes(["fit", "--config", sine]) == ["fit", "--config", sine]
     assert with_default_classes(["test", "--data=D"])[1:] == [
         "--model=fastrnn.lightning.SequenceForecaster",
         "--data=D",
@@ -97,9 +100,14 @@ def test_fit_alone_trains_the_sine_forecaster(tmp_path):
         ),
     ],
 )
-def test_bad_configuration_fails_before_training(tmp_path, args, message):
-    with pytest.raises(ValueError, match=f"invalid configuration: {message}"):
+def test_bad_configuration_fails_before_training(tmp_path, capsys, args, message):
+    """A short usage error naming the section, the setting, the value and what is allowed
+    (as for a misspelled key), exit status 2, nothing written."""
+    with pytest.raises(SystemExit) as exit_:
         main(["fit", *args, *_trainer_args(tmp_path)])
+    assert exit_.value.code == 2
+    section = args[0].split(".")[0][2:]
+    assert f"error: invalid {section} setting: {message}" in capsys.readouterr().err
     assert not (tmp_path / "lightning_logs").exists()
 
 
@@ -120,3 +128,99 @@ def test_python_dash_m_runs_the_main_job(tmp_path):
     assert "final metrics after 1 epochs" in out and "val_mse" in out
     assert len(list(tmp_path.glob("lightning_logs/version_0/checkpoints/*.ckpt"))) == 1
     assert (tmp_path / "lightning_logs/version_0/forecast.png").is_file()
+
+
+def _command(tmp_path, *args, timeout=300):
+    """``python -m fastrnn.lightning ARGS`` in ``tmp_path`` (the real sys.argv path)."""
+    root = str(Path(fastrnn.lightning.__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "fastrnn.lightning", *args], capture_output=True,
+                          text=True, env=env, timeout=timeout, cwd=tmp_path)
+
+
+def test_command_line_prints_no_args_warning_and_invalid_values_exit_2(tmp_path):
+    """Lightning warns when ``args`` and ``sys.argv`` are both given: the command passes
+    neither twice. An invalid value exits 2 with one usage error and no traceback."""
+    run = _command(tmp_path, "--help")
+    assert run.returncode == 0 and "fit" in run.stdout
+    assert "args parameter" not in run.stdout + run.stderr
+    run = _command(tmp_path, "fit", "--model.hidden_size", "-1", "--trainer.fast_dev_run", "true")
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr and "args parameter" not in run.stderr
+    assert run.stderr.rstrip().endswith(
+        "error: invalid model setting: hidden_size must be a positive integer, got -1")
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_config_naming_only_some_sections_keeps_the_defaults(tmp_path):
+    config = tmp_path / "trainer_only.yaml"
+    config.write_text("trainer:\n  max_epochs: 1\n")
+    cli = main(["fit", "--config", str(config), *TINY_SINE, *_trainer_args(tmp_path, epochs=1)])
+    assert type(cli.model) is SequenceForecaster and type(cli.datamodule) is SineDataModule
+    data_only = tmp_path / "data_only.yaml"
+    data_only.write_text("data:\n  class_path: SyntheticClassificationDataModule\n")
+    assert with_default_classes(["fit", "-c", str(data_only)]) == [
+        "fit", "--model=fastrnn.lightning.SequenceForecaster", "-c", str(data_only)]
+
+
+def test_without_a_logger_plots_never_overwrite_a_file(tmp_path, monkeypatch, caplog):
+    """The plot goes beside the checkpoints, under a fresh name where one is taken."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    for path in (tmp_path / "forecast.png", tmp_path / "checkpoints" / "forecast.png"):
+        path.write_text("the user's own file")
+    args = [*TINY_SINE, "--trainer.logger", "false", "--trainer.max_epochs", "1",
+            "--trainer.enable_progress_bar", "false"]
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch"):
+        main(["fit", *args])
+    for path in (tmp_path / "forecast.png", tmp_path / "checkpoints" / "forecast.png"):
+        assert path.read_text() == "the user's own file"
+    assert (tmp_path / "checkpoints" / "forecast-1.png").stat().st_size > 1000
+    assert f"plot written to {tmp_path / 'checkpoints' / 'forecast-1.png'}" in caplog.text
+
+
+def _fit_checkpoint(tmp_path) -> Path:
+    cli = main(["fit", *TINY_SINE, *_trainer_args(tmp_path, epochs=1)])
+    (ckpt,) = Path(cli.trainer.log_dir, "checkpoints").glob("*.ckpt")
+    return ckpt
+
+
+def _damaged(ckpt: Path, tmp_path, name: str, checksum: bool) -> Path:
+    """A copy of ``ckpt`` with 2000 bytes zeroed in the middle (and its checksum file)."""
+    data = bytearray(ckpt.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 2000] = bytes(2000)
+    copy = tmp_path / name
+    copy.write_bytes(data)
+    if checksum:
+        checksum_path(copy).write_text(checksum_path(ckpt).read_text())
+    return copy
+
+
+def test_checkpoints_have_checksums_and_bad_ones_fail_cleanly(tmp_path, capsys):
+    ckpt = _fit_checkpoint(tmp_path)
+    assert checksum_path(ckpt).read_text().split() == [
+        hashlib.sha256(ckpt.read_bytes()).hexdigest(), ckpt.name]
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    (tmp_path / "garbage.ckpt").write_bytes(b"garbage, not a checkpoint" * 10)
+    cases = {
+        str(tmp_path / "missing.ckpt"): "checkpoint not found",
+        str(tmp_path / "empty.ckpt"): "is empty",
+        str(tmp_path / "garbage.ckpt"): "is not a checkpoint",
+        str(_damaged(ckpt, tmp_path, "zeroed.ckpt", True)): "does not match its checksum",
+        str(_damaged(ckpt, tmp_path, "zeroed_nosum.ckpt", False)): "is damaged",
+    }
+    before = sorted(tmp_path.rglob("*"))
+    for path, message in cases.items():
+        with pytest.raises(SystemExit) as exit_:
+            main(["fit", *TINY_SINE, *_trainer_args(tmp_path), "--ckpt_path", path])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and repr(path) in err, err[-500:]
+        with pytest.raises(CheckpointError, match=message):
+            SequenceForecaster.load_from_checkpoint(path)
+    assert sorted(tmp_path.rglob("*")) == before  # no run folder was made
+    checksum_path(ckpt).unlink()  # a checkpoint without a checksum still loads
+    assert isinstance(SequenceForecaster.load_from_checkpoint(ckpt), SequenceForecaster)
+    cli = main(["fit", *TINY_SINE, *_trainer_args(tmp_path, epochs=2), "--ckpt_path", str(ckpt)])
+    assert cli.trainer.current_epoch == 2

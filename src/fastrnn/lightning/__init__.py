@@ -3,6 +3,7 @@
 Built on fastrnn's public ``RNN``/``LSTM``/``GRU`` modules; see :mod:`fastrnn.lightning.cli`.
 """
 
+from fastrnn.lightning.checkpoints import ChecksumCheckpointIO, verify_checkpoint
 from fastrnn.lightning.data import (
     CSVForecastingDataModule,
     SequenceDataset,
@@ -19,6 +20,7 @@ __all__ = [
     "AeonClassificationDataModule",
     "AeonForecastingDataModule",
     "CSVForecastingDataModule",
+    "ChecksumCheckpointIO",
     "MeanAbsoluteScaledError",
     "RecurrentEncoder",
     "SequenceClassifier",
@@ -28,4 +30,5 @@ __all__ = [
     "SyntheticClassificationDataModule",
     "TemporalPooling",
     "pad_collate",
+    "verify_checkpoint",
 ]

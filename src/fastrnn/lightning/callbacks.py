@@ -15,12 +15,29 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from fastrnn.lightning.models import SequenceClassifier, SequenceForecaster, unpack_batch
 from fastrnn.lightning.plots import plot_confusion_matrix, plot_forecast
 
-__all__ = ["EpochTimer", "PlotPredictions", "PrintMetrics", "SavePredictions", "output_dir"]
+__all__ = [
+    "EpochTimer", "PlotPredictions", "PrintMetrics", "SavePredictions", "fresh_path", "output_dir",
+]
 
 
 def output_dir(trainer: pl.Trainer) -> Path:
-    """The run's folder: the logger's ``log_dir``, else ``default_root_dir``."""
-    return Path(trainer.log_dir or trainer.default_root_dir)
+    """The run's folder: the logger's ``log_dir``; without a logger, the checkpoints' folder
+    (where the checkpoint callback has one), else ``default_root_dir``."""
+    if trainer.loggers and trainer.log_dir:
+        return Path(trainer.log_dir)
+    dirpath = getattr(trainer.checkpoint_callback, "dirpath", None)
+    return Path(dirpath or trainer.default_root_dir)
+
+
+def fresh_path(path: Path) -> Path:
+    """``path`` if no file has that name, else the first free ``<stem>-1<suffix>``,
+    ``<stem>-2<suffix>``, ...: a callback never writes over a file it did not make."""
+    n = 0
+    candidate = path
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
 
 
 class PlotPredictions(Callback):
@@ -80,7 +97,7 @@ class PlotPredictions(Callback):
                 dm.inverse_transform(pred),
             )
         name = "forecast.png" if split == "val" else f"forecast_{split}.png"
-        return plot_forecast(x[..., 0], y[..., 0], pred[..., 0], out / name)
+        return plot_forecast(x[..., 0], y[..., 0], pred[..., 0], fresh_path(out / name))
 
     def _confusion(
         self, module: SequenceClassifier, dm: Any, loader: Any, out: Path, split: str
@@ -91,7 +108,8 @@ class PlotPredictions(Callback):
             logits = module(x.to(module.device), lengths)
             matrix.update(logits.argmax(-1).cpu(), y)
         name = "confusion_matrix.png" if split == "val" else f"confusion_matrix_{split}.png"
-        return plot_confusion_matrix(matrix.compute(), out / name, getattr(dm, "classes", None))
+        return plot_confusion_matrix(matrix.compute(), fresh_path(out / name),
+                                     getattr(dm, "classes", None))
 
 
 class PrintMetrics(Callback):
@@ -148,7 +166,7 @@ class SavePredictions(BasePredictionWriter):
         preds = predictions[0] if isinstance(predictions[0], list) else predictions
         rank = trainer.global_rank
         name = "predictions.pt" if trainer.world_size == 1 else f"predictions_rank{rank}.pt"
-        self.path = output_dir(trainer) / name
+        self.path = fresh_path(output_dir(trainer) / name)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(torch.cat([p.cpu() for p in preds]), self.path)
         rank_zero_info(f"predictions written to {self.path}")

@@ -12,18 +12,24 @@ Any ``LightningModule``/``LightningDataModule`` may be named by ``class_path``; 
 model is :class:`~fastrnn.lightning.SequenceForecaster` and the data
 :class:`~fastrnn.lightning.SineDataModule`. Sizes fixed by the data (``input_size``,
 ``num_classes``, ``horizon``) are filled in from the datamodule. Gradients are clipped to norm
-1.0 by default (``--trainer.gradient_clip_val``). Each run writes its checkpoint, metrics and a
-plot (``forecast.png`` or ``confusion_matrix.png``) under ``lightning_logs/version_N/``.
+1.0 by default (``--trainer.gradient_clip_val``). Each run writes its checkpoint (with a SHA-256
+checksum beside it, checked before any checkpoint is read back: see
+:mod:`fastrnn.lightning.checkpoints`), metrics and a plot (``forecast.png`` or
+``confusion_matrix.png``) under ``lightning_logs/version_N/`` (without a logger, beside the
+checkpoints; never over an existing file). An invalid setting or an unusable ``--ckpt_path``
+ends the command with a short usage error and exit status 2, before anything is written.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
 from fastrnn.lightning.callbacks import PlotPredictions, PrintMetrics, SavePredictions
+from fastrnn.lightning.checkpoints import CheckpointError, ChecksumCheckpointIO, verify_checkpoint
 
 __all__ = ["FastRNNCLI", "main"]
 
@@ -32,19 +38,33 @@ DEFAULT_DATA = "fastrnn.lightning.SineDataModule"
 
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+# ckpt_path values the Trainer resolves itself (not files)
+CKPT_KEYWORDS = ("best", "last", "hpc", "registry")
 
 
 class FastRNNCLI(LightningCLI):
-    """``LightningCLI`` in subclass mode; a bad setting raises a ``ValueError`` naming it."""
+    """``LightningCLI`` in subclass mode. A setting the model or data rejects, and an unusable
+    ``ckpt_path``, end the command as a misspelled key does: a short usage error naming what
+    is wrong, exit status 2, before anything is written."""
+
+    def _parse_ckpt_path(self) -> None:
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and str(ckpt_path) not in CKPT_KEYWORDS and "://" not in str(ckpt_path):
+            try:
+                verify_checkpoint(ckpt_path)
+            except CheckpointError as error:
+                self._parser(subcommand).error(f"--ckpt_path: {error}")
+        super()._parse_ckpt_path()
 
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
         except ValueError as error:
             root = _root_cause(error)
-            if root is error:
-                raise
-            raise ValueError(f"invalid configuration: {root}") from root
+            section = _section(root)
+            where = f"invalid {section} setting" if section else "invalid configuration"
+            self._parser(self.subcommand).error(f"{where}: {root}")
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -54,18 +74,56 @@ def _root_cause(error: BaseException) -> BaseException:
     return error
 
 
+def _section(error: BaseException) -> str | None:
+    """``model`` or ``data``: whose constructor raised ``error`` (from its traceback)."""
+    import lightning.pytorch as pl
+
+    tb, section = error.__traceback__, None
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, pl.LightningModule):
+            section = "model"
+        elif isinstance(owner, pl.LightningDataModule):
+            section = "data"
+        tb = tb.tb_next
+    return section
+
+
+def _config_keys(args: list[str]) -> set[str]:
+    """Top-level keys the ``--config`` files (or YAML strings) among ``args`` set."""
+    import yaml
+
+    keys: set[str] = set()
+    for i, arg in enumerate(args):
+        if arg in ("-c", "--config") and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--config="):
+            value = arg.split("=", 1)[1]
+        else:
+            continue
+        path = Path(value)
+        try:
+            loaded = yaml.safe_load(path.read_text() if path.is_file() else value)
+        except (OSError, yaml.YAMLError):
+            continue  # jsonargparse reports it
+        if isinstance(loaded, dict):
+            keys.update(loaded)
+    return keys
+
+
 def with_default_classes(args: list[str], subcommand: bool = True) -> list[str]:
     """Insert ``--model``/``--data`` defaults (after the subcommand, if ``subcommand``) unless
-    a config or the command line names them, so ``fastrnn fit`` alone trains on sine waves."""
+    the command line or a config names them, so ``fastrnn fit`` alone trains on sine waves and
+    a config naming only ``trainer:`` keeps the default model and data."""
     position = next((i for i, a in enumerate(args) if a in SUBCOMMANDS), None) if subcommand else -1
     if position is None:
         return list(args)
     rest = args[position + 1 :]
-    if any(a in ("-c", "--config") or a.startswith("--config=") for a in rest):
-        return list(args)
+    configured = _config_keys(rest)
     extra = []
     for key, default in (("--model", DEFAULT_MODEL), ("--data", DEFAULT_DATA)):
-        if not any(a == key or a.startswith(key + "=") for a in rest):
+        named = any(a == key or a.startswith(key + "=") for a in rest)
+        if not named and key[2:] not in configured:
             extra.append(f"{key}={default}")
     return [*args[: position + 1], *extra, *rest]
 
@@ -77,13 +135,15 @@ def trainer_defaults() -> dict[str, Any]:
         "gradient_clip_val": 1.0,
         "log_every_n_steps": 10,
         "callbacks": [PlotPredictions(), PrintMetrics(), SavePredictions()],
+        "plugins": [ChecksumCheckpointIO()],
     }
 
 
 def main(args: ArgsType = None, run: bool = True) -> FastRNNCLI:
     """Entry point of ``fastrnn`` and ``python -m fastrnn.lightning``.
 
-    ``args``: a list of command-line arguments (default: ``sys.argv[1:]``).
+    ``args``: a list of command-line arguments (default: ``sys.argv[1:]``, which then gets
+    the default model and data in place).
     """
     import fastrnn.lightning  # noqa: F401  (makes the short class names resolvable)
 
@@ -95,9 +155,9 @@ def main(args: ArgsType = None, run: bool = True) -> FastRNNCLI:
             "pip install 'jsonargparse[signatures]>=4.39'"
         ) from error
 
-    if args is None:
-        args = sys.argv[1:]
-    if isinstance(args, list):
+    if args is None:  # the command line itself: LightningCLI reads sys.argv
+        sys.argv[1:] = with_default_classes(sys.argv[1:], subcommand=run)
+    elif isinstance(args, list):
         args = with_default_classes(args, subcommand=run)
     return FastRNNCLI(
         subclass_mode_model=True,

@@ -11,6 +11,7 @@ in ``hparams``, so checkpoints rebuild the same network.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -20,6 +21,7 @@ from torch.nn import functional as F
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from fastrnn.lightning.checkpoints import verify_checkpoint
 from fastrnn.lightning.layers import (
     BACKENDS,
     CELLS,
@@ -52,6 +54,14 @@ class _SequenceModule(pl.LightningModule):
     """Shared encoder, pooling, optimizer and metric plumbing."""
 
     _data_sizes: tuple[str, ...] = ()
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:
+        """Lightning's ``load_from_checkpoint``, after :func:`verify_checkpoint` for a local
+        file (its checksum, where one was saved beside it)."""
+        if isinstance(checkpoint_path, str | Path) and "://" not in str(checkpoint_path):
+            verify_checkpoint(checkpoint_path)
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def _validate_and_build(self) -> None:
         """Check the hyperparameters; build the network now if every size is known."""
