@@ -312,3 +312,44 @@ def test_training_peak_memory_against_cudnn(capsys, H):
         print(f"\npeak training memory, LSTM fp16 T=200 B=16 H={H}: cuDNN "
               f"{cudnn / 2**20:.2f} MiB, triton {fused / 2**20:.2f} MiB ({fused / cudnn:.2f}x)")
     assert fused <= 0.75 * cudnn
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_state_on_the_cpu_beside_cuda_input_raises_torch_error(cell):
+    """Never a host pointer in a kernel: torch.nn's own error, before any launch."""
+    ref, ours = twins(cell, INPUT, 40, backend="triton", dtype=torch.float32)
+    ref, ours = ref.to(CUDA), ours.to(CUDA)
+    x = torch.randn(5, 3, INPUT, device=CUDA)
+    h0 = torch.zeros(1, 3, 40)  # on the CPU
+    hx = (h0, torch.zeros(1, 3, 40, device=CUDA)) if cell == "LSTM" else h0
+    with pytest.raises(Exception) as expected:
+        ref(x, hx)
+    with pytest.raises(type(expected.value)) as actual:
+        ours(x, hx)
+    assert str(actual.value) == str(expected.value)
+    cell_ours = fastrnn.GRUCell(INPUT, 40, backend="triton").to(CUDA)
+    with pytest.raises(RuntimeError):
+        cell_ours(x[0], torch.zeros(3, 40))
+
+
+@pytest.mark.parametrize("H,B", [(37, 3), (256, 16), (1000, 16), (256, 1)])  # resident, split
+# on chip, split streaming, vector
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"])
+def test_nonfinite_initial_state_as_the_reference(cell, H, B):
+    """inf, NaN and the largest float in h0 give what the float64 reference (torch's own ops)
+    gives: finite where it is finite and close, non-finite where it is not (the padded lanes
+    never spread them). Not against cuDNN, whose relu may turn NaN into 0."""
+    _, ours, oracle = modules(cell, H, torch.float32)
+    x = torch.randn(6, B, INPUT, device=CUDA)
+    for value in (float("inf"), float("nan"), torch.finfo(torch.float32).max):
+        h0 = torch.randn(1, B, H, device=CUDA)
+        h0[0, B // 2, H // 2] = value
+        hx = (h0, torch.randn(1, B, H, device=CUDA)) if cell == "LSTM" else h0
+        with tf32(False):
+            got = ours(x, hx)
+        want = oracle(*as_float64(x, hx))
+        for w, g in zip((want[0], *(want[1] if cell == "LSTM" else (want[1],))),
+                        (got[0], *(got[1] if cell == "LSTM" else (got[1],)))):
+            assert torch.equal(g.isfinite(), w.isfinite()), f"{cell} H={H} h0={value}"
+            finite = w.isfinite()
+            assert_close(g[finite], w[finite], torch.float32, msg=f"{cell} H={H} h0={value}")
