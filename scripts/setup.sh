@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install fastrnn with its dev, plot and data extras.
+# Create .venv (if missing) and install fastrnn with its dev, plot, data and tensorboard extras.
 # On a machine without an NVIDIA GPU this installs the CPU build of torch, never a CUDA one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,4 +16,4 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     $PIP install -q "torch==2.13.0"
   fi
 fi
-$PIP install -q -e ".[dev,plot,data]"
+$PIP install -q -e ".[dev,plot,data,tensorboard]"

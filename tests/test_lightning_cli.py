@@ -16,9 +16,14 @@ from fastrnn.lightning import SequenceForecaster, SineDataModule
 pytest.importorskip("jsonargparse")
 
 from fastrnn.lightning.checkpoints import CheckpointError, checksum_path  # noqa: E402
-from fastrnn.lightning.cli import main, with_default_classes  # noqa: E402
+from fastrnn.lightning.cli import CONFIG_DIR as CONFIGS  # noqa: E402
+from fastrnn.lightning.cli import (  # noqa: E402
+    bundled_configs,
+    main,
+    resolve_configs,
+    with_default_classes,
+)
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY_SINE = [
     *("--data.num_series", "10", "--data.series_len", "40", "--data.seq_len", "12"),
     *("--data.horizon", "3", "--data.batch_size", "16", "--model.hidden_size", "8"),
@@ -69,7 +74,7 @@ def test_fit_validate_test_predict_from_the_sine_config(tmp_path, caplog):
 
 
 def test_classification_config_writes_a_confusion_matrix(tmp_path):
-    config = ["--config", str(CONFIGS / "classify_gru.yaml"), *TINY_CLASSES]
+    config = ["--config", "classify_gru", *TINY_CLASSES]  # a bundled config, by name
     cli = main(["fit", *config, *_trainer_args(tmp_path, epochs=1)])
     assert cli.model.hparams.pooling == "attention" and cli.model.encoder.stacked
     assert {"val_acc", "val_f1"} <= set(cli.trainer.callback_metrics)
@@ -224,3 +229,33 @@ def test_checkpoints_have_checksums_and_bad_ones_fail_cleanly(tmp_path, capsys):
     assert isinstance(SequenceForecaster.load_from_checkpoint(ckpt), SequenceForecaster)
     cli = main(["fit", *TINY_SINE, *_trainer_args(tmp_path, epochs=2), "--ckpt_path", str(ckpt)])
     assert cli.trainer.current_epoch == 2
+
+
+def test_bundled_configs_by_name(tmp_path, monkeypatch, capsys):
+    """Every shipped config is listed and resolves by name (with or without .yaml) from any
+    directory; a file of that name in the working directory, or a path, wins."""
+    monkeypatch.chdir(tmp_path)
+    configs = bundled_configs()
+    assert {"sine_lstm", "classify_gru", "japanese_vowels_gru", "airline_gru"} <= set(configs)
+    assert all(configs.values())
+    sine = str(CONFIGS / "sine_lstm.yaml")
+    assert resolve_configs(["fit", "--config", "sine_lstm"]) == ["fit", "--config", sine]
+    assert resolve_configs(["fit", "--config=sine_lstm.yaml"]) == ["fit", f"--config={sine}"]
+    assert resolve_configs(["fit", "-c", "nope"]) == ["fit", "-c", "nope"]
+    (tmp_path / "sine_lstm").write_text("trainer: {}\n")
+    assert resolve_configs(["fit", "--config", "sine_lstm"]) == ["fit", "--config", "sine_lstm"]
+    assert main(["configs"]) is None
+    out = capsys.readouterr().out
+    assert all(name in out for name in configs)
+    assert main(["--version"]) is None
+    assert capsys.readouterr().out.startswith(f"fastrnn {fastrnn.__version__} (torch ")
+
+
+def test_tensorboard_logger_from_the_extra(tmp_path):
+    """``pip install fastrnn[tensorboard]`` makes ``--trainer.logger TensorBoardLogger`` work."""
+    pytest.importorskip("tensorboard")
+    cli = main(["fit", *TINY_SINE, *_trainer_args(tmp_path, epochs=1),
+                "--trainer.logger", "TensorBoardLogger",
+                "--trainer.logger.save_dir", str(tmp_path / "tb")])
+    assert type(cli.trainer.logger).__name__ == "TensorBoardLogger"
+    assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))

@@ -3,10 +3,13 @@
 Examples::
 
     fastrnn fit                                   # LSTM forecaster on synthetic sine waves
-    fastrnn fit --config configs/sine_lstm.yaml
-    fastrnn fit --config configs/classify_gru.yaml --trainer.max_epochs 5
-    fastrnn test --config configs/sine_lstm.yaml --ckpt_path path/to/last.ckpt
+    fastrnn fit --config sine_lstm                # a bundled config, by name
+    fastrnn fit --config classify_gru --trainer.max_epochs 5
+    fastrnn fit --config my_run.yaml              # or a config file of your own
+    fastrnn test --config sine_lstm --ckpt_path path/to/last.ckpt
     fastrnn fit --print_config                    # the full, editable configuration
+    fastrnn configs                               # the bundled configs, one line each
+    fastrnn --version
 
 Any ``LightningModule``/``LightningDataModule`` may be named by ``class_path``; without one the
 model is :class:`~fastrnn.lightning.SequenceForecaster` and the data
@@ -33,6 +36,7 @@ from fastrnn.lightning.checkpoints import CheckpointError, ChecksumCheckpointIO,
 
 __all__ = ["FastRNNCLI", "main"]
 
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # the bundled configs
 DEFAULT_MODEL = "fastrnn.lightning.SequenceForecaster"
 DEFAULT_DATA = "fastrnn.lightning.SineDataModule"
 
@@ -89,6 +93,33 @@ def _section(error: BaseException) -> str | None:
     return section
 
 
+def bundled_configs() -> dict[str, str]:
+    """The configs shipped with fastrnn: name -> the first line of its description."""
+    return {path.stem: path.read_text().splitlines()[0].lstrip("# ").strip()
+            for path in sorted(CONFIG_DIR.glob("*.yaml"))}
+
+
+def resolve_configs(args: list[str]) -> list[str]:
+    """``args`` with every ``--config NAME`` that names no file but a bundled config (with or
+    without ``.yaml``) replaced by that config's path."""
+
+    def resolve(value: str) -> str:
+        if Path(value).exists() or "\n" in value:
+            return value
+        for candidate in (CONFIG_DIR / value, CONFIG_DIR / f"{value}.yaml"):
+            if candidate.is_file() and candidate.parent == CONFIG_DIR:
+                return str(candidate)
+        return value
+
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg in ("-c", "--config") and i + 1 < len(out):
+            out[i + 1] = resolve(out[i + 1])
+        elif arg.startswith("--config="):
+            out[i] = "--config=" + resolve(arg.split("=", 1)[1])
+    return out
+
+
 def _config_keys(args: list[str]) -> set[str]:
     """Top-level keys the ``--config`` files (or YAML strings) among ``args`` set."""
     import yaml
@@ -139,11 +170,32 @@ def trainer_defaults() -> dict[str, Any]:
     }
 
 
-def main(args: ArgsType = None, run: bool = True) -> FastRNNCLI:
-    """Entry point of ``fastrnn`` and ``python -m fastrnn.lightning``.
+def _info(args: list[str]) -> bool:
+    """Answer ``fastrnn --version`` and ``fastrnn configs``; whether ``args`` was one."""
+    if args == ["--version"]:
+        import torch
+
+        import fastrnn
+
+        print(f"fastrnn {fastrnn.__version__} (torch {torch.__version__})")
+        return True
+    if args == ["configs"]:
+        configs = bundled_configs()
+        width = max(map(len, configs))
+        for name, about in configs.items():
+            print(f"{name:<{width}}  {about}")
+        print(f"\n(in {CONFIG_DIR}; use one with: fastrnn fit --config NAME)")
+        return True
+    return False
+
+
+def main(args: ArgsType = None, run: bool = True) -> FastRNNCLI | None:
+    """Entry point of ``fastrnn``, ``python -m fastrnn`` and ``python -m fastrnn.lightning``.
 
     ``args``: a list of command-line arguments (default: ``sys.argv[1:]``, which then gets
-    the default model and data in place).
+    the default model and data in place). ``--config`` takes a file or a bundled config's
+    name (``fastrnn configs`` lists them). Returns the CLI, or None for ``--version`` and
+    ``configs``, which only print.
     """
     import fastrnn.lightning  # noqa: F401  (makes the short class names resolvable)
 
@@ -156,9 +208,13 @@ def main(args: ArgsType = None, run: bool = True) -> FastRNNCLI:
         ) from error
 
     if args is None:  # the command line itself: LightningCLI reads sys.argv
-        sys.argv[1:] = with_default_classes(sys.argv[1:], subcommand=run)
+        sys.argv[1:] = with_default_classes(resolve_configs(sys.argv[1:]), subcommand=run)
+        if _info(sys.argv[1:]):
+            return None
     elif isinstance(args, list):
-        args = with_default_classes(args, subcommand=run)
+        if _info(args):
+            return None
+        args = with_default_classes(resolve_configs(args), subcommand=run)
     return FastRNNCLI(
         subclass_mode_model=True,
         subclass_mode_data=True,
