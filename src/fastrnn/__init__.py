@@ -1,6 +1,6 @@
 """fastrnn: fused Triton RNN, LSTM and GRU behind drop-in replacements for torch.nn."""
 
-from fastrnn.nn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from fastrnn.nn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, swap, to_torch
 from fastrnn.ops.backend import (
     BACKENDS,
     BackendUnavailableError,
@@ -22,4 +22,6 @@ __all__ = [
     "__version__",
     "get_default_backend",
     "set_default_backend",
+    "swap",
+    "to_torch",
 ]

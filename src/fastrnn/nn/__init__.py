@@ -2,5 +2,7 @@
 
 from fastrnn.nn.cell import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from fastrnn.nn.rnn import GRU, LSTM, RNN, RNNBase
+from fastrnn.nn.swap import swap, to_torch
 
-__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNBase", "RNNCell", "RNNCellBase"]
+__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNBase", "RNNCell", "RNNCellBase",
+           "swap", "to_torch"]
