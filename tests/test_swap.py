@@ -110,3 +110,26 @@ def test_hooks_move_and_what_is_not_swapped():
     model[0](torch.randn(2, 1, 3))
     assert seen == [fastrnn.LSTM]
     assert type(fastrnn.swap(nn.GRUCell(2, 3))) is fastrnn.GRUCell
+
+
+@pytest.mark.parametrize("cls,args", [(fastrnn.LSTM, (4, 8)), (fastrnn.GRU, (4, 8)),
+                                      (fastrnn.LSTMCell, (4, 8)), (fastrnn.GRUCell, (4, 8)),
+                                      (fastrnn.RNNCell, (4, 8))])
+def test_torchscript_scripts_torch_nn_or_says_why_not(cls, args):
+    """torch.jit.script compiles torch.nn's twin (same Parameters); where this torch cannot
+    script torch.nn's module, one clear error pointing to torch.compile / torch.export."""
+    ours = cls(*args, backend="reference")
+    x = torch.randn(3, 2, 4) if cls in (fastrnn.LSTM, fastrnn.GRU) else torch.randn(2, 4)
+    reference = getattr(nn, cls.__name__)(*args)
+    torch_scripts = hasattr(torch.jit.script(reference), "forward")
+    if not torch_scripts:
+        with pytest.raises(RuntimeError, match="use torch.compile or torch.export"):
+            torch.jit.script(ours)
+        return
+    scripted = torch.jit.script(ours)
+    expected = ours(x)
+    got = scripted(x)
+    flat = lambda o: [o] if isinstance(o, torch.Tensor) else [  # noqa: E731
+        t for item in o for t in flat(item)]
+    for g, e in zip(flat(got), flat(expected), strict=True):
+        assert_close(g, e, torch.float32)

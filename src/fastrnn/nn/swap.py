@@ -20,7 +20,7 @@ from torch.nn.utils import parametrize
 from fastrnn.nn.cell import GRUCell, LSTMCell, RNNCell
 from fastrnn.nn.rnn import GRU, LSTM, RNN, RNNBase
 
-__all__ = ["swap", "to_torch"]
+__all__ = ["swap", "to_torch", "torch_twin"]
 
 _TO_FAST: dict[type, type] = {
     nn.RNN: RNN, nn.LSTM: LSTM, nn.GRU: GRU,
@@ -60,6 +60,12 @@ def _rebuild(module: nn.Module, target: type, extra: dict[str, Any]) -> nn.Modul
     if isinstance(new, nn.RNNBase | RNNBase):
         new.flatten_parameters()
     return new
+
+
+def torch_twin(module: nn.Module) -> nn.Module:
+    """The torch.nn module of a fastrnn one's configuration, holding its Parameter objects
+    (``module`` itself is left as it is)."""
+    return _rebuild(module, _TO_TORCH[type(module)], {})
 
 
 def _replace(model: nn.Module, table: dict[type, type], extra: dict[str, Any]) -> nn.Module:
