@@ -5,20 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import _VF, Tensor
+from torch import Tensor
 from torch.nn import Parameter
 
 from fastrnn.nn.common import BackendModule
 from fastrnn.ops import functional as ops
+from fastrnn.ops.autocast import NATIVE_CELLS as _NATIVE
+from fastrnn.ops.autocast import result_dtypes
 from fastrnn.ops.backend import validate_backend, warn_once
 from fastrnn.ops.dispatch import resolve_backend
 
 __all__ = ["GRUCell", "LSTMCell", "RNNCell", "RNNCellBase"]
 
-_NATIVE = {
-    "LSTM": _VF.lstm_cell, "GRU": _VF.gru_cell, "RNN_TANH": _VF.rnn_tanh_cell,
-    "RNN_RELU": _VF.rnn_relu_cell,
-}
 
 
 class RNNCellBase(BackendModule):
@@ -138,6 +136,10 @@ class RNNCellBase(BackendModule):
             out = self._check(input, state) or ops.rnn_cell(
                 self.mode, input, state, self.weight_ih, self.weight_hh, self.bias_ih,
                 self.bias_hh, backend=backend, check=False)
+            dtypes = result_dtypes(self.mode, cell=True, input=input, weight=self.weight_ih,
+                                   states=state)
+            if dtypes is not None:  # torch.nn's dtypes under autocast
+                out = tuple(o.to(d) for o, d in zip(out, dtypes))
         if not is_batched:
             out = tuple(o.squeeze(0) for o in out)
         return out if is_lstm else out[0]

@@ -11,19 +11,18 @@ import warnings
 from typing import Any
 
 import torch
-from torch import _VF, Tensor
+from torch import Tensor
 from torch.nn import Parameter
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from fastrnn.nn.common import BackendModule
 from fastrnn.ops import functional as ops
+from fastrnn.ops.autocast import NATIVE_LAYERS as _NATIVE
+from fastrnn.ops.autocast import result_dtypes
 from fastrnn.ops.backend import validate_backend, warn_once
 from fastrnn.ops.dispatch import resolve_backend
 
 __all__ = ["GRU", "LSTM", "RNN", "RNNBase"]
-
-_NATIVE = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
-
 
 def _permute(hx: tuple[Tensor, ...], perm: Tensor | None) -> tuple[Tensor, ...]:
     return hx if perm is None else tuple(h.index_select(1, perm) for h in hx)
@@ -240,6 +239,11 @@ class RNNBase(BackendModule):
             dropout=self.dropout, training=self.training, bidirectional=self.bidirectional,
             proj_size=self.proj_size, lengths=lengths, backend=backend, check=False,
         )
+        dtypes = result_dtypes(self.mode, cell=False, input=input, weight=weights[0],
+                               states=hx, proj=self.proj_size > 0, packed=lengths is not None)
+        if dtypes is not None:  # torch.nn's dtypes under autocast
+            output = output.to(dtypes[0])
+            states = tuple(s.to(d) for s, d in zip(states, dtypes[1:]))
         if lengths is not None:
             output = pack_padded_sequence(output, lengths).data
         elif self.batch_first:
