@@ -263,11 +263,18 @@ class RNNBase(BackendModule):
             result = _NATIVE[self.mode](input, batch_sizes, state, *args)
         return result[0], tuple(result[1:])
 
-    def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
+    def forward(
+        self, input: Tensor | PackedSequence, hx: Any = None, lengths: Tensor | None = None
+    ) -> tuple[Any, Any]:
         """input: (T, B, I) / (B, T, I) if batch_first / (T, I) unbatched / PackedSequence.
 
         Returns ``(output, h_n)`` (``(output, (h_n, c_n))`` for LSTM) exactly as torch.nn.
+        ``lengths: (B,)`` (haste's keyword; any order, each in 1..T) with padded 3-D input
+        stands for the PackedSequence of those lengths: the output is padded back to T with
+        zeros past each length, the final states are each sequence's at its length.
         """
+        if lengths is not None:
+            return self._forward_lengths(input, hx, lengths)
         is_lstm = self.mode == "LSTM"
         name = {"LSTM": "LSTM", "GRU": "GRU"}.get(self.mode, "RNN")
         packed = isinstance(input, PackedSequence)
@@ -299,6 +306,18 @@ class RNNBase(BackendModule):
             output = output.squeeze(0 if self.batch_first else 1)
             states = tuple(s.squeeze(1) for s in states)
         return output, (states if is_lstm else states[0])
+
+    def _forward_lengths(self, input: Any, hx: Any, lengths: Any) -> tuple[Any, Any]:
+        if isinstance(input, PackedSequence):
+            raise ValueError("lengths= takes padded input; a PackedSequence has its lengths")
+        if input.dim() != 3:
+            raise ValueError(f"lengths= needs batched 3-D input, got {input.dim()}-D input")
+        T = input.size(1 if self.batch_first else 0)
+        packed = pack_padded_sequence(input, torch.as_tensor(lengths).cpu(), self.batch_first,
+                                      enforce_sorted=False)
+        output, state = self.forward(packed, hx)
+        output, _ = pad_packed_sequence(output, self.batch_first, total_length=T)
+        return output, state
 
     def _prepare_state(
         self, input: Tensor, hx: Any, batch_sizes: Tensor | None, is_batched: bool
