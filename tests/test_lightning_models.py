@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from fastrnn.lightning import (
+    CSVForecastingDataModule,
     MeanAbsoluteScaledError,
     RecurrentEncoder,
     SequenceClassifier,
@@ -236,3 +237,39 @@ def test_predict_change_adds_the_last_observed_value():
     lengths = torch.tensor([6, 3, 5, 1])
     last = x[torch.arange(4), lengths - 1, :1].unsqueeze(1)
     torch.testing.assert_close(model(x, lengths), base(x, lengths) + last)
+
+
+def _csv(path, offset=70.0, n=150):
+    """A series between about offset and offset + 60, with a header."""
+    t = torch.arange(n, dtype=torch.float32)
+    values = offset + 30 + 30 * torch.sin(2 * torch.pi * t / 12)
+    path.write_text("value\n" + "\n".join(f"{v:.4f}" for v in values.tolist()) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_forecasts_and_metrics_in_the_series_units(tmp_path, log):
+    """Predictions and MSE/MAE in the CSV's own units (70..130), log undone too; the loss is
+    the standardised MSE; the scaler travels in the checkpoint and is used on new data."""
+    pl.seed_everything(0)
+    dm = CSVForecastingDataModule(str(_csv(tmp_path / "s.csv")), seq_len=12, horizon=3,
+                                  log=log, batch_size=16)
+    model = SequenceForecaster(hidden_size=16, lr=1e-2, backend="reference")
+    trainer = _trainer(tmp_path, max_epochs=3, enable_checkpointing=True)
+    trainer.fit(model, dm)
+    pred = torch.cat(trainer.predict(model, dm))  # the test split
+    truth = dm.inverse_transform(dm.test_set.targets, 1)
+    assert truth.min() > 69.9 and 40 < pred.mean() < 160  # the series' units, not -2..2
+    tested = trainer.test(model, dm, verbose=False)[0]
+    torch.testing.assert_close(tested["test_mse"], ((pred - truth) ** 2).mean().item(),
+                               rtol=1e-4, atol=1e-3)
+    assert tested["test_loss"] < tested["test_mse"]  # standardised vs the series' units
+    (ckpt,) = (tmp_path / "checkpoints").glob("*.ckpt")
+    saved = torch.load(ckpt, weights_only=False)["CSVForecastingDataModule"]
+    torch.testing.assert_close(saved["mean"], dm.mean)
+    shifted = CSVForecastingDataModule(str(_csv(tmp_path / "t.csv", offset=500.0)), seq_len=12,
+                                       horizon=3, log=log, batch_size=16)
+    shifted.setup()
+    shifted.load_state_dict(saved)  # the training data's transform, applied anew
+    torch.testing.assert_close(shifted.mean, dm.mean)
+    assert shifted.inverse_transform(shifted.test_set.targets, 1).min() > 499

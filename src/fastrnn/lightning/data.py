@@ -15,6 +15,7 @@ import csv
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -121,21 +122,42 @@ class _SequenceDataModule(pl.LightningDataModule):
         self.test_set: SequenceDataset | None = None
         self.mean: Tensor | None = None
         self.std: Tensor | None = None
+        self._scaler_loaded = False
 
     def _fit_scaler(self, train_sequences: Sequence[Tensor] | Tensor) -> None:
-        """Per-channel mean and std over all training steps."""
+        """Per-channel mean and std over all training steps (kept as they are when they came
+        from a checkpoint: see :meth:`load_state_dict`)."""
+        if self._scaler_loaded:
+            return
         steps = torch.cat([s.reshape(-1, s.shape[-1]) for s in train_sequences])
         self.mean = steps.mean(dim=0)
         self.std = steps.std(dim=0).clamp_min(1e-6)
 
     def transform(self, x: Tensor) -> Tensor:
         """Standardize ``x: (..., C)`` with the training statistics."""
-        return (x - self.mean) / self.std
+        return (x - self.mean.to(x)) / self.std.to(x)
 
     def inverse_transform(self, x: Tensor, channels: int | None = None) -> Tensor:
-        """Undo :meth:`transform` on ``x: (..., C')`` whose channels are the first ``C'``."""
+        """Undo :meth:`transform` on ``x: (..., C')`` whose channels are the first ``C'``: the
+        data's own units."""
         c = x.shape[-1] if channels is None else channels
-        return x * self.std[:c] + self.mean[:c]
+        return x * self.std[:c].to(x) + self.mean[:c].to(x)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The data transform (saved in checkpoints): the training mean and std."""
+        return {} if self.mean is None else {"mean": self.mean, "std": self.std}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Take a checkpoint's data transform; data already set up is transformed anew."""
+        if not state_dict:
+            return
+        mean, std = state_dict["mean"], state_dict["std"]
+        rebuild = self.train_set is not None and not (
+            torch.equal(mean, self.mean) and torch.equal(std, self.std))
+        self.mean, self.std, self._scaler_loaded = mean, std, True
+        if rebuild:
+            self.train_set = self.val_set = self.test_set = None
+            self.setup()
 
     def _loader(self, dataset: SequenceDataset | None, train: bool = False) -> DataLoader:
         if dataset is None:
@@ -277,6 +299,11 @@ class _SeriesDataModule(_ForecastingDataModule):
         """The series, (N, C)."""
         raise NotImplementedError
 
+    def inverse_transform(self, x: Tensor, channels: int | None = None) -> Tensor:
+        """Undo the standardisation and, with ``log``, the log: the series' own units."""
+        x = super().inverse_transform(x, channels)
+        return x.exp() if self.log else x
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
@@ -299,7 +326,7 @@ class _SeriesDataModule(_ForecastingDataModule):
                 f"({self.seq_len} + {self.horizon})"
             )
         self._fit_scaler(series[:n_train].unsqueeze(0))
-        series = self.transform(series)
+        series = self.transform(series)  # (after log: inverse_transform undoes both)
         self.train_set = self._windows(series, 0, n_train)
         self.val_set = self._windows(series, n_train, n_train + n_val)
         self.test_set = self._windows(series, n_train + n_val, N)

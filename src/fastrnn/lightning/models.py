@@ -290,8 +290,9 @@ class SequenceForecaster(_SequenceModule):
     ``horizon=1`` is next-value prediction. The ``O = output_size`` forecast channels are the
     first ``O`` input channels. With ``predict_change`` the network predicts the change from
     the last observed value, which helps on trending series. Logged metrics: MSE, MAE and the
-    scale-free MASE (see :class:`MeanAbsoluteScaledError`). Other arguments as in
-    :class:`SequenceClassifier`.
+    scale-free MASE (see :class:`MeanAbsoluteScaledError`), in the data's own units when the
+    datamodule has an ``inverse_transform`` (as do predictions); ``*_loss`` is the MSE of the
+    standardised values the network sees. Other arguments as in :class:`SequenceClassifier`.
     """
 
     _data_sizes = ("input_size", "horizon", "output_size")
@@ -347,13 +348,25 @@ class SequenceForecaster(_SequenceModule):
     def _loss(self, out: Tensor, y: Tensor) -> Tensor:
         return F.mse_loss(out, y)
 
+    def _to_data_units(self, t: Tensor) -> Tensor:
+        """``t: (..., output_size)`` in the data's own units: the attached datamodule's
+        ``inverse_transform`` undone (standardisation, log), else ``t`` as it is."""
+        trainer = self._trainer
+        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
+        if dm is None or not hasattr(dm, "inverse_transform") or getattr(dm, "mean", 0) is None:
+            return t
+        return dm.inverse_transform(t, self.hparams.output_size)
+
     def _update_metrics(
         self, metrics: MetricCollection, out: Tensor, y: Tensor, x: Tensor, lengths: Tensor | None
     ) -> None:
-        scale = naive_scale(x[..., : self.hparams.output_size], lengths)
-        metrics.update(out.detach(), y, scale=scale)
+        """MSE, MAE and MASE in the data's own units (the ``*_loss`` the network minimises is
+        the MSE of the standardised values)."""
+        O = self.hparams.output_size
+        out, y, x = (self._to_data_units(t) for t in (out.detach(), y, x[..., :O]))
+        metrics.update(out, y, scale=naive_scale(x, lengths))
 
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """Forecast (B, horizon, output_size)."""
+        """Forecast (B, horizon, output_size), in the data's own units."""
         x, lengths, _ = unpack_batch(batch)
-        return self(x, lengths)
+        return self._to_data_units(self(x, lengths))
