@@ -56,21 +56,27 @@ def test_fit_validate_test_predict_from_the_sine_config(tmp_path, caplog):
     assert cli.trainer.gradient_clip_val == 1.0
     assert (log_dir / "forecast.png").stat().st_size > 1000
     assert (log_dir / "config.yaml").is_file() and (log_dir / "metrics.csv").is_file()
-    (ckpt,) = (log_dir / "checkpoints").glob("*.ckpt")
+    ckpt = Path(cli.trainer.checkpoint_callback.best_model_path)  # the best by val_loss
+    names = sorted(p.name for p in (log_dir / "checkpoints").glob("*.ckpt"))
+    assert ckpt.name in names and "last.ckpt" in names and len(names) == 2
     assert "final metrics after 2 epochs" in caplog.text and "val_mase" in caplog.text
     assert "train_loss_epoch" not in caplog.text
     assert str(ckpt) in caplog.text
 
-    cli = main(["validate", *config, *_trainer_args(tmp_path), "--ckpt_path", str(ckpt)])
-    assert {"val_mse", "val_mae", "val_mase"} <= set(cli.trainer.callback_metrics)
+    # the run's own folder, not a new version_N, and never over an earlier command's output
+    for run in range(2):
+        cli = main(["validate", *config, *_trainer_args(tmp_path), "--ckpt_path", str(ckpt)])
+        assert {"val_mse", "val_mae", "val_mase"} <= set(cli.trainer.callback_metrics)
+        assert Path(cli.trainer.log_dir) == log_dir / ("validate", "validate-1")[run]
 
     cli = main(["test", *config, *_trainer_args(tmp_path), "--ckpt_path", str(ckpt)])
     assert {"test_mse", "test_mae", "test_mase"} <= set(cli.trainer.callback_metrics)
-    assert (Path(cli.trainer.log_dir) / "forecast_test.png").is_file()
+    assert (log_dir / "test" / "forecast_test.png").is_file()
 
     cli = main(["predict", *config, *_trainer_args(tmp_path), "--ckpt_path", str(ckpt)])
-    preds = torch.load(Path(cli.trainer.log_dir) / "predictions.pt")
+    preds = torch.load(log_dir / "predict" / "predictions.pt")
     assert preds.shape == (len(cli.datamodule.test_set), 3, 1)
+    assert sorted(p.name for p in log_dir.parent.iterdir()) == [log_dir.name]
 
 
 def test_classification_config_writes_a_confusion_matrix(tmp_path):
@@ -131,7 +137,7 @@ def test_python_dash_m_runs_the_main_job(tmp_path):
     out = run.stdout + run.stderr
     assert "Epoch 0" in out  # Lightning's progress bar
     assert "final metrics after 1 epochs" in out and "val_mse" in out
-    assert len(list(tmp_path.glob("lightning_logs/version_0/checkpoints/*.ckpt"))) == 1
+    assert len(list(tmp_path.glob("lightning_logs/version_0/checkpoints/*.ckpt"))) == 2
     assert (tmp_path / "lightning_logs/version_0/forecast.png").is_file()
 
 
@@ -186,8 +192,7 @@ def test_without_a_logger_plots_never_overwrite_a_file(tmp_path, monkeypatch, ca
 
 def _fit_checkpoint(tmp_path) -> Path:
     cli = main(["fit", *TINY_SINE, *_trainer_args(tmp_path, epochs=1)])
-    (ckpt,) = Path(cli.trainer.log_dir, "checkpoints").glob("*.ckpt")
-    return ckpt
+    return Path(cli.trainer.log_dir, "checkpoints", "last.ckpt")
 
 
 def _damaged(ckpt: Path, tmp_path, name: str, checksum: bool) -> Path:

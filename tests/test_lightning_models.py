@@ -273,3 +273,14 @@ def test_forecasts_and_metrics_in_the_series_units(tmp_path, log):
     shifted.load_state_dict(saved)  # the training data's transform, applied anew
     torch.testing.assert_close(shifted.mean, dm.mean)
     assert shifted.inverse_transform(shifted.test_set.targets, 1).min() > 499
+
+
+def test_predict_takes_a_tensor_dataset(tmp_path):
+    """``trainer.predict`` on ``DataLoader(TensorDataset(x))``: one-item batches."""
+    model = SequenceForecaster(input_size=1, horizon=2, output_size=1, hidden_size=8,
+                               backend="reference")
+    x = torch.randn(6, 10, 1)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=4)
+    pred = torch.cat(_trainer(tmp_path).predict(model, loader))
+    assert pred.shape == (6, 2, 1)
+    torch.testing.assert_close(pred, model(x))

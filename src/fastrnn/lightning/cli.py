@@ -15,7 +15,8 @@ Any ``LightningModule``/``LightningDataModule`` may be named by ``class_path``; 
 model is :class:`~fastrnn.lightning.SequenceForecaster` and the data
 :class:`~fastrnn.lightning.SineDataModule`. Sizes fixed by the data (``input_size``,
 ``num_classes``, ``horizon``) are filled in from the datamodule. Gradients are clipped to norm
-1.0 by default (``--trainer.gradient_clip_val``). Each run writes its checkpoint (with a SHA-256
+1.0 by default (``--trainer.gradient_clip_val``). Each run writes its checkpoints (the best by
+``val_loss`` and ``last.ckpt``, each with a SHA-256
 checksum beside it, checked before any checkpoint is read back: see
 :mod:`fastrnn.lightning.checkpoints`), metrics and a plot (``forecast.png`` or
 ``confusion_matrix.png``) under ``lightning_logs/version_N/`` (without a logger, beside the
@@ -29,9 +30,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
-from fastrnn.lightning.callbacks import PlotPredictions, PrintMetrics, SavePredictions
+from fastrnn.lightning.callbacks import (
+    PlotPredictions,
+    PrintMetrics,
+    SavePredictions,
+    fresh_path,
+)
 from fastrnn.lightning.checkpoints import CheckpointError, ChecksumCheckpointIO, verify_checkpoint
 
 __all__ = ["FastRNNCLI", "main"]
@@ -60,6 +67,26 @@ class FastRNNCLI(LightningCLI):
             except CheckpointError as error:
                 self._parser(subcommand).error(f"--ckpt_path: {error}")
         super()._parse_ckpt_path()
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """Lightning's trainer, with a CSVLogger where none was set (whether or not
+        tensorboard is installed): the run folder's ``metrics.csv``. ``validate``, ``test``
+        and ``predict`` with a checkpoint of a run write into that run's folder (a fresh
+        subfolder named after the command), not into a new ``version_N``."""
+        trainer = self._get(self.config_init, "trainer", default={})
+        if trainer.get("logger") in (None, True) and "logger" not in kwargs:
+            kwargs["logger"] = self._default_logger(trainer.get("default_root_dir"))
+        return super().instantiate_trainer(**kwargs)
+
+    def _default_logger(self, root: Any) -> Any:
+        from lightning.pytorch.loggers import CSVLogger
+
+        ckpt = self._get(self.config, "ckpt_path") if self.subcommand != "fit" else None
+        path = Path(str(ckpt)) if ckpt else None
+        if path is not None and path.is_file() and path.parent.name == "checkpoints":
+            run = path.resolve().parents[1]
+            return CSVLogger(save_dir=run, name="", version=fresh_path(run / self.subcommand).name)
+        return CSVLogger(save_dir=root or Path.cwd())
 
     def instantiate_classes(self) -> None:
         try:
@@ -165,7 +192,8 @@ def trainer_defaults() -> dict[str, Any]:
         "max_epochs": 20,
         "gradient_clip_val": 1.0,
         "log_every_n_steps": 10,
-        "callbacks": [PlotPredictions(), PrintMetrics(), SavePredictions()],
+        "callbacks": [PlotPredictions(), PrintMetrics(), SavePredictions(),
+                      ModelCheckpoint(monitor="val_loss", save_last=True)],
         "plugins": [ChecksumCheckpointIO()],
     }
 

@@ -40,9 +40,12 @@ STAGES = ("train", "val", "test")
 
 
 def unpack_batch(batch: Any) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """``(x, y)``, ``(x, lengths, y)`` or a lone ``x`` -> ``(x, lengths, y)``."""
+    """``(x, y)``, ``(x, lengths, y)``, a lone ``x`` or ``(x,)`` (a ``TensorDataset(x)``'s
+    batches) -> ``(x, lengths, y)``."""
     if isinstance(batch, Tensor):
         return batch, None, None
+    if len(batch) == 1:
+        return batch[0], None, None
     if len(batch) == 2:
         return batch[0], None, batch[1]
     if len(batch) == 3:
