@@ -145,8 +145,29 @@ class RNNCellBase(BackendModule):
         return out if is_lstm else out[0]
 
 
+_CELL_ARGS = """
+    Args:
+        input_size: features of the input ``x``.
+        hidden_size: features of the hidden state ``h``.
+        bias: use ``bias_ih`` and ``bias_hh`` (default True).{more}
+        device, dtype: of the parameters, as in torch.nn.
+        backend: ``"auto"``, ``"native"``, ``"reference"``, ``"triton"`` or None (the process
+            default), as for :class:`fastrnn.LSTM`.
+
+    Forward: ``cell(input, hx=None)``: input ``(B, I)`` or ``(I,)``; {state}, zeros when None.
+    Returns {returns}, of the input's rank. Parameters, ``state_dict``, results and errors are
+    torch.nn's.
+"""
+
+
 class RNNCell(RNNCellBase):
-    """Elman cell with tanh or ReLU, a drop-in for :class:`torch.nn.RNNCell`."""
+    """Elman cell, ``h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)`` with act tanh or relu: a
+    drop-in for :class:`torch.nn.RNNCell`.
+    """
+
+    __doc__ += _CELL_ARGS.format(
+        more="\n        nonlinearity: ``\"tanh\"`` (default) or ``\"relu\"``.",
+        state="hx ``(B, H)``", returns="h'")
 
     def __init__(
         self,
@@ -192,7 +213,11 @@ class _GatedCell(RNNCellBase):
 
 
 class LSTMCell(_GatedCell):
-    """LSTM cell, a drop-in for :class:`torch.nn.LSTMCell`."""
+    """LSTM cell (gates i, f, g, o as in torch.nn): a drop-in for :class:`torch.nn.LSTMCell`.
+    """
+
+    __doc__ += _CELL_ARGS.format(more="", state="hx ``(h, c)``, each ``(B, H)``",
+                                 returns="``(h', c')``")
 
     mode = "LSTM"
     num_chunks = 4
@@ -205,7 +230,9 @@ class LSTMCell(_GatedCell):
 
 
 class GRUCell(_GatedCell):
-    """GRU cell, a drop-in for :class:`torch.nn.GRUCell`."""
+    """GRU cell (gates r, z, n as in torch.nn): a drop-in for :class:`torch.nn.GRUCell`."""
+
+    __doc__ += _CELL_ARGS.format(more="", state="hx ``(B, H)``", returns="h'")
 
     mode = "GRU"
     num_chunks = 3

@@ -348,36 +348,139 @@ class RNNBase(BackendModule):
         return state if is_batched else tuple(h.unsqueeze(1) for h in state)
 
 
-class RNN(RNNBase):
-    """Elman RNN with tanh or ReLU, a drop-in for :class:`torch.nn.RNN`."""
+_ARGS = """
+    Args:
+        input_size: features of the input ``x`` per step.
+        hidden_size: features of the hidden state ``h``.
+        num_layers: stacked recurrent layers (default 1).
+        bias: use ``bias_ih`` and ``bias_hh`` (default True).
+        batch_first: input and output are ``(B, T, *)`` instead of ``(T, B, *)``.
+        dropout: dropout on each layer's output but the last's, in training (default 0).
+        bidirectional: run every layer in both directions (default False).{more}
+        device, dtype: of the parameters, as in torch.nn.
+        backend: ``"auto"`` (the fused kernels on CUDA where they serve the configuration,
+            else torch's own), ``"native"`` (torch's own: cuDNN on CUDA), ``"reference"``
+            (pure PyTorch, every feature, the kernels' oracle), ``"triton"`` (the fused kernels;
+            configurations they cannot do run the reference with a one-time warning), or None
+            for the process default (:func:`fastrnn.set_default_backend`, ``$FASTRNN_BACKEND``).
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    Forward: ``module(input, hx=None, lengths=None)``, exactly torch.nn's contract:
+        input: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, ``(T, I)`` unbatched, or a
+            PackedSequence (sorted or not).
+        hx: initial state{state}, zeros when None.
+        lengths: ``(B,)`` sequence lengths for padded input, in any order (the PackedSequence
+            of those lengths, padded back with zeros).
+        Returns ``(output, {final})``: output ``(T, B, D * {out})`` (D = 2 if bidirectional),
+        the final states ``(num_layers * D, B, *)``.
+
+    Parameters and ``state_dict`` are torch.nn's (``weight_ih_l{{k}}``, ``weight_hh_l{{k}}``,
+    ``bias_ih_l{{k}}``, ``bias_hh_l{{k}}``{extra}, ``_reverse`` for the second direction), so
+    ``load_state_dict(torch_module.state_dict())`` works both ways; bad input raises torch.nn's
+    exception and message. Not a subclass of the torch.nn class (see :func:`fastrnn.swap`).
+"""
+
+
+def _no_other_keywords(kwargs: dict[str, Any]) -> None:
+    """torch.nn's error for a keyword none of its RNN classes takes."""
+    if kwargs:
+        raise TypeError(
+            f"RNNBase.__init__() got an unexpected keyword argument '{next(iter(kwargs))}'")
+
+
+class RNN(RNNBase):
+    """Elman RNN, ``h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)`` with act tanh or
+    relu: a drop-in for :class:`torch.nn.RNN`.
+    """
+
+    __doc__ += _ARGS.format(state=" ``h0: (num_layers * D, B, H)``", final="h_n", out="H",
+                            extra="", more="\n        nonlinearity: ``\"tanh\"`` (default) "
+                            "or ``\"relu\"`` (after num_layers when positional).")
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+        backend: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         if "proj_size" in kwargs:
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
-        if len(args) > 3:
-            self.nonlinearity = args[3]
-            args = args[:3] + args[4:]
-        else:
-            self.nonlinearity = kwargs.pop("nonlinearity", "tanh")
-        if self.nonlinearity not in ("tanh", "relu"):
+        _no_other_keywords(kwargs)
+        if nonlinearity not in ("tanh", "relu"):
             raise ValueError(
-                f"Unknown nonlinearity '{self.nonlinearity}'. Select from 'tanh' or 'relu'."
+                f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."
             )
-        super().__init__("RNN_TANH" if self.nonlinearity == "tanh" else "RNN_RELU", *args,
-                         **kwargs)
+        self.nonlinearity = nonlinearity
+        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
+                         hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         device=device, dtype=dtype, backend=backend)
 
 
 class LSTM(RNNBase):
-    """LSTM (with optional projections), a drop-in for :class:`torch.nn.LSTM`."""
+    """LSTM (gates i, f, g, o as in torch.nn; with ``proj_size`` the hidden state is
+    ``h_t = W_hr (o_t * tanh(c_t))``): a drop-in for :class:`torch.nn.LSTM`.
+    """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__("LSTM", *args, **kwargs)
+    __doc__ += _ARGS.format(state=" ``(h0, c0)``, ``h0: (num_layers * D, B, P)``,\n"
+                                  "            ``c0: (num_layers * D, B, H)`` (P = proj_size "
+                                  "or H)", final="(h_n, c_n)", out="P",
+                            extra=", ``weight_hr_l{k}``",
+                            more="\n        proj_size: size of the projected hidden state, "
+                            "0 (default) for none.")
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device: Any = None,
+        dtype: Any = None,
+        backend: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        _no_other_keywords(kwargs)
+        super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, proj_size, device=device, dtype=dtype,
+                         backend=backend)
 
 
 class GRU(RNNBase):
-    """GRU, a drop-in for :class:`torch.nn.GRU`."""
+    """GRU (gates r, z, n as in torch.nn, ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``):
+    a drop-in for :class:`torch.nn.GRU`.
+    """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    __doc__ += _ARGS.format(state=" ``h0: (num_layers * D, B, H)``", final="h_n", out="H",
+                            extra="", more="")
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+        backend: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         if "proj_size" in kwargs:
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
-        super().__init__("GRU", *args, **kwargs)
+        _no_other_keywords(kwargs)
+        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, device=device, dtype=dtype, backend=backend)
