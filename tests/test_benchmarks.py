@@ -297,3 +297,24 @@ def test_module_entry_point_lists_cases():
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     assert out.stdout.splitlines() == [c.key for c in suite_cases("cpu")]
+
+
+def test_compile_time_child_and_table():
+    """The compile-time benchmark's child process runs (a tiny T), and the table marks the
+    default backend's verdict against torch.nn."""
+    from benchmarks import compile_time
+
+    result = compile_time._run_child("auto", 2, 1, timeout=300)
+    assert result["status"] == "ok", result
+    assert result["first_s"] > 0 and result["steady_ms"] > 0 and result["eager_ms"] > 0
+    fake = {
+        ("torch", 20): {"status": "ok", "rounds": 3, "first_s": 2.0, "first_range": (1.9, 2.2),
+                        "ratio": 1.0, "ratio_range": (1.0, 1.0), "steady_ms": 5.0,
+                        "eager_ms": 6.0},
+        ("auto", 20): {"status": "ok", "rounds": 3, "first_s": 2.5, "first_range": (2.4, 2.7),
+                       "ratio": 1.25, "ratio_range": (1.2, 1.3), "steady_ms": 5.1,
+                       "eager_ms": 6.0},
+        ("reference", 1000): {"status": "timeout", "message": "over 900 s"},
+    }
+    table = compile_time.format_table(fake)
+    assert "1.25x" in table and "target: met" in table and "timeout" in table

@@ -69,3 +69,30 @@ def test_inductor_fullgraph_matches_eager():
     actual = _compiled_grads(ours, x, hx, "inductor")
     for key, value in expected.items():
         assert_close(actual[key], value, torch.float32, msg=key)
+
+
+def test_native_backend_stays_out_of_the_graph_like_torch_nn():
+    """Under torch.compile the native backend's RNN runs outside the graph, as torch.nn's
+    does: traced, torch's RNN op decomposes into every time step (a graph, and a compile
+    time, growing with T). The graphs around it do not depend on T."""
+    import fastrnn
+
+    for backend in ("native", "auto"):  # auto is native on the CPU
+        torch.manual_seed(0)
+        embed, rnn = torch.nn.Linear(4, 4), fastrnn.LSTM(4, 6, backend=backend)
+
+        def step(x):
+            return rnn(torch.relu(embed(x)))[0].tanh().sum()
+
+        graphs = []
+
+        def record(gm, example_inputs):
+            graphs.append(gm)
+            return gm.forward
+
+        x = torch.randn(5, 2, 4)
+        assert_close(torch.compile(step, backend=record)(x), step(x), torch.float32)
+        targets = [str(node.target) for gm in graphs for node in gm.graph.nodes]
+        assert any("relu" in t for t in targets) and any("tanh" in t for t in targets)
+        assert not any("lstm" in t.lower() for t in targets), (backend, targets)
+        torch._dynamo.reset()

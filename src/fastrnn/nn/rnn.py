@@ -213,13 +213,8 @@ class RNNBase(BackendModule):
         self, input: Tensor, hx: tuple[Tensor, ...], batch_sizes: Tensor | None
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
         """Checked, time-major-or-batch_first input and full-rank state -> (output, states)."""
-        batch = int(batch_sizes[0]) if batch_sizes is not None else (
-            input.size(0 if self.batch_first else 1) if input.dim() == 3 else 1)
-        backend = resolve_backend(
-            self.backend, self.mode, input.device, input.dtype, hidden_size=self.hidden_size,
-            proj_size=self.proj_size, packed=batch_sizes is not None,
-            requires_grad=torch.is_grad_enabled(), batch_size=batch,
-        )
+        backend = self._backend_for(
+            input if batch_sizes is None else PackedSequence(input, batch_sizes))
         weights = self._flat_weights
         if backend == "native":
             return self._native(input, hx, batch_sizes)
@@ -273,6 +268,29 @@ class RNNBase(BackendModule):
         stands for the PackedSequence of those lengths: the output is padded back to T with
         zeros past each length, the final states are each sequence's at its length.
         """
+        if torch.compiler.is_compiling() and self._backend_for(input) == "native":
+            # as torch.compile runs torch.nn's RNNs: traced, torch's RNN op decomposes into
+            # every time step (minutes of compiling, growing with T)
+            return _forward_outside_the_graph(self, input, hx, lengths)
+        return self._forward(input, hx, lengths)
+
+    def _backend_for(self, input: Tensor | PackedSequence) -> str:
+        """The backend a call with this input runs."""
+        packed = isinstance(input, PackedSequence)
+        data = input.data if packed else input
+        if packed:
+            batch = int(input.batch_sizes[0])
+        elif data.dim() == 3:
+            batch = data.size(0 if self.batch_first else 1)
+        else:
+            batch = 1
+        return resolve_backend(
+            self.backend, self.mode, data.device, data.dtype, hidden_size=self.hidden_size,
+            proj_size=self.proj_size, packed=packed, requires_grad=torch.is_grad_enabled(),
+            batch_size=batch,
+        )
+
+    def _forward(self, input: Any, hx: Any, lengths: Any) -> tuple[Any, Any]:
         if lengths is not None:
             return self._forward_lengths(input, hx, lengths)
         is_lstm = self.mode == "LSTM"
@@ -378,6 +396,11 @@ _ARGS = """
     ``load_state_dict(torch_module.state_dict())`` works both ways; bad input raises torch.nn's
     exception and message. Not a subclass of the torch.nn class (see :func:`fastrnn.swap`).
 """
+
+
+@torch.compiler.disable
+def _forward_outside_the_graph(module: RNNBase, *args: Any) -> tuple[Any, Any]:
+    return module._forward(*args)
 
 
 def _no_other_keywords(kwargs: dict[str, Any]) -> None:
