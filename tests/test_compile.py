@@ -81,12 +81,12 @@ def test_native_backend_stays_out_of_the_graph_like_torch_nn():
         torch.manual_seed(0)
         embed, rnn = torch.nn.Linear(4, 4), fastrnn.LSTM(4, 6, backend=backend)
 
-        def step(x):
+        def step(x, embed=embed, rnn=rnn):
             return rnn(torch.relu(embed(x)))[0].tanh().sum()
 
         graphs = []
 
-        def record(gm, example_inputs):
+        def record(gm, example_inputs, graphs=graphs):
             graphs.append(gm)
             return gm.forward
 
