@@ -28,7 +28,8 @@ SCHEMA = 1
 CSV_COLUMNS = (
     "key", "config", "cell", "T", "B", "I", "H", "dtype", "layers", "bidirectional", "packed",
     "mode", "label", "provider", "backend", "status", "median_ms", "p20_ms", "p80_ms", "reps",
-    "speedup", "peak_mem_mib", "max_abs_err", "err_ratio", "oracle", "message",
+    "speedup", "rounds", "spread", "noisy", "peak_mem_mib", "max_abs_err", "err_ratio", "oracle",
+    "message",
 )  # fmt: skip
 
 
@@ -83,6 +84,10 @@ def _cell(rec: dict | None) -> str:
         err = rec.get("max_abs_err")
         return f"{rec['status']} (err {err:.2g})" if rec["status"] == "mismatch" else rec["status"]
     notes = [f"{rec['speedup']:.2f}x"] if rec.get("speedup") is not None else []
+    if rec.get("noisy"):  # rounds disagreed by more than NOISY_SPREAD: no ratio
+        notes.append(f"noisy: spread {rec['spread']:.0%}")
+    elif rec.get("spread") is not None and rec["provider"] != BASELINE:
+        notes.append(f"±{rec['spread'] / 2:.0%}")
     if rec.get("backend") and rec["backend"] != rec["provider"] and rec["provider"] != BASELINE:
         notes.append(rec["backend"])  # what auto picked
     return f"{rec['median_ms']:.3f}" + (f" ({', '.join(notes)})" if notes else "")
@@ -123,7 +128,10 @@ def _header(doc: dict) -> list[str]:
         f"Median time of one call in ms; in parentheses the speedup over {_label(BASELINE)} "
         "(higher is faster). Each provider's outputs (and input gradient) are checked against "
         "an oracle before it is timed; one that disagrees is reported as a mismatch and not "
-        "timed.",
+        "timed. With timing rounds (the CPU's default), the median over interleaved rounds, "
+        "± half its range over rounds, and the speedup as the median of the per-round ratios; "
+        "a row whose rounds spread by more than 25% (or whose baseline's does) is marked noisy "
+        "and given no ratio.",
         *(
             ["", "**Incomplete run**: only the cases finished before it stopped."]
             if doc.get("complete") is False

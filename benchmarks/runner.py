@@ -30,6 +30,9 @@ __all__ = ["RunSettings", "compare_outputs", "oracle_precision", "run_cases"]
 
 #: Largest forward multiply-add count whose float64 oracle still runs on the CPU in about a second.
 FLOAT64_ORACLE_MACS = 2 * 10**8
+#: With rounds, a provider whose median over rounds spreads more than this (range over median),
+#: or whose baseline's does, gets no speedup but ``noisy``.
+NOISY_SPREAD = 0.25
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class RunSettings:
     timing: TimingSettings = field(default_factory=TimingSettings)
     seed: int = 0
     check: bool = True
+    rounds: int = 1  # > 1: providers timed in interleaved rounds (see run_case)
 
 
 def oracle_precision(case: Case, device: torch.device) -> tuple[torch.device, torch.dtype]:
@@ -131,6 +135,9 @@ def _record(case: Case, provider: str) -> dict:
         "reps": None,
         "peak_mem_mib": None,
         "speedup": None,
+        "rounds": None,
+        "spread": None,
+        "noisy": False,
     }
 
 
@@ -159,6 +166,9 @@ def _measure(
                 rec["message"] = f"max abs error {rec['max_abs_err']:.3g} exceeds tolerance"
                 return rec
         rec["peak_mem_mib"] = peak_memory_mib(run, s.device)
+        if s.rounds > 1:  # timed by run_case, interleaved with the other providers
+            rec["status"], rec["_run"] = "ok", run
+            return rec
         timing = time_callable(run, s.device, s.timing)
         rec.update(
             status="ok",
@@ -170,6 +180,42 @@ def _measure(
     except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
         rec["status"], rec["message"] = classify_error(exc)
     return rec
+
+
+def _time_in_rounds(records: list[dict], s: RunSettings) -> None:
+    """Time every checked provider of a case in ``s.rounds`` rounds, in turn forward and
+    reversed order, so drift of the machine falls on all of them: ``median_ms`` is the median
+    over rounds of each round's median (``p20_ms``/``p80_ms`` the extremes over rounds),
+    ``spread`` their range over that median, and ``speedup`` the median over rounds of the
+    baseline's time over the provider's in the same round (none when either is noisy)."""
+    timed = [rec for rec in records if "_run" in rec]
+    per_round: dict[str, list] = {rec["provider"]: [] for rec in timed}
+    for r in range(s.rounds):
+        for rec in timed if r % 2 == 0 else reversed(timed):
+            try:
+                per_round[rec["provider"]].append(time_callable(rec["_run"], s.device, s.timing))
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+                rec["status"], rec["message"] = classify_error(exc)
+    for rec in timed:
+        del rec["_run"]
+        times = [t.median_ms for t in per_round[rec["provider"]]]
+        if rec["status"] != "ok" or not times:
+            continue
+        ordered = sorted(times)
+        median = ordered[len(ordered) // 2] if len(ordered) % 2 else sum(
+            ordered[len(ordered) // 2 - 1 : len(ordered) // 2 + 1]) / 2
+        rec.update(median_ms=median, p20_ms=ordered[0], p80_ms=ordered[-1],
+                   reps=sum(t.reps or 0 for t in per_round[rec["provider"]]) or None,
+                   rounds=len(times), spread=(ordered[-1] - ordered[0]) / median)
+    base = next((r for r in timed if r["provider"] == BASELINE and r["status"] == "ok"), None)
+    for rec in timed:
+        if base is None or rec["status"] != "ok":
+            continue
+        rec["noisy"] = rec["spread"] > NOISY_SPREAD or base["spread"] > NOISY_SPREAD
+        if not rec["noisy"]:
+            ratios = sorted(b.median_ms / t.median_ms for b, t in zip(
+                per_round[BASELINE], per_round[rec["provider"]]))
+            rec["speedup"] = ratios[len(ratios) // 2]
 
 
 class OracleError(RuntimeError):
@@ -218,7 +264,10 @@ def run_case(
             on_record(records[-1])
         if s.device.type == "cuda":
             torch.cuda.empty_cache()
-    _fill_speedups(records)
+    if s.rounds > 1:
+        _time_in_rounds(records, s)
+    else:
+        _fill_speedups(records)
     return records
 
 

@@ -128,7 +128,7 @@ def test_pipeline_writes_wellformed_results(tmp_path: Path, calls: list[str], ca
     out = tmp_path / "res"
     args = ["run", "--suite", "smoke", "--out", str(out), "--quiet", "--cells", "lstm,gru",
             "--providers", "reference,auto,wrong,missing",
-            "--warmup-ms", "0", "--rep-ms", "1", "--min-reps", "2"]  # fmt: skip
+            "--warmup-ms", "0", "--rep-ms", "1", "--min-reps", "2", "--rounds", "1"]  # fmt: skip
     assert main(args) == 0
     doc = json.loads((out / "smoke.json").read_text())  # strict JSON: no NaN/Infinity
     assert doc["schema"] == report.SCHEMA and doc["complete"] is True
@@ -318,3 +318,40 @@ def test_compile_time_child_and_table():
     }
     table = compile_time.format_table(fake)
     assert "1.25x" in table and "target: met" in table and "timeout" in table
+
+
+def test_timing_rounds_interleave_and_flag_noisy_rows(monkeypatch: pytest.MonkeyPatch):
+    """Rounds time the providers in alternating order; the median over rounds, its spread,
+    the median of per-round ratios, and no ratio where the rounds disagree."""
+    from benchmarks.timing import Timing
+
+    times = {BASELINE: [1.0, 1.1, 1.0], "fast": [0.5, 0.5, 0.55], "noisy": [2.0, 6.0, 2.0]}
+    order = []
+
+    def fake(run, device, settings):
+        order.append(run)
+        return Timing(times[run].pop(0), 0.0, 0.0, 4)
+
+    monkeypatch.setattr(runner, "time_callable", fake)
+    records = [{"provider": p, "status": "ok", "_run": p, "speedup": None, "noisy": False}
+               for p in (BASELINE, "fast", "noisy")]
+    runner._time_in_rounds(records, runner.RunSettings(rounds=3))
+    assert order == [BASELINE, "fast", "noisy", "noisy", "fast", BASELINE,
+                     BASELINE, "fast", "noisy"]
+    by = {r["provider"]: r for r in records}
+    assert by["fast"]["median_ms"] == 0.5 and by["fast"]["rounds"] == 3
+    assert by["fast"]["speedup"] == pytest.approx(2.0) and not by["fast"]["noisy"]
+    assert by["noisy"]["noisy"] and by["noisy"]["speedup"] is None
+    assert by["noisy"]["spread"] == pytest.approx(2.0)
+    assert "noisy: spread 200%" in report._cell({**by["noisy"], "backend": None})
+    assert all("_run" not in r for r in records)
+
+
+def test_cpu_runs_take_three_rounds_by_default(tmp_path: Path):
+    out = tmp_path / "res"
+    assert main(["run", "--suite", "smoke", "--out", str(out), "--quiet", "--cells", "rnn",
+                 "--modes", "inference", "--providers", "reference", "--warmup-ms", "0",
+                 "--rep-ms", "1", "--min-reps", "2", "--no-plot"]) == 0
+    records = json.loads((out / "smoke.json").read_text())["results"]
+    assert records and all(r["rounds"] == 3 and r["spread"] >= 0 for r in records
+                           if r["status"] == "ok")
