@@ -74,8 +74,12 @@ def test_fit_validate_test_predict_from_the_sine_config(tmp_path, caplog):
     assert (log_dir / "test" / "forecast_test.png").is_file()
 
     cli = main(["predict", *config, *_trainer_args(tmp_path), "--ckpt_path", str(ckpt)])
-    preds = torch.load(log_dir / "predict" / "predictions.pt")
-    assert preds.shape == (len(cli.datamodule.test_set), 3, 1)
+    preds = torch.load(log_dir / "predict" / "predictions.pt")  # past each test series' end
+    assert preds.shape == (len(cli.datamodule.test_series), 3, 1)
+    rows = (log_dir / "predict" / "forecast.csv").read_text().splitlines()
+    assert rows[0] == "series,step,y0" and len(rows) == 1 + preds.shape[0] * 3
+    assert rows[1].split(",")[1] == "40"  # the step after the series' 40 (series_len)
+    assert (log_dir / "predict" / "forecast_future.png").is_file()
     assert sorted(p.name for p in log_dir.parent.iterdir()) == [log_dir.name]
 
 

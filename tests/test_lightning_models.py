@@ -176,8 +176,8 @@ def test_forecaster_learns_sine(tmp_path, backend):
     after = trainer.validate(model, dm, verbose=False)[0]
     assert after["val_mse"] < 0.5 * before["val_mse"]
     assert set(after) == {"val_loss", "val_mse", "val_mae", "val_mase"}
-    pred = trainer.predict(model, dm)
-    assert pred[0].shape == (32, 4, 1)
+    pred = trainer.predict(model, dm)  # past the end of each test series
+    assert torch.cat(pred).shape == (len(dm.test_series), 4, 1)
 
 
 @pytest.mark.parametrize("scheduler", ["cosine", "plateau"])
@@ -253,7 +253,7 @@ def test_forecasts_and_metrics_in_the_series_units(tmp_path, log):
     the standardised MSE; the scaler travels in the checkpoint and is used on new data."""
     pl.seed_everything(0)
     dm = CSVForecastingDataModule(str(_csv(tmp_path / "s.csv")), seq_len=12, horizon=3,
-                                  log=log, batch_size=16)
+                                  log=log, batch_size=16, predict="test")
     model = SequenceForecaster(hidden_size=16, lr=1e-2, backend="reference")
     trainer = _trainer(tmp_path, max_epochs=3, enable_checkpointing=True)
     trainer.fit(model, dm)
@@ -284,3 +284,35 @@ def test_predict_takes_a_tensor_dataset(tmp_path):
     pred = torch.cat(_trainer(tmp_path).predict(model, loader))
     assert pred.shape == (6, 2, 1)
     torch.testing.assert_close(pred, model(x))
+
+
+def test_predict_forecasts_past_the_end_with_the_time_index(tmp_path):
+    """predict="future" (the default) forecasts horizon steps after the last row, labelled by
+    the CSV's time column continued (month starts by months), written to forecast.csv."""
+    from fastrnn.lightning import SavePredictions
+    from fastrnn.lightning.future import extend_index
+
+    months = [f"{1949 + m // 12}-{m % 12 + 1:02d}-01" for m in range(60)]
+    values = [100 + 10 * ((m % 12) / 12) + m for m in range(60)]
+    path = tmp_path / "monthly.csv"
+    path.write_text("month,passengers\n" + "".join(f"{d},{v}\n" for d, v in zip(months, values)))
+    dm = CSVForecastingDataModule(str(path), columns=["passengers"], time_column="month",
+                                  seq_len=12, horizon=3, batch_size=8)
+    model = SequenceForecaster(hidden_size=8, backend="reference")
+    trainer = _trainer(tmp_path, max_epochs=1, callbacks=[SavePredictions()])
+    trainer.fit(model, dm)
+    pred = torch.cat(trainer.predict(model, dm))
+    assert pred.shape == (1, 3, 1)
+    window = dm.future_set.sequences[0]
+    torch.testing.assert_close(dm.inverse_transform(window, 1)[:, 0],
+                               torch.tensor(values[-12:]), rtol=1e-5, atol=1e-3)
+    rows = (tmp_path / "forecast.csv").read_text().splitlines()
+    assert rows[0] == "month,passengers"
+    assert [r.split(",")[0] for r in rows[1:]] == ["1954-01-01", "1954-02-01", "1954-03-01"]
+    assert float(rows[1].split(",")[1]) == pytest.approx(pred[0, 0, 0].item(), rel=1e-4)
+    assert extend_index(["3", "5"], 2) == ["7", "9"]
+    assert extend_index(["2020-01-01T00:00:00", "2020-01-01T06:00:00"], 1) == [
+        "2020-01-01T12:00:00"]
+    assert extend_index(["a", "b"], 2) == ["+1", "+2"]
+    with pytest.raises(ValueError, match="predict must be"):
+        CSVForecastingDataModule(str(path), predict="past")

@@ -3,6 +3,7 @@
 Built on fastrnn's public ``RNN``/``LSTM``/``GRU`` modules; see :mod:`fastrnn.lightning.cli`.
 """
 
+from fastrnn.lightning.callbacks import PlotPredictions, PrintMetrics, SavePredictions
 from fastrnn.lightning.checkpoints import ChecksumCheckpointIO, verify_checkpoint
 from fastrnn.lightning.data import (
     CSVForecastingDataModule,
@@ -22,7 +23,10 @@ __all__ = [
     "CSVForecastingDataModule",
     "ChecksumCheckpointIO",
     "MeanAbsoluteScaledError",
+    "PlotPredictions",
+    "PrintMetrics",
     "RecurrentEncoder",
+    "SavePredictions",
     "SequenceClassifier",
     "SequenceDataset",
     "SequenceForecaster",

@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from fastrnn.lightning.future import write_forecast_csv
 from fastrnn.lightning.models import SequenceClassifier, SequenceForecaster, unpack_batch
 from fastrnn.lightning.plots import plot_confusion_matrix, plot_forecast
 
@@ -148,7 +149,9 @@ class EpochTimer(Callback):
 
 
 class SavePredictions(BasePredictionWriter):
-    """``predict`` writes all predictions, concatenated, to ``predictions.pt`` in the log dir."""
+    """``predict`` writes all predictions, concatenated, to ``predictions.pt`` in the log dir;
+    a forecaster predicting past the data's end (the datamodules' ``predict="future"``) also
+    ``forecast.csv`` and ``forecast_future.png``."""
 
     def __init__(self) -> None:
         super().__init__(write_interval="epoch")
@@ -168,5 +171,27 @@ class SavePredictions(BasePredictionWriter):
         name = "predictions.pt" if trainer.world_size == 1 else f"predictions_rank{rank}.pt"
         self.path = fresh_path(output_dir(trainer) / name)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(torch.cat([p.cpu() for p in preds]), self.path)
+        stacked = torch.cat([p.cpu() for p in preds])
+        torch.save(stacked, self.path)
         rank_zero_info(f"predictions written to {self.path}")
+        dm = trainer.datamodule
+        if (isinstance(pl_module, SequenceForecaster) and trainer.world_size == 1
+                and getattr(dm, "predict", None) == "future"):
+            self._write_future(dm, stacked, self.path.parent)
+
+    def _write_future(self, dm: Any, forecast: torch.Tensor, out: Path) -> None:
+        """The forecast past each series' end: forecast.csv (time labels where the data has
+        them) and forecast_future.png (history and forecast, in the data's units)."""
+        names = dm.output_names()
+        series = [str(s) for s in getattr(dm, "test_series", [])] or None
+        path = write_forecast_csv(fresh_path(out / "forecast.csv"), forecast,
+                                  dm.future_index(forecast.shape[1]), names,
+                                  getattr(dm, "index_name", "step"), series)
+        rank_zero_info(f"forecast written to {path}")
+        O = forecast.shape[-1]
+        history = dm.inverse_transform(dm.future_set.sequences[..., :O], O)
+        n = min(4, forecast.shape[0])
+        plot = plot_forecast(history[:n, :, 0], None, forecast[:n, :, 0],
+                             fresh_path(out / "forecast_future.png"))
+        if plot is not None:
+            rank_zero_info(f"plot written to {plot}")

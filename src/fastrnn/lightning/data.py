@@ -24,6 +24,8 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from fastrnn.lightning.future import FutureWindows, extend_index
+
 __all__ = [
     "CSVForecastingDataModule",
     "EpochSeededSampler",
@@ -183,6 +185,11 @@ class _SequenceDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.test_set)
 
+    def _check_predict(self, predict: str) -> None:
+        if predict not in ("future", "test"):
+            raise ValueError(f"predict must be 'future' or 'test', got {predict!r}")
+        self.predict = predict
+
 
 # --- forecasting ---------------------------------------------------------------------------
 
@@ -204,6 +211,27 @@ class _ForecastingDataModule(_SequenceDataModule):
         self.stride = stride
         self.input_size: int | None = None
         self.output_size: int | None = None
+        self.predict = "future"
+        self.future_set: FutureWindows | None = None
+
+    def predict_dataloader(self) -> DataLoader:
+        """``predict="future"``: the last ``seq_len`` steps of each series (of the test series
+        for several), to forecast ``horizon`` steps past their end; ``"test"``: the test
+        windows."""
+        if self.predict == "test":
+            return self._loader(self.test_set)
+        if self.future_set is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() has not been called")
+        return DataLoader(self.future_set, batch_size=self.batch_size,
+                          num_workers=self.num_workers)
+
+    def future_index(self, steps: int) -> list[list[str]]:
+        """Labels of the ``steps`` steps after each future window's series ends."""
+        return [[f"+{k}" for k in range(1, steps + 1)]] * len(self.future_set)
+
+    def output_names(self) -> list[str]:
+        """Names of the forecast channels."""
+        return [f"y{i}" for i in range(self.output_size or 1)]
 
     def _windows(self, series: Tensor, lo: int = 0, hi: int | None = None) -> SequenceDataset:
         """Windows of ``series: (N, C)`` whose targets lie in ``[lo, hi)``."""
@@ -236,8 +264,10 @@ class SineDataModule(_ForecastingDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 0,
+        predict: str = "future",
     ) -> None:
         super().__init__(seq_len, horizon, stride, batch_size, num_workers, seed)
+        self._check_predict(predict)
         _positive(num_series=num_series, series_len=series_len)
         if series_len < seq_len + horizon:
             raise ValueError(f"series_len={series_len} is shorter than seq_len + horizon")
@@ -270,6 +300,14 @@ class SineDataModule(_ForecastingDataModule):
             y = torch.cat([w.targets for w in windows]) if windows else torch.zeros(0, 1, 1)
             sets.append(SequenceDataset(x, y))
         self.train_set, self.val_set, self.test_set = sets
+        self.test_series = parts[2].tolist()
+        self.future_set = FutureWindows(
+            self.transform(series[parts[2], -self.seq_len :]).reshape(-1, self.seq_len, 1))
+
+    def future_index(self, steps: int) -> list[list[str]]:
+        """Step numbers past the end of each test series (``series_len``, ...)."""
+        return [[str(self.series_len - 1 + k) for k in range(1, steps + 1)]
+                for _ in self.test_series]
 
 
 class _SeriesDataModule(_ForecastingDataModule):
@@ -286,8 +324,11 @@ class _SeriesDataModule(_ForecastingDataModule):
         batch_size: int,
         num_workers: int,
         seed: int,
+        predict: str = "future",
     ) -> None:
         super().__init__(seq_len, horizon, 1, batch_size, num_workers, seed)
+        self._check_predict(predict)
+        self.index: list[str] | None = None  # the series' time labels, where it has them
         if output_size is not None:
             _positive(output_size=output_size)
         self.output_size = output_size
@@ -330,13 +371,21 @@ class _SeriesDataModule(_ForecastingDataModule):
         self.train_set = self._windows(series, 0, n_train)
         self.val_set = self._windows(series, n_train, n_train + n_val)
         self.test_set = self._windows(series, n_train + n_val, N)
+        self.future_set = FutureWindows(series[-self.seq_len :].unsqueeze(0))
+
+    def future_index(self, steps: int) -> list[list[str]]:
+        """The time labels after the series' last one (see ``extend_index``), else +1, +2..."""
+        return [extend_index(self.index or [], steps)]
 
 
 class CSVForecastingDataModule(_SeriesDataModule):
     """Forecast one or more columns of a CSV file (a header row, one time step per row).
 
     ``columns``: names or indices of the columns to read (default: the last column); the
-    first ``output_size`` of them (default: all) are forecast.
+    first ``output_size`` of them (default: all) are forecast. ``time_column``: the column of
+    time labels (dates or numbers), which label the forecast past the series' end.
+    ``predict``: ``"future"`` (default) forecasts ``horizon`` steps past the last row,
+    ``"test"`` runs over the test windows.
     """
 
     def __init__(
@@ -353,23 +402,22 @@ class CSVForecastingDataModule(_SeriesDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         seed: int = 0,
+        time_column: str | int | None = None,
+        predict: str = "future",
     ) -> None:
-        super().__init__(
-            seq_len,
-            horizon,
-            output_size,
-            log,
-            val_fraction,
-            test_fraction,
-            batch_size,
-            num_workers,
-            seed,
-        )
+        super().__init__(seq_len, horizon, output_size, log, val_fraction, test_fraction,
+                         batch_size, num_workers, seed, predict)
         self.path = Path(path)
         if not self.path.is_file():
             raise ValueError(f"data file not found: {str(self.path)!r}")
         self.columns = columns
         self.delimiter = delimiter
+        self.time_column = time_column
+        self.names: list[str] = []
+        self.index_name = "step"
+
+    def output_names(self) -> list[str]:
+        return self.names[: self.output_size] or super().output_names()
 
     def _load(self) -> np.ndarray:
         with self.path.open(newline="") as f:
@@ -377,16 +425,22 @@ class CSVForecastingDataModule(_SeriesDataModule):
         if len(rows) < 2:
             raise ValueError(f"{self.path}: expected a header row and data rows")
         header, rows = rows[0], rows[1:]
-        picks = []
-        for c in self.columns if self.columns is not None else [len(header) - 1]:
+
+        def pick(c: str | int) -> int:
             if isinstance(c, int):
                 if not -len(header) <= c < len(header):
                     raise ValueError(f"{self.path}: column index {c} out of range")
-                picks.append(c % len(header))
-            elif c in header:
-                picks.append(header.index(c))
-            else:
-                raise ValueError(f"{self.path}: no column {c!r}; columns are {header}")
+                return c % len(header)
+            if c in header:
+                return header.index(c)
+            raise ValueError(f"{self.path}: no column {c!r}; columns are {header}")
+
+        picks = [pick(c) for c in (self.columns if self.columns is not None
+                                   else [len(header) - 1])]
+        self.names = [header[i] for i in picks]
+        if self.time_column is not None:
+            t = pick(self.time_column)
+            self.index_name, self.index = header[t], [r[t] for r in rows]
         try:
             return np.array([[float(r[i]) for i in picks] for r in rows], dtype=np.float32)
         except (ValueError, IndexError) as e:

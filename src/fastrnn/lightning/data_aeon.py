@@ -48,10 +48,10 @@ class AeonForecastingDataModule(_SeriesDataModule):
         batch_size: int = 16,
         num_workers: int = 0,
         seed: int = 0,
+        predict: str = "future",
     ) -> None:
-        super().__init__(
-            seq_len, horizon, None, log, val_fraction, test_fraction, batch_size, num_workers, seed
-        )
+        super().__init__(seq_len, horizon, None, log, val_fraction, test_fraction, batch_size,
+                         num_workers, seed, predict)
         if dataset not in _AEON_SERIES:
             raise ValueError(f"dataset must be one of {tuple(_AEON_SERIES)}, got {dataset!r}")
         self.dataset = dataset

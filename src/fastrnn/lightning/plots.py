@@ -28,24 +28,26 @@ def _figure(**kwargs: Any) -> Any:
     return Figure(**kwargs)
 
 
-def plot_forecast(x: Tensor, y: Tensor, pred: Tensor, path: str | Path) -> Path | None:
+def plot_forecast(x: Tensor, y: Tensor | None, pred: Tensor, path: str | Path) -> Path | None:
     """History, truth and forecast of a few windows, one panel each.
 
-    x: (N, T) history; y, pred: (N, H) truth and forecast of the following H steps.
+    x: (N, T) history; y, pred: (N, H) truth (None: a forecast past the data's end) and
+    forecast of the following H steps.
     """
     n = x.shape[0]
     fig = _figure(figsize=(8, 2.2 * n), layout="constrained")
     if fig is None:
         return None
     axes = fig.subplots(n, 1, squeeze=False)[:, 0]
-    T, H = x.shape[1], y.shape[1]
+    T, H = x.shape[1], pred.shape[1]
     for i, ax in enumerate(axes):
         ax.plot(range(T), x[i].tolist(), color="0.4", label="history")
-        ax.plot(range(T, T + H), y[i].tolist(), color="C0", marker=".", label="truth")
+        if y is not None:
+            ax.plot(range(T, T + H), y[i].tolist(), color="C0", marker=".", label="truth")
         ax.plot(range(T, T + H), pred[i].tolist(), color="C3", marker=".", label="forecast")
         ax.axvline(T - 0.5, color="0.8", linestyle="--")
     axes[0].legend(loc="upper left", ncols=3, fontsize="small")
-    axes[0].set_title("forecast versus truth")
+    axes[0].set_title("forecast versus truth" if y is not None else "forecast past the data")
     axes[-1].set_xlabel("step")
     return _save(fig, path)
 
