@@ -96,3 +96,29 @@ def test_native_backend_stays_out_of_the_graph_like_torch_nn():
         assert any("relu" in t for t in targets) and any("tanh" in t for t in targets)
         assert not any("lstm" in t.lower() for t in targets), (backend, targets)
         torch._dynamo.reset()
+
+
+def test_reference_time_loop_is_one_op_under_compile():
+    """The reference's loop is one opaque op per layer and direction in the graph, whatever T
+    (traced step by step, compile time grew with T); outputs and every gradient as eager."""
+    nodes = []
+    for T in (3, 12):
+        torch._dynamo.reset()
+        graphs = []
+
+        def record(gm, example_inputs, graphs=graphs):
+            graphs.append(gm)
+            return gm.forward
+
+        ref, ours = twins("GRU", 4, 5, backend="reference", dtype=torch.float32,
+                          bidirectional=True)
+        x, hx, _ = make_inputs(ours, T=T, B=2, kind="batched", dtype=torch.float32)
+        torch.compile(ours, fullgraph=True, backend=record)(x, hx)
+        nodes.append(sum(len(gm.graph.nodes) for gm in graphs))
+        targets = [str(n.target) for gm in graphs for n in gm.graph.nodes]
+        assert sum("reference_recurrence" in t for t in targets) == 2  # two directions
+        expected = run_and_grads(ref, x, hx)
+        actual = _compiled_grads(ours, x, hx, "aot_eager")
+        for key, value in expected.items():
+            assert_close(actual[key], value, torch.float32, msg=key)
+    assert nodes[0] == nodes[1]

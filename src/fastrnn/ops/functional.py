@@ -122,7 +122,12 @@ def recurrence(
     lengths: Tensor | None = None,
     reverse: bool = False,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run one layer and direction's time loop: gx: (T, B, G) -> (y: (T, B, P), final state)."""
+    """Run one layer and direction's time loop: gx: (T, B, G) -> (y: (T, B, P), final state).
+    Under torch.compile the reference's loop is one opaque op (see :mod:`fastrnn.ops.opaque`)."""
+    if backend == "reference" and torch.compiler.is_compiling():
+        from fastrnn.ops import opaque
+
+        return opaque.recurrence(mode, gx, w_hh, list(state), b_hn, w_hr, lengths, reverse)
     impl = _recurrences(backend)
     if mode == "LSTM":
         y, h, c = impl.lstm_recurrence(gx, w_hh, state[0], state[1], w_hr, lengths, reverse)
