@@ -268,3 +268,16 @@ def test_tensorboard_logger_from_the_extra(tmp_path):
                 "--trainer.logger.save_dir", str(tmp_path / "tb")])
     assert type(cli.trainer.logger).__name__ == "TensorBoardLogger"
     assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+
+
+def test_bundled_stores_config_fits_and_forecasts_each_store(tmp_path):
+    """The shipped long-table config: three stores, planned promotions as known covariates."""
+    args = ["--config", "stores_lstm", *_trainer_args(tmp_path, epochs=1)]
+    cli = main(["fit", *args])
+    assert cli.datamodule.known_size == 1 and cli.model.hparams.known_size == 1
+    ckpt = Path(cli.trainer.log_dir, "checkpoints", "last.ckpt")
+    cli = main(["predict", *args, "--ckpt_path", str(ckpt)])
+    rows = (Path(cli.trainer.log_dir) / "forecast.csv").read_text().splitlines()
+    assert rows[0] == "series,week,sales" and len(rows) == 1 + 3 * 8
+    assert {r.split(",")[0] for r in rows[1:]} == {"north", "south", "city"}
+    assert rows[1].split(",")[1] == "2024-12-30"  # the week after north's last sales

@@ -155,3 +155,71 @@ def test_aeon_modules_explain_the_missing_extra(monkeypatch):
         AeonForecastingDataModule("airline").prepare_data()
     with pytest.raises(ValueError, match="dataset must be one of"):
         AeonClassificationDataModule("imagenet")
+
+
+def _long_table(path, n=60, future=3):
+    """Two series in one long table (id column), a past-only input and a known covariate; the
+    last ``future`` rows of each give only the known covariate."""
+    rows = ["t,id,sales,price,promo"]
+    for sid, base in (("a", 10.0), ("b", 500.0)):
+        for i in range(n + future):
+            promo = i % 4 == 0
+            sales = "" if i >= n else f"{base + i + 5 * promo}"
+            price = "" if i >= n else f"{1 + i % 3}"
+            rows.append(f"{i},{sid},{sales},{price},{int(promo)}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_csv_long_table_with_known_future_covariates(tmp_path):
+    dm = CSVForecastingDataModule(str(_long_table(tmp_path / "long.csv")),
+                                  columns=["sales", "price"], output_size=1, id_column="id",
+                                  time_column="t", known_columns=["promo"], seq_len=8,
+                                  horizon=3, batch_size=4)
+    dm.setup()
+    assert (dm.input_size, dm.output_size, dm.known_size) == (3, 1, 1)
+    assert dm.series_ids == ["a", "b"] and dm.test_series == ["a", "b"]
+    item = dm.train_set[0]
+    assert item["x"].shape == (8, 3) and item["y"].shape == (3, 1)
+    assert item["future"].shape == (3, 1)
+    # no window mixes the two series (their values are 10.. and 500..)
+    for split in (dm.train_set, dm.val_set, dm.test_set):
+        raw = dm.inverse_transform(split.sequences[..., :1], 1)[..., 0]
+        assert ((raw < 100).all(dim=1) | (raw > 400).all(dim=1)).all()
+    # the known covariate of a window's target steps is the promo of those steps
+    promo = dm.train_set.future[0, :, 0] * dm.std[2] + dm.mean[2]
+    torch.testing.assert_close(promo, torch.tensor([1.0, 0, 0]))  # steps 8, 9, 10
+    future = dm.future_set.future * dm.std[2] + dm.mean[2]
+    torch.testing.assert_close(future[:, :, 0], torch.tensor([[1.0, 0, 0]] * 2))  # steps 60..62
+    assert dm.future_index(3) == [["60", "61", "62"]] * 2
+    batch = next(iter(dm.predict_dataloader()))
+    assert set(batch) == {"x", "future"} and batch["x"].shape == (2, 8, 3)
+    short = CSVForecastingDataModule(str(_long_table(tmp_path / "short.csv", future=1)),
+                                     columns=["sales"], id_column="id", known_columns=["promo"],
+                                     seq_len=8, horizon=3)
+    short.setup()  # training needs no future rows; forecasting past the data does
+    with pytest.raises(ValueError, match="needs, after each series' last values, 3 rows"):
+        short.predict_dataloader()
+
+
+def test_forecaster_uses_known_covariates_and_writes_each_series(tmp_path):
+    import lightning.pytorch as pl
+
+    from fastrnn.lightning import SavePredictions, SequenceForecaster
+
+    dm = CSVForecastingDataModule(str(_long_table(tmp_path / "long.csv")), columns=["sales"],
+                                  id_column="id", time_column="t", known_columns=["promo"],
+                                  seq_len=8, horizon=3, batch_size=8)
+    model = SequenceForecaster(hidden_size=8, backend="reference")
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, default_root_dir=tmp_path,
+                         callbacks=[SavePredictions()])
+    trainer.fit(model, dm)
+    assert model.hparams.known_size == 1 and model.head[1].in_features == 8 + 3
+    pred = torch.cat(trainer.predict(model, dm))
+    assert pred.shape == (2, 3, 1)
+    rows = (tmp_path / "forecast.csv").read_text().splitlines()
+    assert rows[0] == "series,t,sales" and rows[1].startswith("a,60,") and rows[4].startswith(
+        "b,60,")
+    with pytest.raises(ValueError, match="known-future covariates"):
+        model(torch.randn(2, 8, 2))  # no future given

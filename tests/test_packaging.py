@@ -42,6 +42,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     configs = {p.name for p in (ROOT / "src/fastrnn/lightning/configs").glob("*.yaml")}
     assert configs and {f"fastrnn/lightning/configs/{c}" for c in configs} <= names
     assert "fastrnn/py.typed" in names and "fastrnn/__main__.py" in names
+    assert "fastrnn/lightning/datasets/stores.csv" in names  # the stores config's data
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     assert "License-Expression: Apache-2.0" in zipfile.ZipFile(wheel).read(metadata).decode()

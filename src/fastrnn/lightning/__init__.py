@@ -6,13 +6,13 @@ Built on fastrnn's public ``RNN``/``LSTM``/``GRU`` modules; see :mod:`fastrnn.li
 from fastrnn.lightning.callbacks import PlotPredictions, PrintMetrics, SavePredictions
 from fastrnn.lightning.checkpoints import ChecksumCheckpointIO, verify_checkpoint
 from fastrnn.lightning.data import (
-    CSVForecastingDataModule,
     SequenceDataset,
     SineDataModule,
     SyntheticClassificationDataModule,
     pad_collate,
 )
 from fastrnn.lightning.data_aeon import AeonClassificationDataModule, AeonForecastingDataModule
+from fastrnn.lightning.data_csv import CSVForecastingDataModule
 from fastrnn.lightning.layers import RecurrentEncoder, TemporalPooling
 from fastrnn.lightning.metrics import MeanAbsoluteScaledError
 from fastrnn.lightning.models import SequenceClassifier, SequenceForecaster

@@ -89,8 +89,10 @@ class PlotPredictions(Callback):
         n = min(self.num_windows, len(dataset))
         picks = torch.linspace(0, len(dataset) - 1, n).round().long().tolist()  # spread out
         collate = loader.collate_fn
-        x, lengths, y = unpack_batch(collate([dataset[i] for i in picks]))
-        pred = module(x.to(module.device), lengths).cpu()
+        batch = collate([dataset[i] for i in picks])
+        x, lengths, y = unpack_batch(batch)
+        extras = [None if t is None else t.to(module.device) for t in module._extras(batch)]
+        pred = module(x.to(module.device), lengths, *extras).cpu()
         if hasattr(dm, "inverse_transform"):
             x, y, pred = (
                 dm.inverse_transform(x),

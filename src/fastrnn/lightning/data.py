@@ -1,8 +1,8 @@
 """LightningDataModules for sequence classification and forecasting.
 
 Embedded, dependency-free defaults: :class:`SineDataModule` (forecasting) and
-:class:`SyntheticClassificationDataModule`; :class:`CSVForecastingDataModule` reads columns of
-a CSV file. Real data sets bundled with aeon live in :mod:`fastrnn.lightning.data_aeon`.
+:class:`SyntheticClassificationDataModule`; CSV files in :mod:`fastrnn.lightning.data_csv`,
+the data sets bundled with aeon in :mod:`fastrnn.lightning.data_aeon`.
 
 Batches are ``(x, y)`` with ``x: (B, T, C)``, or ``(x, lengths, y)`` when sequences differ in
 length (``x`` zero-padded, ``lengths: (B,)``; models pack them, so padding is never data).
@@ -11,10 +11,8 @@ Splits are deterministic given ``seed``; normalization is fitted on the training
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -27,7 +25,6 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from fastrnn.lightning.future import FutureWindows, extend_index
 
 __all__ = [
-    "CSVForecastingDataModule",
     "EpochSeededSampler",
     "SequenceDataset",
     "SineDataModule",
@@ -376,75 +373,6 @@ class _SeriesDataModule(_ForecastingDataModule):
     def future_index(self, steps: int) -> list[list[str]]:
         """The time labels after the series' last one (see ``extend_index``), else +1, +2..."""
         return [extend_index(self.index or [], steps)]
-
-
-class CSVForecastingDataModule(_SeriesDataModule):
-    """Forecast one or more columns of a CSV file (a header row, one time step per row).
-
-    ``columns``: names or indices of the columns to read (default: the last column); the
-    first ``output_size`` of them (default: all) are forecast. ``time_column``: the column of
-    time labels (dates or numbers), which label the forecast past the series' end.
-    ``predict``: ``"future"`` (default) forecasts ``horizon`` steps past the last row,
-    ``"test"`` runs over the test windows.
-    """
-
-    def __init__(
-        self,
-        path: str,
-        columns: list[str | int] | None = None,
-        seq_len: int = 24,
-        horizon: int = 1,
-        output_size: int | None = None,
-        log: bool = False,
-        delimiter: str = ",",
-        val_fraction: float = 0.15,
-        test_fraction: float = 0.15,
-        batch_size: int = 32,
-        num_workers: int = 0,
-        seed: int = 0,
-        time_column: str | int | None = None,
-        predict: str = "future",
-    ) -> None:
-        super().__init__(seq_len, horizon, output_size, log, val_fraction, test_fraction,
-                         batch_size, num_workers, seed, predict)
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise ValueError(f"data file not found: {str(self.path)!r}")
-        self.columns = columns
-        self.delimiter = delimiter
-        self.time_column = time_column
-        self.names: list[str] = []
-        self.index_name = "step"
-
-    def output_names(self) -> list[str]:
-        return self.names[: self.output_size] or super().output_names()
-
-    def _load(self) -> np.ndarray:
-        with self.path.open(newline="") as f:
-            rows = [r for r in csv.reader(f, delimiter=self.delimiter) if r]
-        if len(rows) < 2:
-            raise ValueError(f"{self.path}: expected a header row and data rows")
-        header, rows = rows[0], rows[1:]
-
-        def pick(c: str | int) -> int:
-            if isinstance(c, int):
-                if not -len(header) <= c < len(header):
-                    raise ValueError(f"{self.path}: column index {c} out of range")
-                return c % len(header)
-            if c in header:
-                return header.index(c)
-            raise ValueError(f"{self.path}: no column {c!r}; columns are {header}")
-
-        picks = [pick(c) for c in (self.columns if self.columns is not None
-                                   else [len(header) - 1])]
-        self.names = [header[i] for i in picks]
-        if self.time_column is not None:
-            t = pick(self.time_column)
-            self.index_name, self.index = header[t], [r[t] for r in rows]
-        try:
-            return np.array([[float(r[i]) for i in picks] for r in rows], dtype=np.float32)
-        except (ValueError, IndexError) as e:
-            raise ValueError(f"{self.path}: non-numeric or missing value ({e})") from e
 
 
 # --- classification ------------------------------------------------------------------------

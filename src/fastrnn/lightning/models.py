@@ -11,6 +11,7 @@ in ``hparams``, so checkpoints rebuild the same network.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,12 @@ STAGES = ("train", "val", "test")
 
 
 def unpack_batch(batch: Any) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """``(x, y)``, ``(x, lengths, y)``, a lone ``x`` or ``(x,)`` (a ``TensorDataset(x)``'s
-    batches) -> ``(x, lengths, y)``."""
+    """``(x, y)``, ``(x, lengths, y)``, a lone ``x``, ``(x,)`` (a ``TensorDataset(x)``'s
+    batches) or a dict with ``x`` (``lengths``, ``y``) -> ``(x, lengths, y)``."""
     if isinstance(batch, Tensor):
         return batch, None, None
+    if isinstance(batch, Mapping):
+        return batch["x"], batch.get("lengths"), batch.get("y")
     if len(batch) == 1:
         return batch[0], None, None
     if len(batch) == 2:
@@ -57,6 +60,7 @@ class _SequenceModule(pl.LightningModule):
     """Shared encoder, pooling, optimizer and metric plumbing."""
 
     _data_sizes: tuple[str, ...] = ()
+    _size_defaults: dict[str, int] = {}  # for datamodules without that attribute
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:
@@ -74,7 +78,7 @@ class _SequenceModule(pl.LightningModule):
         for name in ("hidden_size", "num_layers"):
             _check_positive(name, hp[name])
         for name in self._data_sizes:
-            if hp[name] is not None:
+            if hp[name] is not None and not (name in self._size_defaults and hp[name] == 0):
                 _check_positive(name, hp[name])
         if not 0.0 <= hp.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {hp.dropout!r}")
@@ -104,7 +108,8 @@ class _SequenceModule(pl.LightningModule):
         )
         D = self.encoder.output_size
         self.pool = TemporalPooling(hp.pooling, D, hp.bidirectional)
-        self.head = nn.Sequential(nn.Dropout(hp.dropout), nn.Linear(D, self._head_size()))
+        self.head = nn.Sequential(nn.Dropout(hp.dropout),
+                                  nn.Linear(D + self._head_extra(), self._head_size()))
         metrics = self._metrics()
         self.train_metrics = metrics.clone(prefix="train_")
         self.val_metrics = metrics.clone(prefix="val_")
@@ -112,6 +117,10 @@ class _SequenceModule(pl.LightningModule):
 
     def _head_size(self) -> int:
         raise NotImplementedError
+
+    def _head_extra(self) -> int:
+        """Head inputs beside the pooled features."""
+        return 0
 
     def _metrics(self) -> MetricCollection:
         raise NotImplementedError
@@ -124,7 +133,7 @@ class _SequenceModule(pl.LightningModule):
         dm = self.trainer.datamodule if self._trainer is not None else None
         for name in self._data_sizes:
             if self.hparams[name] is None:
-                value = getattr(dm, name, None)
+                value = getattr(dm, name, self._size_defaults.get(name))
                 if value is None:
                     raise ValueError(
                         f"{type(self).__name__} needs {name}=...: pass it, or train with a "
@@ -180,7 +189,7 @@ class _SequenceModule(pl.LightningModule):
     # --- steps --------------------------------------------------------------------------
     def _step(self, batch: Any, stage: str) -> Tensor:
         x, lengths, y = unpack_batch(batch)
-        out = self(x, lengths)
+        out = self(x, lengths, *self._extras(batch))
         loss = self._loss(out, y)
         metrics = getattr(self, f"{stage}_metrics")
         self._update_metrics(metrics, out, y, x, lengths)
@@ -208,6 +217,10 @@ class _SequenceModule(pl.LightningModule):
 
     def _loss(self, out: Tensor, y: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def _extras(self, batch: Any) -> tuple:
+        """Arguments of forward beyond ``(x, lengths)`` that a batch carries."""
+        return ()
 
     def _update_metrics(
         self, metrics: MetricCollection, out: Tensor, y: Tensor, x: Tensor, lengths: Tensor | None
@@ -295,10 +308,14 @@ class SequenceForecaster(_SequenceModule):
     the last observed value, which helps on trending series. Logged metrics: MSE, MAE and the
     scale-free MASE (see :class:`MeanAbsoluteScaledError`), in the data's own units when the
     datamodule has an ``inverse_transform`` (as do predictions); ``*_loss`` is the MSE of the
-    standardised values the network sees. Other arguments as in :class:`SequenceClassifier`.
+    standardised values the network sees. ``known_size``: known-future covariates per forecast
+    step (batches as dicts with ``future: (B, horizon, known_size)``), fed to the head beside
+    the encoded window (default: the datamodule's ``known_size``, else 0). Other arguments as
+    in :class:`SequenceClassifier`.
     """
 
-    _data_sizes = ("input_size", "horizon", "output_size")
+    _data_sizes = ("input_size", "horizon", "output_size", "known_size")
+    _size_defaults = {"known_size": 0}
 
     def __init__(
         self,
@@ -318,10 +335,19 @@ class SequenceForecaster(_SequenceModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         scheduler: str | None = None,
+        known_size: int | None = None,
     ) -> None:
         super().__init__()
+        if known_size is None and None not in (input_size, horizon, output_size):
+            known_size = 0  # every size given: no known-future covariates unless said
         self.save_hyperparameters()
         self._validate_and_build()
+
+    def _head_extra(self) -> int:
+        return self.hparams.horizon * self.hparams.known_size
+
+    def _extras(self, batch: Any) -> tuple:
+        return (batch.get("future"),) if isinstance(batch, Mapping) else ()
 
     def _head_size(self) -> int:
         return self.hparams.horizon * self.hparams.output_size
@@ -335,10 +361,17 @@ class SequenceForecaster(_SequenceModule):
             }
         )
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """x: (B, T, I), lengths: (B,) or None -> forecast (B, horizon, output_size)."""
+    def forward(self, x: Tensor, lengths: Tensor | None = None,
+                future: Tensor | None = None) -> Tensor:
+        """x: (B, T, I), lengths: (B,) or None, future: (B, horizon, known_size), the known
+        covariates of the forecast steps -> forecast (B, horizon, output_size)."""
         B, O = x.shape[0], self.hparams.output_size
         features = self.encode(x, lengths)
+        if self.hparams.known_size:
+            if future is None:
+                raise ValueError(f"this forecaster takes known_size={self.hparams.known_size} "
+                                 "known-future covariates: pass future=(B, horizon, K)")
+            features = torch.cat([features, future.flatten(1).to(features)], dim=1)
         out = self.head(features).view(B, self.hparams.horizon, O)
         if self.hparams.predict_change:
             if lengths is None:
@@ -372,4 +405,4 @@ class SequenceForecaster(_SequenceModule):
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
         """Forecast (B, horizon, output_size), in the data's own units."""
         x, lengths, _ = unpack_batch(batch)
-        return self._to_data_units(self(x, lengths))
+        return self._to_data_units(self(x, lengths, *self._extras(batch)))
