@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 from fastrnn.kernels import common, launch
-from helpers import CONFIGURATIONS, compare_configuration, twins
+from helpers import CONFIGURATIONS, compare_configuration, make_inputs, twins
 from helpers import compare_with_torch as _compare
 from hypothesis import given, settings
 from tolerances import assert_close
@@ -134,14 +134,35 @@ def test_half_precision_matches_reference(dtype):
         assert_close(a, e, dtype)
 
 
-def test_double_backward_is_refused():
-    """The fused backward is not differentiable: a second-order backward raises (torch's
-    error for an op without an autograd formula) instead of returning a wrong result."""
-    ours = fastrnn.LSTM(3, 5, backend="triton")
-    x = torch.randn(4, 2, 3, requires_grad=True)
-    (grad,) = torch.autograd.grad(ours(x)[0].sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="no autograd formula"):
-        grad.sum().backward()
+@pytest.mark.parametrize("cell,kwargs", [
+    ("LSTM", {"bidirectional": True, "proj_size": 2, "num_layers": 2}),
+    ("GRU", {"batch_first": True}), ("RNN", {"nonlinearity": "relu", "bias": False})])
+def test_double_backward_matches_the_reference(cell, kwargs):
+    """With create_graph=True the triton backward differentiates the layer on the reference
+    recurrences: second derivatives (a gradient penalty's gradient) of the input, the states
+    and every parameter equal the reference backend's, also for packed input."""
+    ours = getattr(fastrnn, cell)(3, 5, backend="triton", **kwargs)
+    ref = getattr(fastrnn, cell)(3, 5, backend="reference", **kwargs)
+    ref.load_state_dict(ours.state_dict())
+    x, hx, lengths = make_inputs(ours, T=4, B=3, kind="packed", dtype=torch.float32)
+    leaves = [x, *(hx if isinstance(hx, tuple) else (hx,))]
+    results = []
+    for module in (ours, ref):
+        packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+        out, _ = module(packed, hx)
+        grads = torch.autograd.grad(out.data.square().sum(), leaves, create_graph=True)
+        penalty = sum(g.square().sum() for g in grads)
+        results.append(torch.autograd.grad(penalty, [*leaves, *module.parameters()]))
+    for a, e in zip(*results, strict=True):
+        assert_close(a, e, torch.float32)
+
+
+def test_gradgradcheck_on_the_reference():
+    lstm = fastrnn.LSTM(2, 3, proj_size=2, backend="reference").double()
+    x = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(1, 2, 2, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(1, 2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda x, h, c: lstm(x, (h, c))[0], (x, h0, c0))
 
 
 @pytest.mark.parametrize("reentrant", [False, True])
@@ -253,3 +274,19 @@ def test_projection_on_the_split_path(monkeypatch, launches, kind):
                       backend="triton", dtype=torch.float32)
     _compare(ref, ours, T=4, B=3, kind=kind, dtype=torch.float32)
     assert launches == [1 + (kind == "packed")] * 2  # two layers, both directions each
+
+
+@pytest.mark.parametrize("name", ["LSTMCell", "GRUCell", "RNNCell"])
+def test_cells_double_backward_match_the_reference(name):
+    ours = getattr(fastrnn, name)(3, 4, backend="triton")
+    ref = getattr(fastrnn, name)(3, 4, backend="reference")
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 3, requires_grad=True)
+    results = []
+    for cell in (ours, ref):
+        out = cell(x)
+        out = out[0] + out[1] if isinstance(out, tuple) else out
+        (g,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+        results.append(torch.autograd.grad(g.square().sum(), [x, *cell.parameters()]))
+    for a, e in zip(*results, strict=True):
+        assert_close(a, e, torch.float32)

@@ -224,12 +224,12 @@ def _(cell, dy, dh_n, dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse):
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    cell, x, w_ih, _, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, _ = inputs
+    cell, x, w_ih, bias, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, _ = inputs
     y, _, _, ws = output
     ctx.cell, ctx.reverse = cell, reverse
     ctx.b_hn_dtype = None if b_hn is None else b_hn.dtype
     ctx.save_for_backward(w_hh, h0, c0, w_hr, y, ws if common.SAVED[cell] else y, lengths,
-                          None if w_ih is None else x, w_ih)
+                          x, w_ih, bias, b_hn)
     # ws is an output only so that it can be saved: no zero gradient the size of ws for it
     # (autograd's default), and zeros for the other unused outputs only where needed.
     ctx.set_materialize_grads(False)
@@ -249,10 +249,52 @@ def _overwrite_saved(cell: int, ws: Tensor) -> bool:
             and not _keep_graph())
 
 
+_MODES = {code: mode for mode, code in common.CELLS.items()}
+
+
+def _differentiable_backward(ctx, dy, dh_n, dc_n) -> tuple:
+    """Backward with ``create_graph=True`` (double backward, Hessian-vector products): the
+    layer again on the reference recurrences, which autograd differentiates to any order, and
+    its gradients with a graph of their own."""
+    from fastrnn.ops import functional
+
+    w_hh, h0, c0, w_hr, _, _, lengths, x, w_ih, bias, b_hn = ctx.saved_tensors
+    mode, D = _MODES[ctx.cell], w_hh.shape[0]
+    gx = x if w_ih is None else functional._project(x, w_ih, bias)
+    GH = w_hh.shape[1]
+    ys, finals = [], []
+    for d in range(D):
+        state = [h0[d]] + ([c0[d]] if c0 is not None else [])
+        y_d, last = functional.recurrence(
+            "reference", mode, gx[..., d * GH : (d + 1) * GH], w_hh[d], state,
+            b_hn=None if b_hn is None else b_hn[d], w_hr=None if w_hr is None else w_hr[d],
+            lengths=lengths, reverse=(d == 1) != ctx.reverse)
+        ys.append(y_d)
+        finals.append(last)
+    outputs = [torch.cat(ys, dim=-1), torch.stack([f[0] for f in finals])]
+    grads_out = [dy, dh_n]
+    if c0 is not None:
+        outputs.append(torch.stack([f[1] for f in finals]))
+        grads_out.append(dc_n)
+    inputs = (x, w_ih, bias, w_hh, h0, c0, w_hr, b_hn)
+    wanted = [i for i, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[i + 1]]
+    pairs = [(o, g) for o, g in zip(outputs, grads_out) if g is not None]
+    found = torch.autograd.grad([o for o, _ in pairs], [inputs[i] for i in wanted],
+                                [g for _, g in pairs], create_graph=True, allow_unused=True)
+    grads: list = [None] * len(inputs)
+    for i, g in zip(wanted, found):
+        grads[i] = torch.zeros_like(inputs[i]) if g is None else g.to(inputs[i].dtype)
+    return (None, *grads, None, None, None)
+
+
 def _backward(ctx, dy, dh_n, dc_n, _):
     """Gradients of (x, w_ih, bias, w_hh, h0, c0, w_hr, b_hn); the weights' are GEMMs over all
-    steps (per direction for the recurrent ones)."""
-    w_hh, h0, c0, w_hr, y, ws, lengths, x, w_ih = ctx.saved_tensors
+    steps (per direction for the recurrent ones). With ``create_graph=True`` (grad mode on
+    here), :func:`_differentiable_backward`."""
+    if torch.is_grad_enabled():
+        return _differentiable_backward(ctx, dy, dh_n, dc_n)
+    w_hh, h0, c0, w_hr, y, ws, lengths, x, w_ih, _, _ = ctx.saved_tensors
+    x = None if w_ih is None else x
     cell, reverse = ctx.cell, ctx.reverse
     dy = torch.zeros_like(y) if dy is None else dy
     dh_n = y.new_zeros(h0.shape) if dh_n is None else dh_n
