@@ -124,3 +124,31 @@ def test_resume_from_checkpoint_continues_identically(tmp_path, scheduler):
         assert torch.equal(a, b), name
     lr = [t.optimizers[0].param_groups[0]["lr"] for t in (straight, rest)]
     assert lr[0] == lr[1] and (scheduler is None) == (lr[0] == 1e-2)
+
+
+@pytest.mark.parametrize("restore", [True, False])
+def test_resume_with_dropout_is_exact_with_the_rng_callback(tmp_path, restore):
+    """Dropout draws from torch's generator: with RestoreRNGState a resumed run equals the
+    uninterrupted one bit for bit; without it (the control) it does not."""
+    from fastrnn.lightning import RestoreRNGState
+
+    def setup():
+        pl.seed_everything(0)
+        data = SineDataModule(seq_len=12, horizon=3, num_series=12, series_len=40,
+                              batch_size=16)
+        return SequenceForecaster(cell="gru", hidden_size=8, num_layers=2, dropout=0.3,
+                                  lr=1e-2), data
+
+    callbacks = [RestoreRNGState()] if restore else []
+    model, data = setup()
+    every_epoch = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1)
+    straight = _trainer(tmp_path, 4, enable_checkpointing=True,
+                        callbacks=[every_epoch, *callbacks])
+    straight.fit(model, data)
+    (half,) = (tmp_path / "ckpt").glob("epoch=1-*.ckpt")
+    resumed, data = setup()
+    pl.seed_everything(123)  # a fresh process's generator: only the checkpoint can fix it
+    _trainer(tmp_path, 4, callbacks=[*callbacks]).fit(resumed, data, ckpt_path=half)
+    same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 resumed.state_dict().values()))
+    assert same == restore

@@ -3,7 +3,12 @@
 Built on fastrnn's public ``RNN``/``LSTM``/``GRU`` modules; see :mod:`fastrnn.lightning.cli`.
 """
 
-from fastrnn.lightning.callbacks import PlotPredictions, PrintMetrics, SavePredictions
+from fastrnn.lightning.callbacks import (
+    PlotPredictions,
+    PrintMetrics,
+    RestoreRNGState,
+    SavePredictions,
+)
 from fastrnn.lightning.checkpoints import ChecksumCheckpointIO, verify_checkpoint
 from fastrnn.lightning.data import (
     SequenceDataset,
@@ -26,6 +31,7 @@ __all__ = [
     "PlotPredictions",
     "PrintMetrics",
     "RecurrentEncoder",
+    "RestoreRNGState",
     "SavePredictions",
     "SequenceClassifier",
     "SequenceDataset",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.utilities import rank_zero_info
@@ -17,7 +19,8 @@ from fastrnn.lightning.models import SequenceClassifier, SequenceForecaster, unp
 from fastrnn.lightning.plots import plot_confusion_matrix, plot_forecast
 
 __all__ = [
-    "EpochTimer", "PlotPredictions", "PrintMetrics", "SavePredictions", "fresh_path", "output_dir",
+    "EpochTimer", "PlotPredictions", "PrintMetrics", "RestoreRNGState", "SavePredictions",
+    "fresh_path", "output_dir",
 ]
 
 
@@ -134,6 +137,35 @@ class PrintMetrics(Callback):
         if path:
             lines.append(f"checkpoint: {path}")
         rank_zero_info("\n".join(lines))
+
+
+class RestoreRNGState(Callback):
+    """Keep the random number generators' states (Python's, NumPy's, torch's on the CPU and on
+    every CUDA device) in each checkpoint and restore them on resume: a resumed run then draws
+    the same dropout masks as the uninterrupted one, bit for bit (Lightning restores weights,
+    optimizer and loop state, not the generators)."""
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        name, key, pos, has_gauss, cached = np.random.get_state()
+        checkpoint["rng_states"] = {  # tensors and plain values: loadable with weights_only
+            "python": random.getstate(),
+            "numpy": [name, torch.from_numpy(key.astype(np.int64)), pos, has_gauss, cached],
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states")
+        if not states:  # a checkpoint saved without this callback
+            return
+        random.setstate(states["python"])
+        name, key, pos, has_gauss, cached = states["numpy"]
+        np.random.set_state((name, key.numpy().astype(np.uint32), pos, has_gauss, cached))
+        torch.set_rng_state(states["torch"])
+        if states["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
 
 
 class EpochTimer(Callback):

@@ -36,6 +36,7 @@ from lightning.pytorch.cli import ArgsType, LightningCLI
 from fastrnn.lightning.callbacks import (
     PlotPredictions,
     PrintMetrics,
+    RestoreRNGState,
     SavePredictions,
     fresh_path,
 )
@@ -192,7 +193,7 @@ def trainer_defaults() -> dict[str, Any]:
         "max_epochs": 20,
         "gradient_clip_val": 1.0,
         "log_every_n_steps": 10,
-        "callbacks": [PlotPredictions(), PrintMetrics(), SavePredictions(),
+        "callbacks": [PlotPredictions(), PrintMetrics(), SavePredictions(), RestoreRNGState(),
                       ModelCheckpoint(monitor="val_loss", save_last=True)],
         "plugins": [ChecksumCheckpointIO()],
     }
