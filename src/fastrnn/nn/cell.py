@@ -12,11 +12,15 @@ from fastrnn.nn.common import BackendModule
 from fastrnn.ops import functional as ops
 from fastrnn.ops.autocast import NATIVE_CELLS as _NATIVE
 from fastrnn.ops.autocast import result_dtypes
-from fastrnn.ops.backend import validate_backend, warn_once
+from fastrnn.ops.backend import get_default_backend, validate_backend, warn_once
 from fastrnn.ops.dispatch import resolve_backend
 
 __all__ = ["GRUCell", "LSTMCell", "RNNCell", "RNNCellBase"]
 
+
+
+_TORCH_FORWARD = {"RNNCell": torch.nn.RNNCell.forward, "LSTMCell": torch.nn.LSTMCell.forward,
+                  "GRUCell": torch.nn.GRUCell.forward}
 
 
 class RNNCellBase(BackendModule):
@@ -103,7 +107,12 @@ class RNNCellBase(BackendModule):
         return (_NATIVE[self.mode](input, hx[0], *args),)
 
     def _step(self, input: Tensor, hx: Any, name: str) -> Any:
-        """Shared forward: input: (B, I) or (I,); hx as torch.nn; returns torch.nn's result."""
+        """Shared forward: input: (B, I) or (I,); hx as torch.nn; returns torch.nn's result.
+        Where torch's own cell runs (``native``, ``auto`` off CUDA), torch.nn's forward itself
+        runs on this module: torch's checks and messages, and no other host cost per call."""
+        requested = self.backend if self.backend is not None else get_default_backend()
+        if requested == "native" or (requested == "auto" and input.device.type != "cuda"):
+            return _TORCH_FORWARD[type(self).__name__](self, input, hx)
         is_lstm = self.mode == "LSTM"
         if input.dim() not in (1, 2):
             raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
