@@ -108,6 +108,12 @@ if [ "${SWEEP_CAP:-90}" -gt 0 ]; then
     tee -a "$log"
 fi
 
+if [ "${CELLS_CAP:-0}" -gt 0 ]; then  # off by default: CELLS_CAP=60 adds the cells group
+  say "cells, eager and CUDA-graphed (cap ${CELLS_CAP}s)"
+  timeout -k 10 "$CELLS_CAP" "$py" -m benchmarks.cells ${CELLS_ARGS:---quick} 2>&1 |
+    tee "$out/cells.txt" | tee -a "$log"
+fi
+
 say "results in $out"
 if [ -f "$out/$suite.md" ]; then
   tee -a "$log" <"$out/$suite.md"

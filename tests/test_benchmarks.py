@@ -355,3 +355,17 @@ def test_cpu_runs_take_three_rounds_by_default(tmp_path: Path):
     records = json.loads((out / "smoke.json").read_text())["results"]
     assert records and all(r["rounds"] == 3 and r["spread"] >= 0 for r in records
                            if r["status"] == "ok")
+
+
+def test_cells_group_runs_and_reports(monkeypatch: pytest.MonkeyPatch):
+    """The cells benchmark checks outputs, times both providers in rounds and prints a row per
+    point (CPU: no graphed column)."""
+    from benchmarks import cells
+
+    results = cells.measure(cells=("GRUCell", "LSTMCell"), batches=(2,), hidden=(8,),
+                            dtypes=(torch.float32,), rounds=2, timing=TINY)
+    assert set(results) == {("GRUCell", 2, 8, "float32"), ("LSTMCell", 2, 8, "float32")}
+    for res in results.values():
+        assert res["status"] == "ok" and res["fastrnn"]["us"] > 0 and res["torch"]["host_us"] > 0
+    table = cells.format_table(results)
+    assert "GRUCell" in table and "host us" in table and table.count("\n") >= 3
