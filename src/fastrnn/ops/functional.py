@@ -201,7 +201,7 @@ def rnn(
             acc.append(s)
         if dropout > 0 and training and layer < num_layers - 1:
             x = F.dropout(x, p=dropout, training=True)
-    return x.to(dtype), tuple(_cat(f).to(dtype) for f in finals)
+    return _as(x, dtype), tuple(_as(_cat(f), dtype) for f in finals)
 
 
 _Weights = tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]
@@ -224,6 +224,11 @@ def _layer(
         finals.append(last)
     y = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
     return y, tuple(torch.stack(s) for s in zip(*finals))
+
+
+def _as(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """``t.to(dtype)`` without the call (a microsecond or two) when it is already."""
+    return t if t.dtype == dtype else t.to(dtype)
 
 
 def _cat(tensors: list[Tensor]) -> Tensor:
@@ -277,5 +282,5 @@ def rnn_cell(
         num_layers=1, dropout=0.0, training=False, bidirectional=False, backend=backend,
         check=check,
     )
-    return tuple(s.squeeze(0).to(dtype) for s in last)
+    return tuple(_as(s.squeeze(0), dtype) for s in last)
 
