@@ -42,3 +42,36 @@ class BackendModule(Module):
     def __setstate__(self, state: dict) -> None:
         state.setdefault("backend", None)
         super().__setstate__(state)
+
+
+# The shared part of the RNN, LSTM and GRU docstrings (formatted per class in fastrnn.nn.rnn).
+LAYER_DOC = """
+    Args:
+        input_size: features of the input ``x`` per step.
+        hidden_size: features of the hidden state ``h``.
+        num_layers: stacked recurrent layers (default 1).
+        bias: use ``bias_ih`` and ``bias_hh`` (default True).
+        batch_first: input and output are ``(B, T, *)`` instead of ``(T, B, *)``.
+        dropout: dropout on each layer's output but the last's, in training (default 0).
+        bidirectional: run every layer in both directions (default False).{more}
+        device, dtype: of the parameters, as in torch.nn.
+        backend: ``"auto"`` (the fused kernels on CUDA where they serve the configuration,
+            else torch's own), ``"native"`` (torch's own: cuDNN on CUDA), ``"reference"``
+            (pure PyTorch, every feature, the kernels' oracle), ``"triton"`` (the fused kernels;
+            configurations they cannot do run the reference with a one-time warning), or None
+            for the process default (:func:`fastrnn.set_default_backend`, ``$FASTRNN_BACKEND``).
+
+    Forward: ``module(input, hx=None, lengths=None)``, exactly torch.nn's contract:
+        input: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, ``(T, I)`` unbatched, or a
+            PackedSequence (sorted or not).
+        hx: initial state{state}, zeros when None.
+        lengths: ``(B,)`` sequence lengths for padded input, in any order (the PackedSequence
+            of those lengths, padded back with zeros).
+        Returns ``(output, {final})``: output ``(T, B, D * {out})`` (D = 2 if bidirectional),
+        the final states ``(num_layers * D, B, *)``.
+
+    Parameters and ``state_dict`` are torch.nn's (``weight_ih_l{{k}}``, ``weight_hh_l{{k}}``,
+    ``bias_ih_l{{k}}``, ``bias_hh_l{{k}}``{extra}, ``_reverse`` for the second direction), so
+    ``load_state_dict(torch_module.state_dict())`` works both ways; bad input raises torch.nn's
+    exception and message. Not a subclass of the torch.nn class (see :func:`fastrnn.swap`).
+"""

@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.nn import Parameter
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from fastrnn.nn.common import LAYER_DOC as _ARGS
 from fastrnn.nn.common import BackendModule
 from fastrnn.ops import functional as ops
 from fastrnn.ops.autocast import NATIVE_LAYERS as _NATIVE
@@ -366,36 +367,6 @@ class RNNBase(BackendModule):
         return state if is_batched else tuple(h.unsqueeze(1) for h in state)
 
 
-_ARGS = """
-    Args:
-        input_size: features of the input ``x`` per step.
-        hidden_size: features of the hidden state ``h``.
-        num_layers: stacked recurrent layers (default 1).
-        bias: use ``bias_ih`` and ``bias_hh`` (default True).
-        batch_first: input and output are ``(B, T, *)`` instead of ``(T, B, *)``.
-        dropout: dropout on each layer's output but the last's, in training (default 0).
-        bidirectional: run every layer in both directions (default False).{more}
-        device, dtype: of the parameters, as in torch.nn.
-        backend: ``"auto"`` (the fused kernels on CUDA where they serve the configuration,
-            else torch's own), ``"native"`` (torch's own: cuDNN on CUDA), ``"reference"``
-            (pure PyTorch, every feature, the kernels' oracle), ``"triton"`` (the fused kernels;
-            configurations they cannot do run the reference with a one-time warning), or None
-            for the process default (:func:`fastrnn.set_default_backend`, ``$FASTRNN_BACKEND``).
-
-    Forward: ``module(input, hx=None, lengths=None)``, exactly torch.nn's contract:
-        input: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, ``(T, I)`` unbatched, or a
-            PackedSequence (sorted or not).
-        hx: initial state{state}, zeros when None.
-        lengths: ``(B,)`` sequence lengths for padded input, in any order (the PackedSequence
-            of those lengths, padded back with zeros).
-        Returns ``(output, {final})``: output ``(T, B, D * {out})`` (D = 2 if bidirectional),
-        the final states ``(num_layers * D, B, *)``.
-
-    Parameters and ``state_dict`` are torch.nn's (``weight_ih_l{{k}}``, ``weight_hh_l{{k}}``,
-    ``bias_ih_l{{k}}``, ``bias_hh_l{{k}}``{extra}, ``_reverse`` for the second direction), so
-    ``load_state_dict(torch_module.state_dict())`` works both ways; bad input raises torch.nn's
-    exception and message. Not a subclass of the torch.nn class (see :func:`fastrnn.swap`).
-"""
 
 
 @torch.compiler.disable
