@@ -8,6 +8,8 @@ torch marks ``pack_padded_sequence`` untraceable, so they break the graph (as wi
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from fastrnn.kernels import launch
@@ -122,3 +124,19 @@ def test_reference_time_loop_is_one_op_under_compile():
         for key, value in expected.items():
             assert_close(actual[key], value, torch.float32, msg=key)
     assert nodes[0] == nodes[1]
+
+
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+def test_torch_export_and_jit_trace_still_work(backend):
+    """Leaving the graph (native) and the opaque reference op keep torch.export and
+    torch.jit.trace working: the exported and traced modules compute the eager outputs."""
+    import fastrnn
+
+    module = fastrnn.LSTM(4, 6, num_layers=2, backend=backend)
+    x = torch.randn(5, 2, 4)
+    expected = module(x)[0]
+    assert_close(torch.export.export(module, (x,)).module()(x)[0], expected, torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks in forward
+        traced = torch.jit.trace(module, (x,))
+    assert_close(traced(x)[0], expected, torch.float32)
