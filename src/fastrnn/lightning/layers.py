@@ -55,6 +55,7 @@ class RecurrentEncoder(nn.Module):
     given by ``lengths: (B,)``; they are packed, so padding never enters the recurrence, and
     outputs past each length are zero. With ``residual`` each layer whose input width is ``D``
     adds its input to its output; with ``layer_norm`` a ``LayerNorm(D)`` follows each layer.
+    ``zoneout`` and ``dropconnect``: the fastrnn modules' keywords (recurrent regularisers).
     """
 
     def __init__(
@@ -68,6 +69,8 @@ class RecurrentEncoder(nn.Module):
         residual: bool = False,
         layer_norm: bool = False,
         backend: str | None = None,
+        zoneout: float = 0.0,
+        dropconnect: float = 0.0,
     ) -> None:
         super().__init__()
         _check_positive("input_size", input_size)
@@ -83,7 +86,13 @@ class RecurrentEncoder(nn.Module):
         self.output_size = hidden_size * (2 if bidirectional else 1)
         self.stacked = residual or layer_norm
         self.residual = residual
-        common = dict(hidden_size=hidden_size, batch_first=True, bidirectional=bidirectional)
+        common: dict = dict(hidden_size=hidden_size, batch_first=True,
+                            bidirectional=bidirectional)
+        if zoneout or dropconnect:
+            if backend == "torch":
+                raise ValueError("zoneout and dropconnect need fastrnn's modules, not "
+                                 "backend='torch'")
+            common.update(zoneout=zoneout, dropconnect=dropconnect)
         if not self.stacked:
             self.rnn = make_rnn(
                 cell,

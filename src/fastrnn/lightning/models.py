@@ -105,6 +105,8 @@ class _SequenceModule(pl.LightningModule):
             residual=hp.residual,
             layer_norm=hp.layer_norm,
             backend=hp.backend,
+            zoneout=hp.get("zoneout", 0.0),
+            dropconnect=hp.get("dropconnect", 0.0),
         )
         D = self.encoder.output_size
         self.pool = TemporalPooling(hp.pooling, D, hp.bidirectional)
@@ -244,6 +246,7 @@ class SequenceClassifier(_SequenceModule):
         lr, weight_decay: Adam's settings.
         scheduler: ``None``, ``"cosine"`` (per step, to the end of training) or ``"plateau"``
             (halve the lr when ``val_loss`` stalls).
+        zoneout, dropconnect: the recurrent layers' regularisers (see :class:`fastrnn.LSTM`).
     """
 
     _data_sizes = ("input_size", "num_classes")
@@ -264,6 +267,8 @@ class SequenceClassifier(_SequenceModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         scheduler: str | None = None,
+        zoneout: float = 0.0,
+        dropconnect: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -336,6 +341,8 @@ class SequenceForecaster(_SequenceModule):
         weight_decay: float = 0.0,
         scheduler: str | None = None,
         known_size: int | None = None,
+        zoneout: float = 0.0,
+        dropconnect: float = 0.0,
     ) -> None:
         super().__init__()
         if known_size is None and None not in (input_size, horizon, output_size):

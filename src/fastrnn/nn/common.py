@@ -55,6 +55,12 @@ LAYER_DOC = """
         dropout: dropout on each layer's output but the last's, in training (default 0).
         bidirectional: run every layer in both directions (default False).{more}
         device, dtype: of the parameters, as in torch.nn.
+        zoneout: probability that each element of the state keeps its previous value at a
+            step (haste's and the zoneout paper's; the LSTM takes a pair (h, c)): a fresh
+            Bernoulli mask per step in training, the expectation ``p h_prev + (1 - p) h_new``
+            in evaluation. Runs on the reference backend (not torch.nn: native raises).
+        dropconnect: dropout on the elements of every ``W_hh``, one mask per call, in training
+            (AWD-LSTM's weight drop), on every backend.
         backend: ``"auto"`` (the fused kernels on CUDA where they serve the configuration,
             else torch's own), ``"native"`` (torch's own: cuDNN on CUDA), ``"reference"``
             (pure PyTorch, every feature, the kernels' oracle), ``"triton"`` (the fused kernels;

@@ -11,6 +11,7 @@ import warnings
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Parameter
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
@@ -20,7 +21,7 @@ from fastrnn.nn.common import BackendModule
 from fastrnn.ops import functional as ops
 from fastrnn.ops.autocast import NATIVE_LAYERS as _NATIVE
 from fastrnn.ops.autocast import result_dtypes
-from fastrnn.ops.backend import validate_backend, warn_once
+from fastrnn.ops.backend import get_default_backend, validate_backend, warn_once
 from fastrnn.ops.dispatch import resolve_backend
 
 __all__ = ["GRU", "LSTM", "RNN", "RNNBase"]
@@ -46,6 +47,8 @@ class RNNBase(BackendModule):
         device: Any = None,
         dtype: Any = None,
         backend: str | None = None,
+        zoneout: float | tuple[float, float] = 0.0,
+        dropconnect: float = 0.0,
     ) -> None:
         super().__init__()
         self.dropout = float(dropout)
@@ -93,6 +96,10 @@ class RNNBase(BackendModule):
         self.bidirectional = bidirectional
         self.proj_size = proj_size
         self.backend = validate_backend(backend)
+        self.zoneout = _probabilities(zoneout, mode)
+        self.dropconnect = float(dropconnect)
+        if not 0 <= self.dropconnect < 1:
+            raise ValueError(f"dropconnect must be in [0, 1), got {dropconnect!r}")
 
         factory = {"device": device, "dtype": dtype}
         gate_size = ops.num_gates(mode) * hidden_size
@@ -145,6 +152,11 @@ class RNNBase(BackendModule):
                     self.num_layers, self.batch_first, bool(self.bidirectional),
                 )
 
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("zoneout", (0.0, 0.0))  # pickles from before these keywords
+        state.setdefault("dropconnect", 0.0)
+        super().__setstate__(state)
+
     def _apply(self, fn: Any, recurse: bool = True) -> RNNBase:
         ret = super()._apply(fn, recurse)
         self.flatten_parameters()
@@ -164,6 +176,10 @@ class RNNBase(BackendModule):
             s += ", dropout={dropout}"
         if self.bidirectional is not False:
             s += ", bidirectional={bidirectional}"
+        if any(self.zoneout):
+            s += f", zoneout={self.zoneout if self.mode == 'LSTM' else self.zoneout[0]}"
+        if self.dropconnect:
+            s += ", dropconnect={dropconnect}"
         if self.backend is not None:
             s += ", backend={backend!r}"
         return s.format(**self.__dict__)
@@ -218,7 +234,7 @@ class RNNBase(BackendModule):
             input if batch_sizes is None else PackedSequence(input, batch_sizes))
         weights = self._flat_weights
         if backend == "native":
-            return self._native(input, hx, batch_sizes)
+            return self._native(input, hx, batch_sizes, self._dropconnected(weights))
         message = ops.check_tensors(input, hx, weights)
         if message is not None:  # torch's own error for these tensors, or torch's result
             result = self._native(input, hx, batch_sizes)
@@ -234,6 +250,7 @@ class RNNBase(BackendModule):
             self.mode, input, hx, weights, bias=self.bias, num_layers=self.num_layers,
             dropout=self.dropout, training=self.training, bidirectional=self.bidirectional,
             proj_size=self.proj_size, lengths=lengths, backend=backend, check=False,
+            zoneout=self.zoneout, dropconnect=self.dropconnect,
         )
         dtypes = result_dtypes(self.mode, cell=False, input=input, weight=weights[0],
                                states=hx, proj=self.proj_size > 0, packed=lengths is not None)
@@ -246,13 +263,22 @@ class RNNBase(BackendModule):
             output = output.transpose(0, 1)
         return output, states
 
+    def _dropconnected(self, weights: list[Tensor]) -> list[Tensor]:
+        """``weights`` with DropConnect on each W_hh in training (one mask per call)."""
+        p = self.dropconnect
+        if not (p and self.training):
+            return weights
+        return [F.dropout(w, p, training=True) if name.startswith("weight_hh") else w
+                for name, w in zip(self._flat_weights_names, weights)]
+
     def _native(
-        self, input: Tensor, hx: tuple[Tensor, ...], batch_sizes: Tensor | None
+        self, input: Tensor, hx: tuple[Tensor, ...], batch_sizes: Tensor | None,
+        weights: list[Tensor] | None = None,
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
         """torch's own implementation (cuDNN on CUDA), arguments as ``_run``'s."""
         state = hx if self.mode == "LSTM" else hx[0]
-        args = (self._flat_weights, self.bias, self.num_layers, self.dropout, self.training,
-                self.bidirectional)
+        args = (self._flat_weights if weights is None else weights, self.bias,
+                self.num_layers, self.dropout, self.training, self.bidirectional)
         if batch_sizes is None:
             result = _NATIVE[self.mode](input, state, *args, self.batch_first)
         else:
@@ -276,7 +302,10 @@ class RNNBase(BackendModule):
         return self._forward(input, hx, lengths)
 
     def _backend_for(self, input: Tensor | PackedSequence) -> str:
-        """The backend a call with this input runs."""
+        """The backend a call with this input runs (zoneout: the reference, see
+        ``_zoneout_backend``)."""
+        if any(self.zoneout):
+            return self._zoneout_backend()
         packed = isinstance(input, PackedSequence)
         data = input.data if packed else input
         if packed:
@@ -290,6 +319,18 @@ class RNNBase(BackendModule):
             proj_size=self.proj_size, packed=packed, requires_grad=torch.is_grad_enabled(),
             batch_size=batch,
         )
+
+    def _zoneout_backend(self) -> str:
+        """Zoneout runs on the reference backend: torch.nn has none (native raises), the fused
+        kernels do not do it yet (triton falls back, warning once)."""
+        requested = self.backend if self.backend is not None else get_default_backend()
+        if requested == "native":
+            raise ValueError("zoneout is not part of torch.nn: use backend='auto', "
+                             "'reference' or 'triton'")
+        if requested == "triton":
+            warn_once(f"fastrnn: the triton backend cannot fuse this {self.mode} (zoneout); "
+                      "running the reference backend instead")
+        return "reference"
 
     def _forward(self, input: Any, hx: Any, lengths: Any) -> tuple[Any, Any]:
         if lengths is not None:
@@ -374,6 +415,18 @@ def _forward_outside_the_graph(module: RNNBase, *args: Any) -> tuple[Any, Any]:
     return module._forward(*args)
 
 
+def _probabilities(zoneout: Any, mode: str) -> tuple[float, float]:
+    """Zoneout's (h, c) probabilities from one number (both) or, for the LSTM, a pair."""
+    values = tuple(zoneout) if isinstance(zoneout, tuple | list) else (zoneout, zoneout)
+    if len(values) != 2 or (mode != "LSTM" and values[0] != values[1]):
+        raise ValueError(f"zoneout must be a probability (or, for LSTM, a pair (h, c)), "
+                         f"got {zoneout!r}")
+    for p in values:
+        if not 0 <= float(p) < 1:
+            raise ValueError(f"zoneout probabilities must be in [0, 1), got {zoneout!r}")
+    return float(values[0]), float(values[1])
+
+
 def _no_other_keywords(kwargs: dict[str, Any]) -> None:
     """torch.nn's error for a keyword none of its RNN classes takes."""
     if kwargs:
@@ -402,6 +455,8 @@ class RNN(RNNBase):
         bidirectional: bool = False,
         device: Any = None,
         dtype: Any = None,
+        zoneout: float | tuple[float, float] = 0.0,
+        dropconnect: float = 0.0,
         backend: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -415,7 +470,8 @@ class RNN(RNNBase):
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
                          hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         device=device, dtype=dtype, backend=backend)
+                         device=device, dtype=dtype, backend=backend, zoneout=zoneout,
+                         dropconnect=dropconnect)
 
 
 class LSTM(RNNBase):
@@ -442,13 +498,15 @@ class LSTM(RNNBase):
         proj_size: int = 0,
         device: Any = None,
         dtype: Any = None,
+        zoneout: float | tuple[float, float] = 0.0,
+        dropconnect: float = 0.0,
         backend: str | None = None,
         **kwargs: Any,
     ) -> None:
         _no_other_keywords(kwargs)
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, proj_size, device=device, dtype=dtype,
-                         backend=backend)
+                         backend=backend, zoneout=zoneout, dropconnect=dropconnect)
 
 
 class GRU(RNNBase):
@@ -470,6 +528,8 @@ class GRU(RNNBase):
         bidirectional: bool = False,
         device: Any = None,
         dtype: Any = None,
+        zoneout: float | tuple[float, float] = 0.0,
+        dropconnect: float = 0.0,
         backend: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -477,4 +537,5 @@ class GRU(RNNBase):
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         _no_other_keywords(kwargs)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, device=device, dtype=dtype, backend=backend)
+                         dropout, bidirectional, device=device, dtype=dtype, backend=backend,
+                         zoneout=zoneout, dropconnect=dropconnect)

@@ -48,6 +48,9 @@ def _constructor(module: nn.Module) -> dict[str, Any]:
 
 def _rebuild(module: nn.Module, target: type, extra: dict[str, Any]) -> nn.Module:
     """A ``target`` module configured as ``module`` and holding its Parameter objects."""
+    if any(getattr(module, "zoneout", ())) or getattr(module, "dropconnect", 0.0):
+        warnings.warn(f"fastrnn: torch.nn.{target.__name__} has no zoneout or dropconnect: "
+                      "the torch.nn module computes without them", UserWarning, stacklevel=4)
     params = dict(module.named_parameters(recurse=False))
     dtype = next(iter(params.values())).dtype
     new = target(**_constructor(module), device="meta", dtype=dtype, **extra)

@@ -20,7 +20,7 @@ from fastrnn.ops.backend import BackendUnavailableError
 
 __all__ = [
     "MODES", "check_tensors", "input_projection", "num_gates", "recurrence", "rnn", "rnn_cell",
-    "scalar_name",
+    "scalar_name", "zoneout_keep",
 ]
 
 MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
@@ -121,9 +121,15 @@ def recurrence(
     w_hr: Tensor | None = None,
     lengths: Tensor | None = None,
     reverse: bool = False,
+    zoneout: Sequence[Tensor] | None = None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run one layer and direction's time loop: gx: (T, B, G) -> (y: (T, B, P), final state).
+    ``zoneout``: keep tensors per state entry (reference only; see ``reference._scan``).
     Under torch.compile the reference's loop is one opaque op (see :mod:`fastrnn.ops.opaque`)."""
+    if zoneout is not None:
+        if backend != "reference":
+            raise ValueError(f"zoneout runs on the reference backend, not {backend!r}")
+        return _zoned(mode, gx, w_hh, state, b_hn, w_hr, lengths, reverse, zoneout)
     if backend == "reference" and torch.compiler.is_compiling():
         from fastrnn.ops import opaque
 
@@ -138,6 +144,31 @@ def recurrence(
     act = "tanh" if mode == "RNN_TANH" else "relu"
     y, h = impl.rnn_recurrence(gx, w_hh, state[0], act, lengths, reverse)
     return y, (h,)
+
+
+def _zoned(mode: str, gx: Tensor, w_hh: Tensor, state: Sequence[Tensor], b_hn: Tensor | None,
+           w_hr: Tensor | None, lengths: Tensor | None, reverse: bool,
+           zoneout: Sequence[Tensor]) -> tuple[Tensor, tuple[Tensor, ...]]:
+    if mode == "LSTM":
+        y, h, c = reference.lstm_recurrence(gx, w_hh, state[0], state[1], w_hr, lengths,
+                                            reverse, zoneout)
+        return y, (h, c)
+    if mode == "GRU":
+        y, h = reference.gru_recurrence(gx, w_hh, b_hn, state[0], lengths, reverse, zoneout)
+        return y, (h,)
+    act = "tanh" if mode == "RNN_TANH" else "relu"
+    y, h = reference.rnn_recurrence(gx, w_hh, state[0], act, lengths, reverse, zoneout)
+    return y, (h,)
+
+
+def zoneout_keep(p: float, training: bool, like: Tensor, T: int) -> Tensor:
+    """Zoneout's keep tensor for a state like ``like: (B, X)`` over T steps: a Bernoulli(p)
+    mask ``(T, B, X)`` from torch's generator in training, the constant p in evaluation (the
+    expectation, as in the zoneout paper and haste)."""
+    if training:
+        return torch.bernoulli(torch.full((T, *like.shape), p, dtype=like.dtype,
+                                          device=like.device))
+    return torch.full((1, 1, 1), p, dtype=like.dtype, device=like.device)
 
 
 def _layer_weights(
@@ -167,6 +198,8 @@ def rnn(
     lengths: Tensor | None = None,
     backend: str = "reference",
     check: bool = True,
+    zoneout: tuple[float, float] = (0.0, 0.0),
+    dropconnect: float = 0.0,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """A whole stack, time-major: input: (T, B, I), hx: (h0,) or (h0, c0) each (L*D, B, *).
 
@@ -175,7 +208,11 @@ def rnn(
     and the final states stacked like ``hx``. The reference backend computes in float32 or
     better and returns ``input.dtype``. States and weights on another device than the input,
     or states of another dtype, raise a RuntimeError (``check``: whether to look; the modules
-    look before, to raise torch's own message).
+    look before, to raise torch's own message). ``zoneout``: probabilities (h, c) of keeping
+    each state element's previous value per step (reference backend; see
+    :func:`zoneout_keep`); ``dropconnect``: dropout on the elements of each ``W_hh``, one mask
+    per call and layer and direction, in training (any backend: the recurrence gets the
+    masked matrix).
     """
     if input.size(0) == 0:
         raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
@@ -195,8 +232,14 @@ def rnn(
         per_direction = [
             _layer_weights(weights, layer, d, D, bias, proj_size > 0) for d in range(D)
         ]
+        if dropconnect > 0 and training:
+            per_direction = [(w[0], F.dropout(w[1], dropconnect, training=True), *w[2:])
+                             for w in per_direction]
         state = [h[layer * D : (layer + 1) * D] for h in hx]
-        x, last = run_layer(backend, mode, x, per_direction, state, lengths)
+        if any(zoneout):
+            x, last = _layer(backend, mode, x, per_direction, state, lengths, zoneout, training)
+        else:
+            x, last = run_layer(backend, mode, x, per_direction, state, lengths)
         for acc, s in zip(finals, last):
             acc.append(s)
         if dropout > 0 and training and layer < num_layers - 1:
@@ -209,16 +252,20 @@ _Weights = tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]
 
 def _layer(
     backend: str, mode: str, x: Tensor, per_direction: list[_Weights], state: list[Tensor],
-    lengths: Tensor | None,
+    lengths: Tensor | None, zoneout: tuple[float, float] = (0.0, 0.0), training: bool = False,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """One layer, a projection and a recurrence per direction: x: (T, B, I), state entries
     (D, B, *) -> (T, B, D*P) and the final states (D, B, *)."""
     outs, finals = [], []
     for d, (w_ih, w_hh, b_ih, b_hh, w_hr) in enumerate(per_direction):
         gx, b_hn = input_projection(x, w_ih, b_ih, b_hh, mode)
+        states = [s[d] for s in state]
+        keep = None
+        if any(zoneout):
+            keep = [zoneout_keep(p, training, s, x.shape[0]) for p, s in zip(zoneout, states)]
         y, last = recurrence(
-            backend, mode, gx, w_hh, [s[d] for s in state], b_hn=b_hn, w_hr=w_hr,
-            lengths=lengths, reverse=d == 1,
+            backend, mode, gx, w_hh, states, b_hn=b_hn, w_hr=w_hr, lengths=lengths,
+            reverse=d == 1, zoneout=keep,
         )
         outs.append(y)
         finals.append(last)

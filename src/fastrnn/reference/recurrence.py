@@ -29,9 +29,15 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _scan(
-    step: Step, gx: Tensor, state: State, lengths: Tensor | None, reverse: bool
+    step: Step, gx: Tensor, state: State, lengths: Tensor | None, reverse: bool,
+    zoneout: Sequence[Tensor] | None = None,
 ) -> tuple[Tensor, State]:
-    """Run ``step`` over ``gx: (T, B, G)`` from ``state``; returns ``(y: (T, B, P), state)``."""
+    """Run ``step`` over ``gx: (T, B, G)`` from ``state``; returns ``(y: (T, B, P), state)``.
+
+    ``zoneout``: one *keep* tensor per state entry, ``(T, B, X)`` or broadcastable (``(1, 1, 1)``
+    for a constant): each step's state is ``keep * previous + (1 - keep) * new`` (a Bernoulli
+    mask in training, the probability itself in evaluation: the expectation), and the output
+    is the new h after it."""
     T = gx.shape[0]
     valid = None
     if lengths is not None:
@@ -40,6 +46,10 @@ def _scan(
     outputs: list[Tensor | None] = [None] * T
     for t in range(T - 1, -1, -1) if reverse else range(T):
         new_state, y = step(gx[t], state)
+        if zoneout is not None:
+            keep = [k[t if k.shape[0] > 1 else 0].to(n.dtype) for k, n in zip(zoneout, new_state)]
+            new_state = tuple(k * s + (1 - k) * n for k, s, n in zip(keep, state, new_state))
+            y = new_state[0]
         if valid is not None:
             new_state = tuple(torch.where(valid[t], n, s) for n, s in zip(new_state, state))
             y = torch.where(valid[t], y, torch.zeros_like(y))
@@ -60,11 +70,13 @@ def lstm_recurrence(
     w_hr: Tensor | None = None,
     lengths: Tensor | None = None,
     reverse: bool = False,
+    zoneout: Sequence[Tensor] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """LSTM recurrence (torch gate order i, f, g, o).
 
     gx: (T, B, 4H) = x W_ih^T + b_ih + b_hh; w_hh: (4H, P); h0: (B, P); c0: (B, H);
-    w_hr: (P, H) or None (then P = H). Returns y: (T, B, P), h_n: (B, P), c_n: (B, H).
+    w_hr: (P, H) or None (then P = H); zoneout: keep tensors for h and c (see ``_scan``).
+    Returns y: (T, B, P), h_n: (B, P), c_n: (B, H).
     """
     dtype = gx.dtype
     gx, w_hh, h0, c0, w_hr = _cast((gx, w_hh, h0, c0, w_hr), _compute_dtype(dtype))
@@ -78,7 +90,7 @@ def lstm_recurrence(
             h = h @ w_hr.t()
         return (h, c), h
 
-    y, (h_n, c_n) = _scan(step, gx, (h0, c0), lengths, reverse)
+    y, (h_n, c_n) = _scan(step, gx, (h0, c0), lengths, reverse, zoneout)
     return y.to(dtype), h_n.to(dtype), c_n.to(dtype)
 
 
@@ -89,8 +101,9 @@ def gru_recurrence(
     h0: Tensor,
     lengths: Tensor | None = None,
     reverse: bool = False,
+    zoneout: Sequence[Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """GRU recurrence (torch gate order r, z, n).
+    """GRU recurrence (torch gate order r, z, n); zoneout: a keep tensor for h (``_scan``).
 
     gx: (T, B, 3H) = x W_ih^T + b_ih + [b_hr, b_hz, 0]; w_hh: (3H, H); b_hn: (H,) or None;
     h0: (B, H). ``n = tanh(gx_n + r * (h W_hn^T + b_hn))``, ``h' = (1 - z) * n + z * h``.
@@ -111,7 +124,7 @@ def gru_recurrence(
         h = (1 - z) * n + z * h
         return (h,), h
 
-    y, (h_n,) = _scan(step, gx, (h0,), lengths, reverse)
+    y, (h_n,) = _scan(step, gx, (h0,), lengths, reverse, zoneout)
     return y.to(dtype), h_n.to(dtype)
 
 
@@ -122,8 +135,10 @@ def rnn_recurrence(
     nonlinearity: str = "tanh",
     lengths: Tensor | None = None,
     reverse: bool = False,
+    zoneout: Sequence[Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Elman recurrence ``h' = act(gx + h W_hh^T)`` with act tanh or relu.
+    """Elman recurrence ``h' = act(gx + h W_hh^T)`` with act tanh or relu; zoneout: a keep
+    tensor for h (``_scan``).
 
     gx: (T, B, H) = x W_ih^T + b_ih + b_hh; w_hh: (H, H); h0: (B, H).
     Returns y: (T, B, H), h_n: (B, H).
@@ -138,5 +153,5 @@ def rnn_recurrence(
         h = act(g + state[0] @ w_hh.t())
         return (h,), h
 
-    y, (h_n,) = _scan(step, gx, (h0,), lengths, reverse)
+    y, (h_n,) = _scan(step, gx, (h0,), lengths, reverse, zoneout)
     return y.to(dtype), h_n.to(dtype)
