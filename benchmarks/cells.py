@@ -21,12 +21,12 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from benchmarks.runner import NOISY_SPREAD as NOISY
 from benchmarks.timing import TimingSettings, time_callable
 
 __all__ = ["CELLS", "format_table", "main", "measure"]
 
 CELLS = ("LSTMCell", "GRUCell", "RNNCell")
-NOISY = 0.25
 
 
 def _graphed(fn: Callable[[], object]) -> Callable[[], object]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import statistics
 import sys
 import time
 import zlib
@@ -201,21 +202,18 @@ def _time_in_rounds(records: list[dict], s: RunSettings) -> None:
         times = [t.median_ms for t in per_round[rec["provider"]]]
         if rec["status"] != "ok" or not times:
             continue
-        ordered = sorted(times)
-        median = ordered[len(ordered) // 2] if len(ordered) % 2 else sum(
-            ordered[len(ordered) // 2 - 1 : len(ordered) // 2 + 1]) / 2
-        rec.update(median_ms=median, p20_ms=ordered[0], p80_ms=ordered[-1],
+        median = statistics.median(times)
+        rec.update(median_ms=median, p20_ms=min(times), p80_ms=max(times),
                    reps=sum(t.reps or 0 for t in per_round[rec["provider"]]) or None,
-                   rounds=len(times), spread=(ordered[-1] - ordered[0]) / median)
+                   rounds=len(times), spread=(max(times) - min(times)) / median)
     base = next((r for r in timed if r["provider"] == BASELINE and r["status"] == "ok"), None)
     for rec in timed:
         if base is None or rec["status"] != "ok":
             continue
         rec["noisy"] = rec["spread"] > NOISY_SPREAD or base["spread"] > NOISY_SPREAD
         if not rec["noisy"]:
-            ratios = sorted(b.median_ms / t.median_ms for b, t in zip(
+            rec["speedup"] = statistics.median(b.median_ms / t.median_ms for b, t in zip(
                 per_round[BASELINE], per_round[rec["provider"]]))
-            rec["speedup"] = ratios[len(ratios) // 2]
 
 
 class OracleError(RuntimeError):

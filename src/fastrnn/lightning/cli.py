@@ -140,12 +140,21 @@ def resolve_configs(args: list[str]) -> list[str]:
         return value
 
     out = list(args)
-    for i, arg in enumerate(out):
-        if arg in ("-c", "--config") and i + 1 < len(out):
-            out[i + 1] = resolve(out[i + 1])
-        elif arg.startswith("--config="):
-            out[i] = "--config=" + resolve(arg.split("=", 1)[1])
+    for i, prefix, value in _config_values(args):
+        out[i] = prefix + resolve(value)
     return out
+
+
+def _config_values(args: list[str]) -> list[tuple[int, str, str]]:
+    """``(index, prefix, value)`` of each config among ``args``: ``-c V`` / ``--config V``
+    (the value at ``index``, no prefix) or ``--config=V`` (prefix ``--config=``)."""
+    found = []
+    for i, arg in enumerate(args):
+        if arg in ("-c", "--config") and i + 1 < len(args):
+            found.append((i + 1, "", args[i + 1]))
+        elif arg.startswith("--config="):
+            found.append((i, "--config=", arg.split("=", 1)[1]))
+    return found
 
 
 def _config_keys(args: list[str]) -> set[str]:
@@ -153,13 +162,7 @@ def _config_keys(args: list[str]) -> set[str]:
     import yaml
 
     keys: set[str] = set()
-    for i, arg in enumerate(args):
-        if arg in ("-c", "--config") and i + 1 < len(args):
-            value = args[i + 1]
-        elif arg.startswith("--config="):
-            value = arg.split("=", 1)[1]
-        else:
-            continue
+    for _, _, value in _config_values(args):
         path = Path(value)
         try:
             loaded = yaml.safe_load(path.read_text() if path.is_file() else value)

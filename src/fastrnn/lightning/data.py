@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from fastrnn.lightning.future import FutureWindows, extend_index
+from fastrnn.lightning.future import FutureWindows
 
 __all__ = [
     "EpochSeededSampler",
@@ -210,6 +210,12 @@ class _ForecastingDataModule(_SequenceDataModule):
         self.output_size: int | None = None
         self.predict = "future"
         self.future_set: FutureWindows | None = None
+        self.log = False  # the series are forecast on the log scale (undone in outputs)
+
+    def inverse_transform(self, x: Tensor, channels: int | None = None) -> Tensor:
+        """Undo the standardisation and, with ``log``, the log: the series' own units."""
+        x = super().inverse_transform(x, channels)
+        return x.exp() if self.log else x
 
     def predict_dataloader(self) -> DataLoader:
         """``predict="future"``: the last ``seq_len`` steps of each series (of the test series
@@ -325,7 +331,6 @@ class _SeriesDataModule(_ForecastingDataModule):
     ) -> None:
         super().__init__(seq_len, horizon, 1, batch_size, num_workers, seed)
         self._check_predict(predict)
-        self.index: list[str] | None = None  # the series' time labels, where it has them
         if output_size is not None:
             _positive(output_size=output_size)
         self.output_size = output_size
@@ -336,11 +341,6 @@ class _SeriesDataModule(_ForecastingDataModule):
     def _load(self) -> np.ndarray:
         """The series, (N, C)."""
         raise NotImplementedError
-
-    def inverse_transform(self, x: Tensor, channels: int | None = None) -> Tensor:
-        """Undo the standardisation and, with ``log``, the log: the series' own units."""
-        x = super().inverse_transform(x, channels)
-        return x.exp() if self.log else x
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -369,10 +369,6 @@ class _SeriesDataModule(_ForecastingDataModule):
         self.val_set = self._windows(series, n_train, n_train + n_val)
         self.test_set = self._windows(series, n_train + n_val, N)
         self.future_set = FutureWindows(series[-self.seq_len :].unsqueeze(0))
-
-    def future_index(self, steps: int) -> list[list[str]]:
-        """The time labels after the series' last one (see ``extend_index``), else +1, +2..."""
-        return [extend_index(self.index or [], steps)]
 
 
 # --- classification ------------------------------------------------------------------------

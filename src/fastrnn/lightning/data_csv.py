@@ -225,11 +225,6 @@ class CSVForecastingDataModule(_ForecastingDataModule):
         return super().predict_dataloader()
 
     # --- outputs ---------------------------------------------------------------------------
-    def inverse_transform(self, x: Tensor, channels: int | None = None) -> Tensor:
-        """Undo the standardisation and, with ``log``, the log: the series' own units."""
-        x = super().inverse_transform(x, channels)
-        return x.exp() if self.log else x
-
     def output_names(self) -> list[str]:
         return self.names[: self.output_size] or super().output_names()
 

@@ -17,8 +17,6 @@ from fastrnn.ops.dispatch import resolve_backend
 
 __all__ = ["GRUCell", "LSTMCell", "RNNCell", "RNNCellBase"]
 
-
-
 _TORCH_FORWARD = {"RNNCell": torch.nn.RNNCell.forward, "LSTMCell": torch.nn.LSTMCell.forward,
                   "GRUCell": torch.nn.GRUCell.forward}
 

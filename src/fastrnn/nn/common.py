@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -28,7 +29,7 @@ class BackendModule(Module):
 
         name = type(self).__name__
         twin = torch_twin(self)
-        if not hasattr(torch.jit.script(torch_twin(self)), "forward"):  # torch 2.13's RNNs
+        if not _torch_scripts(type(twin)):
             raise RuntimeError(
                 f"TorchScript cannot compile torch.nn.{name}'s forward with this torch "
                 f"({torch.__version__}), so fastrnn.{name} cannot be scripted either: use "
@@ -42,6 +43,13 @@ class BackendModule(Module):
     def __setstate__(self, state: dict) -> None:
         state.setdefault("backend", None)
         super().__setstate__(state)
+
+
+@functools.cache
+def _torch_scripts(cls: type) -> bool:
+    """Whether TorchScript compiles torch.nn's ``cls`` with its forward (torch 2.13 scripts
+    its RNNs without one), tried once per class on a small instance."""
+    return hasattr(torch.jit.script(cls(2, 2)), "forward")
 
 
 # The shared part of the RNN, LSTM and GRU docstrings (formatted per class in fastrnn.nn.rnn).

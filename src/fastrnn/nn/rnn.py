@@ -230,8 +230,7 @@ class RNNBase(BackendModule):
         self, input: Tensor, hx: tuple[Tensor, ...], batch_sizes: Tensor | None
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
         """Checked, time-major-or-batch_first input and full-rank state -> (output, states)."""
-        backend = self._backend_for(
-            input if batch_sizes is None else PackedSequence(input, batch_sizes))
+        backend = self._backend_for(input, batch_sizes)
         weights = self._flat_weights
         if backend == "native":
             return self._native(input, hx, batch_sizes, self._dropconnected(weights))
@@ -295,29 +294,29 @@ class RNNBase(BackendModule):
         stands for the PackedSequence of those lengths: the output is padded back to T with
         zeros past each length, the final states are each sequence's at its length.
         """
-        if torch.compiler.is_compiling() and self._backend_for(input) == "native":
-            # as torch.compile runs torch.nn's RNNs: traced, torch's RNN op decomposes into
-            # every time step (minutes of compiling, growing with T)
-            return _forward_outside_the_graph(self, input, hx, lengths)
+        if torch.compiler.is_compiling():
+            # the native backend runs outside the graph, as torch.compile runs torch.nn's
+            # RNNs: traced, torch's RNN op decomposes into every time step (minutes of
+            # compiling, growing with T)
+            data, batch_sizes = (input[:2] if isinstance(input, PackedSequence)
+                                 else (input, None))
+            if self._backend_for(data, batch_sizes) == "native":
+                return _forward_outside_the_graph(self, input, hx, lengths)
         return self._forward(input, hx, lengths)
 
-    def _backend_for(self, input: Tensor | PackedSequence) -> str:
-        """The backend a call with this input runs (zoneout: the reference, see
-        ``_zoneout_backend``)."""
+    def _backend_for(self, input: Tensor, batch_sizes: Tensor | None) -> str:
+        """The backend a call with this input (a PackedSequence's data and batch sizes, or a
+        tensor) runs (zoneout: the reference, see ``_zoneout_backend``)."""
         if any(self.zoneout):
             return self._zoneout_backend()
-        packed = isinstance(input, PackedSequence)
-        data = input.data if packed else input
-        if packed:
-            batch = int(input.batch_sizes[0])
-        elif data.dim() == 3:
-            batch = data.size(0 if self.batch_first else 1)
+        if batch_sizes is not None:
+            batch = int(batch_sizes[0])
         else:
-            batch = 1
+            batch = input.size(0 if self.batch_first else 1) if input.dim() == 3 else 1
         return resolve_backend(
-            self.backend, self.mode, data.device, data.dtype, hidden_size=self.hidden_size,
-            proj_size=self.proj_size, packed=packed, requires_grad=torch.is_grad_enabled(),
-            batch_size=batch,
+            self.backend, self.mode, input.device, input.dtype, hidden_size=self.hidden_size,
+            proj_size=self.proj_size, packed=batch_sizes is not None,
+            requires_grad=torch.is_grad_enabled(), batch_size=batch,
         )
 
     def _zoneout_backend(self) -> str:
@@ -406,8 +405,6 @@ class RNNBase(BackendModule):
                 )
             state = (hx,)
         return state if is_batched else tuple(h.unsqueeze(1) for h in state)
-
-
 
 
 @torch.compiler.disable

@@ -19,8 +19,8 @@ from fastrnn import reference
 from fastrnn.ops.backend import BackendUnavailableError
 
 __all__ = [
-    "MODES", "check_tensors", "input_projection", "num_gates", "recurrence", "rnn", "rnn_cell",
-    "scalar_name", "zoneout_keep",
+    "MODES", "call_recurrence", "check_tensors", "input_projection", "num_gates", "recurrence",
+    "rnn", "rnn_cell", "scalar_name", "zoneout_keep",
 ]
 
 MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
@@ -126,38 +126,30 @@ def recurrence(
     """Run one layer and direction's time loop: gx: (T, B, G) -> (y: (T, B, P), final state).
     ``zoneout``: keep tensors per state entry (reference only; see ``reference._scan``).
     Under torch.compile the reference's loop is one opaque op (see :mod:`fastrnn.ops.opaque`)."""
-    if zoneout is not None:
-        if backend != "reference":
-            raise ValueError(f"zoneout runs on the reference backend, not {backend!r}")
-        return _zoned(mode, gx, w_hh, state, b_hn, w_hr, lengths, reverse, zoneout)
-    if backend == "reference" and torch.compiler.is_compiling():
+    if zoneout is not None and backend != "reference":
+        raise ValueError(f"zoneout runs on the reference backend, not {backend!r}")
+    if backend == "reference" and zoneout is None and torch.compiler.is_compiling():
         from fastrnn.ops import opaque
 
         return opaque.recurrence(mode, gx, w_hh, list(state), b_hn, w_hr, lengths, reverse)
-    impl = _recurrences(backend)
-    if mode == "LSTM":
-        y, h, c = impl.lstm_recurrence(gx, w_hh, state[0], state[1], w_hr, lengths, reverse)
-        return y, (h, c)
-    if mode == "GRU":
-        y, h = impl.gru_recurrence(gx, w_hh, b_hn, state[0], lengths, reverse)
-        return y, (h,)
-    act = "tanh" if mode == "RNN_TANH" else "relu"
-    y, h = impl.rnn_recurrence(gx, w_hh, state[0], act, lengths, reverse)
-    return y, (h,)
+    return call_recurrence(_recurrences(backend), mode, gx, w_hh, state, b_hn, w_hr, lengths,
+                           reverse, **({} if zoneout is None else {"zoneout": zoneout}))
 
 
-def _zoned(mode: str, gx: Tensor, w_hh: Tensor, state: Sequence[Tensor], b_hn: Tensor | None,
-           w_hr: Tensor | None, lengths: Tensor | None, reverse: bool,
-           zoneout: Sequence[Tensor]) -> tuple[Tensor, tuple[Tensor, ...]]:
+def call_recurrence(impl: object, mode: str, gx: Tensor, w_hh: Tensor, state: Sequence[Tensor],
+                    b_hn: Tensor | None, w_hr: Tensor | None, lengths: Tensor | None,
+                    reverse: bool, **extra: object) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """``impl``'s (:mod:`fastrnn.reference` or the triton ops) recurrence for ``mode``, its
+    cell-specific signature called from the common arguments -> (y, final state)."""
     if mode == "LSTM":
-        y, h, c = reference.lstm_recurrence(gx, w_hh, state[0], state[1], w_hr, lengths,
-                                            reverse, zoneout)
+        y, h, c = impl.lstm_recurrence(gx, w_hh, state[0], state[1], w_hr, lengths, reverse,
+                                       **extra)
         return y, (h, c)
     if mode == "GRU":
-        y, h = reference.gru_recurrence(gx, w_hh, b_hn, state[0], lengths, reverse, zoneout)
+        y, h = impl.gru_recurrence(gx, w_hh, b_hn, state[0], lengths, reverse, **extra)
         return y, (h,)
     act = "tanh" if mode == "RNN_TANH" else "relu"
-    y, h = reference.rnn_recurrence(gx, w_hh, state[0], act, lengths, reverse, zoneout)
+    y, h = impl.rnn_recurrence(gx, w_hh, state[0], act, lengths, reverse, **extra)
     return y, (h,)
 
 

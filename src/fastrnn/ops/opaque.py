@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from fastrnn import reference
+from fastrnn.ops.functional import call_recurrence
 
 __all__ = ["recurrence"]
 
@@ -23,12 +24,10 @@ __all__ = ["recurrence"]
 def _run(mode: str, gx: Tensor, w_hh: Tensor, h0: Tensor, c0: Tensor | None,
          w_hr: Tensor | None, b_hn: Tensor | None, lengths: Tensor | None,
          reverse: bool) -> tuple[Tensor, ...]:
-    if mode == "LSTM":
-        return reference.lstm_recurrence(gx, w_hh, h0, c0, w_hr, lengths, reverse)
-    if mode == "GRU":
-        return reference.gru_recurrence(gx, w_hh, b_hn, h0, lengths, reverse)
-    act = "tanh" if mode == "RNN_TANH" else "relu"
-    return reference.rnn_recurrence(gx, w_hh, h0, act, lengths, reverse)
+    """The reference recurrence -> (y, h_n) or (y, h_n, c_n)."""
+    state = [h0] if c0 is None else [h0, c0]
+    y, last = call_recurrence(reference, mode, gx, w_hh, state, b_hn, w_hr, lengths, reverse)
+    return (y, *last)
 
 
 @torch.library.custom_op("fastrnn::reference_recurrence", mutates_args=())
