@@ -114,6 +114,12 @@ if [ "${CELLS_CAP:-0}" -gt 0 ]; then  # off by default: CELLS_CAP=60 adds the ce
     tee "$out/cells.txt" | tee -a "$log"
 fi
 
+if [ "${LAYERNORM_CAP:-0}" -gt 0 ]; then  # off by default: LAYERNORM_CAP=120 adds it
+  say "LayerNorm LSTM against the composite, fwd+bwd (cap ${LAYERNORM_CAP}s)"
+  timeout -k 10 "$LAYERNORM_CAP" "$py" -m benchmarks.layernorm ${LAYERNORM_ARGS:-} 2>&1 |
+    tee "$out/layernorm.txt" | tee -a "$log"
+fi
+
 say "results in $out"
 if [ -f "$out/$suite.md" ]; then
   tee -a "$log" <"$out/$suite.md"

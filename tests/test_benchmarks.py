@@ -369,3 +369,27 @@ def test_cells_group_runs_and_reports(monkeypatch: pytest.MonkeyPatch):
         assert res["status"] == "ok" and res["fastrnn"]["us"] > 0 and res["torch"]["host_us"] > 0
     table = cells.format_table(results)
     assert "GRUCell" in table and "host us" in table and table.count("\n") >= 3
+
+
+def test_layernorm_group_checks_and_times_every_provider():
+    """The LayerNorm LSTM benchmark: its composite computes LayerNormLSTM(cell_norm="state")
+    (checked before timing), every provider is timed, a row per point."""
+    from benchmarks import layernorm
+
+    import fastrnn
+
+    m = fastrnn.LayerNormLSTM(5, 6, cell_norm="state")
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    composite = layernorm.Composite(5, 6)
+    composite.load_from(m)
+    x = torch.randn(4, 3, 5)
+    torch.testing.assert_close(composite(x), m(x)[0])
+    results = layernorm.measure(T=3, batch=2, hidden=(8,), dtype=torch.float32, rounds=2,
+                                timing=TINY, compiled=False)
+    res = results[(3, 2, 8, "float32")]
+    assert res["status"] == "ok"
+    assert all(res[k]["ms"] > 0 for k in ("composite", "fastrnn reference", "fastrnn"))
+    table = layernorm.format_table(results)
+    assert "composite" in table and "vs eager" in table and table.count("\n") >= 2

@@ -281,3 +281,14 @@ def test_bundled_stores_config_fits_and_forecasts_each_store(tmp_path):
     assert rows[0] == "series,week,sales" and len(rows) == 1 + 3 * 8
     assert {r.split(",")[0] for r in rows[1:]} == {"north", "south", "city"}
     assert rows[1].split(",")[1] == "2024-12-30"  # the week after north's last sales
+
+
+def test_bundled_layernorm_config_trains_a_layernorm_lstm(tmp_path):
+    """The shipped LayerNorm config: fastrnn.LayerNormLSTM with zoneout and DropConnect."""
+    cli = main(["fit", "--config", "sine_layernorm_lstm", *TINY_SINE,
+                *_trainer_args(tmp_path, epochs=1)])
+    layers = cli.model.encoder.rnn
+    assert type(layers).__name__ == "LayerNormLSTM" and layers.num_layers == 2
+    assert layers.zoneout == (0.05, 0.05) and layers.dropconnect == 0.1
+    assert any(key.endswith("encoder.rnn.ln_weight_hh_l1") for key in cli.model.state_dict())
+    assert Path(cli.trainer.log_dir, "checkpoints", "last.ckpt").is_file()

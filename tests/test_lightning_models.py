@@ -316,3 +316,20 @@ def test_predict_forecasts_past_the_end_with_the_time_index(tmp_path):
     assert extend_index(["a", "b"], 2) == ["+1", "+2"]
     with pytest.raises(ValueError, match="predict must be"):
         CSVForecastingDataModule(str(path), predict="past")
+
+
+def test_layernorm_cells_in_the_encoder():
+    """cell: layernorm_lstm / layernorm_gru build fastrnn's LayerNorm modules (plain and
+    stacked); torch.nn has none, so backend='torch' is refused."""
+    from fastrnn.lightning.layers import RecurrentEncoder
+
+    enc = RecurrentEncoder(3, cell="layernorm_gru", hidden_size=5, num_layers=2, residual=True,
+                           zoneout=0.1)
+    assert all(type(m).__name__ == "LayerNormGRU" for m in enc.layers)
+    y = enc(torch.randn(2, 6, 3), torch.tensor([6, 4]))
+    assert y.shape == (2, 6, 5) and y[1, 4:].abs().max() == 0
+    enc = RecurrentEncoder(3, cell="layernorm_lstm", hidden_size=5, bidirectional=True)
+    assert type(enc.rnn).__name__ == "LayerNormLSTM" and enc(torch.randn(2, 6, 3)).shape == (
+        2, 6, 10)
+    with pytest.raises(ValueError, match="torch.nn has no layernorm_lstm cell"):
+        RecurrentEncoder(3, cell="layernorm_lstm", backend="torch")

@@ -1,6 +1,19 @@
 """fastrnn: fused Triton RNN, LSTM and GRU behind drop-in replacements for torch.nn."""
 
-from fastrnn.nn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, swap, to_torch
+from fastrnn.nn import (
+    GRU,
+    LSTM,
+    RNN,
+    GRUCell,
+    LayerNormGRU,
+    LayerNormGRUCell,
+    LayerNormLSTM,
+    LayerNormLSTMCell,
+    LSTMCell,
+    RNNCell,
+    swap,
+    to_torch,
+)
 from fastrnn.ops.backend import (
     BACKENDS,
     BackendUnavailableError,
@@ -18,6 +31,10 @@ __all__ = [
     "BackendUnavailableError",
     "GRUCell",
     "LSTMCell",
+    "LayerNormGRU",
+    "LayerNormGRUCell",
+    "LayerNormLSTM",
+    "LayerNormLSTMCell",
     "RNNCell",
     "__version__",
     "get_default_backend",

@@ -1,6 +1,7 @@
 """Building blocks of the Lightning models: a recurrent encoder and padding-aware pooling.
 
-The encoder is a fastrnn ``RNN``/``LSTM``/``GRU`` (or, for baselines, torch.nn's own module).
+The encoder is a fastrnn ``RNN``/``LSTM``/``GRU``/``LayerNormLSTM``/``LayerNormGRU`` (or, for
+baselines, torch.nn's own module).
 Plain stacks use one multi-layer module, so its ``state_dict`` keys are exactly torch's. With
 residual connections or layer normalization between layers, the stack is a ``ModuleList`` of
 single-layer modules instead.
@@ -13,15 +14,16 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from fastrnn import BACKENDS as FASTRNN_BACKENDS
-from fastrnn.nn import GRU, LSTM, RNN
+from fastrnn.nn import GRU, LSTM, RNN, LayerNormGRU, LayerNormLSTM
 
 __all__ = ["CELLS", "BACKENDS", "POOLINGS", "RecurrentEncoder", "TemporalPooling", "make_rnn"]
 
-CELLS = ("rnn", "lstm", "gru")
+CELLS = ("rnn", "lstm", "gru", "layernorm_lstm", "layernorm_gru")
 BACKENDS = (*FASTRNN_BACKENDS, "torch")
 POOLINGS = ("last", "mean", "attention")
 
-_FASTRNN = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+_FASTRNN = {"rnn": RNN, "lstm": LSTM, "gru": GRU, "layernorm_lstm": LayerNormLSTM,
+            "layernorm_gru": LayerNormGRU}
 _TORCH = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
@@ -44,6 +46,8 @@ def make_rnn(cell: str, backend: str | None = None, **kwargs) -> nn.Module:
     if backend is not None:
         _check_choice("backend", backend, BACKENDS)
     if backend == "torch":
+        if cell not in _TORCH:
+            raise ValueError(f"torch.nn has no {cell} cell: use a fastrnn backend")
         return _TORCH[cell](**kwargs)
     return _FASTRNN[cell](**kwargs, backend=backend)
 

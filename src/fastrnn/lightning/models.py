@@ -236,7 +236,8 @@ class SequenceClassifier(_SequenceModule):
     Args:
         input_size: features per step (``None``: from the datamodule).
         num_classes: number of classes (``None``: from the datamodule).
-        cell: ``"rnn"``, ``"lstm"`` or ``"gru"``.
+        cell: ``"rnn"``, ``"lstm"``, ``"gru"``, ``"layernorm_lstm"`` or ``"layernorm_gru"``
+            (:class:`fastrnn.LayerNormLSTM` / :class:`fastrnn.LayerNormGRU`).
         hidden_size, num_layers, bidirectional, dropout: as in ``torch.nn.LSTM``; ``dropout``
             also applies before the output layer.
         pooling: ``"last"``, ``"mean"`` or ``"attention"`` over valid time steps.

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.nn import Parameter
 
-from fastrnn.nn.common import BackendModule
+from fastrnn.nn.common import BackendModule, reference_only_backend
 from fastrnn.ops import functional as ops
 from fastrnn.ops.autocast import NATIVE_CELLS as _NATIVE
 from fastrnn.ops.autocast import result_dtypes
@@ -52,6 +52,14 @@ class RNNCellBase(BackendModule):
 
     mode = "RNN_TANH"
 
+    def _reference_features(self) -> list[str]:
+        """What this cell computes that only the reference backend does (none)."""
+        return []
+
+    def _cell_options(self) -> dict[str, Any]:
+        """Keywords of :func:`fastrnn.ops.functional.rnn_cell` beyond torch.nn's cell."""
+        return {}
+
     def extra_repr(self) -> str:
         s = "{input_size}, {hidden_size}"
         if self.bias is not True:
@@ -92,6 +100,8 @@ class RNNCellBase(BackendModule):
                        f"{ops.scalar_name(input.dtype)} and {ops.scalar_name(weight_dtype)}")
         if message is None:
             return None
+        if self._reference_features():
+            raise RuntimeError(message)  # torch.nn's words; its cell would compute without
         result = self._native(input, hx)
         warn_once(f"fastrnn: {message}; torch.nn accepts them: running torch's own "
                   f"{type(self).__name__}")
@@ -109,7 +119,9 @@ class RNNCellBase(BackendModule):
         Where torch's own cell runs (``native``, ``auto`` off CUDA), torch.nn's forward itself
         runs on this module: torch's checks and messages, and no other host cost per call."""
         requested = self.backend if self.backend is not None else get_default_backend()
-        if requested == "native" or (requested == "auto" and input.device.type != "cuda"):
+        features = self._reference_features()
+        if not features and (
+                requested == "native" or (requested == "auto" and input.device.type != "cuda")):
             return _TORCH_FORWARD[type(self).__name__](self, input, hx)
         is_lstm = self.mode == "LSTM"
         if input.dim() not in (1, 2):
@@ -132,17 +144,20 @@ class RNNCellBase(BackendModule):
             state = tuple(hx) if is_lstm else (hx,)
             if not is_batched:
                 state = tuple(h.unsqueeze(0) for h in state)
-        backend = resolve_backend(
-            self.backend, self.mode, input.device, input.dtype, hidden_size=self.hidden_size,
-            proj_size=0, packed=False, requires_grad=torch.is_grad_enabled(),
-            batch_size=input.size(0),
-        )
+        if features:
+            backend = reference_only_backend(self.backend, features, self.mode)
+        else:
+            backend = resolve_backend(
+                self.backend, self.mode, input.device, input.dtype,
+                hidden_size=self.hidden_size, proj_size=0, packed=False,
+                requires_grad=torch.is_grad_enabled(), batch_size=input.size(0),
+            )
         if backend == "native":
             out = self._native(input, state)
         else:
             out = self._check(input, state) or ops.rnn_cell(
                 self.mode, input, state, self.weight_ih, self.weight_hh, self.bias_ih,
-                self.bias_hh, backend=backend, check=False)
+                self.bias_hh, backend=backend, check=False, **self._cell_options())
             dtypes = result_dtypes(self.mode, cell=True, input=input, weight=self.weight_ih,
                                    states=state)
             if dtypes is not None:  # torch.nn's dtypes under autocast

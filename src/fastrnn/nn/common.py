@@ -5,9 +5,12 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+from typing import Any
 
 import torch
 from torch.nn import Module, init
+
+from fastrnn.ops.backend import get_default_backend, warn_once
 
 
 class BackendModule(Module):
@@ -43,6 +46,40 @@ class BackendModule(Module):
     def __setstate__(self, state: dict) -> None:
         state.setdefault("backend", None)
         super().__setstate__(state)
+
+
+def reference_only_backend(requested: str | None, features: list[str], mode: str) -> str:
+    """The backend of a module computing ``features`` that only the reference backend has:
+    torch.nn has none of them (``native`` raises), the fused kernels do not do them yet
+    (``triton`` falls back, warning once)."""
+    requested = requested if requested is not None else get_default_backend()
+    what = " and ".join(features)
+    if requested == "native":
+        raise ValueError(f"{what} is not part of torch.nn: use backend='auto', 'reference' or "
+                         "'triton'")
+    if requested == "triton":
+        warn_once(f"fastrnn: the triton backend cannot fuse this {mode} ({what}); running the "
+                  "reference backend instead")
+    return "reference"
+
+
+def probabilities(zoneout: Any, mode: str) -> tuple[float, float]:
+    """Zoneout's (h, c) probabilities from one number (both) or, for the LSTM, a pair."""
+    values = tuple(zoneout) if isinstance(zoneout, tuple | list) else (zoneout, zoneout)
+    if len(values) != 2 or (mode != "LSTM" and values[0] != values[1]):
+        raise ValueError(f"zoneout must be a probability (or, for LSTM, a pair (h, c)), "
+                         f"got {zoneout!r}")
+    for p in values:
+        if not 0 <= float(p) < 1:
+            raise ValueError(f"zoneout probabilities must be in [0, 1), got {zoneout!r}")
+    return float(values[0]), float(values[1])
+
+
+def no_other_keywords(kwargs: dict[str, Any]) -> None:
+    """torch.nn's error for a keyword none of its RNN classes takes."""
+    if kwargs:
+        raise TypeError(
+            f"RNNBase.__init__() got an unexpected keyword argument '{next(iter(kwargs))}'")
 
 
 @functools.cache

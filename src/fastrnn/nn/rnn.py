@@ -16,12 +16,18 @@ from torch import Tensor
 from torch.nn import Parameter
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from fastrnn.nn.checks import TorchChecks
 from fastrnn.nn.common import LAYER_DOC as _ARGS
-from fastrnn.nn.common import BackendModule
+from fastrnn.nn.common import (
+    BackendModule,
+    no_other_keywords,
+    probabilities,
+    reference_only_backend,
+)
 from fastrnn.ops import functional as ops
 from fastrnn.ops.autocast import NATIVE_LAYERS as _NATIVE
 from fastrnn.ops.autocast import result_dtypes
-from fastrnn.ops.backend import get_default_backend, validate_backend, warn_once
+from fastrnn.ops.backend import validate_backend, warn_once
 from fastrnn.ops.dispatch import resolve_backend
 
 __all__ = ["GRU", "LSTM", "RNN", "RNNBase"]
@@ -30,7 +36,7 @@ def _permute(hx: tuple[Tensor, ...], perm: Tensor | None) -> tuple[Tensor, ...]:
     return hx if perm is None else tuple(h.index_select(1, perm) for h in hx)
 
 
-class RNNBase(BackendModule):
+class RNNBase(TorchChecks, BackendModule):
     """Shared machinery of RNN, LSTM and GRU; parameters registered exactly as torch.nn does."""
 
     def __init__(
@@ -96,7 +102,7 @@ class RNNBase(BackendModule):
         self.bidirectional = bidirectional
         self.proj_size = proj_size
         self.backend = validate_backend(backend)
-        self.zoneout = _probabilities(zoneout, mode)
+        self.zoneout = probabilities(zoneout, mode)
         self.dropconnect = float(dropconnect)
         if not 0 <= self.dropconnect < 1:
             raise ValueError(f"dropconnect must be in [0, 1), got {dropconnect!r}")
@@ -184,46 +190,6 @@ class RNNBase(BackendModule):
             s += ", backend={backend!r}"
         return s.format(**self.__dict__)
 
-    # --- checks, with torch.nn's exception types and messages -------------------------------
-
-    def check_input(self, input: Tensor, batch_sizes: Tensor | None) -> None:
-        weight_dtype = self._flat_weights[0].dtype
-        if input.dtype != weight_dtype and not torch._C._is_any_autocast_enabled():
-            raise ValueError(
-                f"RNN input dtype ({input.dtype}) does not match weight dtype ({weight_dtype}). "
-                f"Convert input: input.to({weight_dtype}), or convert model: "
-                f"model.to({input.dtype})"
-            )
-        expected_dim = 2 if batch_sizes is not None else 3
-        if input.dim() != expected_dim:
-            raise RuntimeError(f"input must have {expected_dim} dimensions, got {input.dim()}")
-        if self.input_size != input.size(-1):
-            raise RuntimeError(
-                "input.size(-1) must be equal to input_size. "
-                f"Expected {self.input_size}, got {input.size(-1)}"
-            )
-
-    def _state_sizes(self, input: Tensor, batch_sizes: Tensor | None) -> list[tuple[int, ...]]:
-        if batch_sizes is not None:
-            batch = int(batch_sizes[0])
-        else:
-            batch = input.size(0) if self.batch_first else input.size(1)
-        rows = self.num_layers * (2 if self.bidirectional else 1)
-        out = self.proj_size if self.proj_size > 0 else self.hidden_size
-        sizes = [(rows, batch, out)]
-        if self.mode == "LSTM":
-            sizes.append((rows, batch, self.hidden_size))
-        return sizes
-
-    def check_forward_args(
-        self, input: Tensor, hx: tuple[Tensor, ...], batch_sizes: Tensor | None
-    ) -> None:
-        self.check_input(input, batch_sizes)
-        for i, (h, size) in enumerate(zip(hx, self._state_sizes(input, batch_sizes))):
-            if h.size() != size:
-                label = f"hidden[{i}] size" if self.mode == "LSTM" else "hidden size"
-                raise RuntimeError(f"Expected {label} {size}, got {list(h.size())}")
-
     # --- forward -----------------------------------------------------------------------------
 
     def _run(
@@ -235,6 +201,8 @@ class RNNBase(BackendModule):
         if backend == "native":
             return self._native(input, hx, batch_sizes, self._dropconnected(weights))
         message = ops.check_tensors(input, hx, weights)
+        if message is not None and self._reference_features():
+            raise RuntimeError(message)  # torch.nn's words; its module would compute without
         if message is not None:  # torch's own error for these tensors, or torch's result
             result = self._native(input, hx, batch_sizes)
             warn_once(f"fastrnn: {message}; torch.nn accepts them: running torch's own "
@@ -249,7 +217,7 @@ class RNNBase(BackendModule):
             self.mode, input, hx, weights, bias=self.bias, num_layers=self.num_layers,
             dropout=self.dropout, training=self.training, bidirectional=self.bidirectional,
             proj_size=self.proj_size, lengths=lengths, backend=backend, check=False,
-            zoneout=self.zoneout, dropconnect=self.dropconnect,
+            **self._functional_options(),
         )
         dtypes = result_dtypes(self.mode, cell=False, input=input, weight=weights[0],
                                states=hx, proj=self.proj_size > 0, packed=lengths is not None)
@@ -306,9 +274,11 @@ class RNNBase(BackendModule):
 
     def _backend_for(self, input: Tensor, batch_sizes: Tensor | None) -> str:
         """The backend a call with this input (a PackedSequence's data and batch sizes, or a
-        tensor) runs (zoneout: the reference, see ``_zoneout_backend``)."""
-        if any(self.zoneout):
-            return self._zoneout_backend()
+        tensor) runs (features only the reference has: the reference, see
+        :func:`fastrnn.nn.common.reference_only_backend`)."""
+        features = self._reference_features()
+        if features:
+            return reference_only_backend(self.backend, features, self.mode)
         if batch_sizes is not None:
             batch = int(batch_sizes[0])
         else:
@@ -319,17 +289,13 @@ class RNNBase(BackendModule):
             requires_grad=torch.is_grad_enabled(), batch_size=batch,
         )
 
-    def _zoneout_backend(self) -> str:
-        """Zoneout runs on the reference backend: torch.nn has none (native raises), the fused
-        kernels do not do it yet (triton falls back, warning once)."""
-        requested = self.backend if self.backend is not None else get_default_backend()
-        if requested == "native":
-            raise ValueError("zoneout is not part of torch.nn: use backend='auto', "
-                             "'reference' or 'triton'")
-        if requested == "triton":
-            warn_once(f"fastrnn: the triton backend cannot fuse this {self.mode} (zoneout); "
-                      "running the reference backend instead")
-        return "reference"
+    def _reference_features(self) -> list[str]:
+        """What this module computes that only the reference backend does (zoneout)."""
+        return ["zoneout"] if any(self.zoneout) else []
+
+    def _functional_options(self) -> dict[str, Any]:
+        """Keywords of :func:`fastrnn.ops.functional.rnn` beyond torch.nn's configuration."""
+        return {"zoneout": self.zoneout, "dropconnect": self.dropconnect}
 
     def _forward(self, input: Any, hx: Any, lengths: Any) -> tuple[Any, Any]:
         if lengths is not None:
@@ -378,57 +344,9 @@ class RNNBase(BackendModule):
         output, _ = pad_packed_sequence(output, self.batch_first, total_length=T)
         return output, state
 
-    def _prepare_state(
-        self, input: Tensor, hx: Any, batch_sizes: Tensor | None, is_batched: bool
-    ) -> tuple[Tensor, ...]:
-        if hx is None:
-            sizes = self._state_sizes(input, batch_sizes)
-            if self.mode != "LSTM":  # torch.nn sizes the default state by hidden_size
-                sizes = [(sizes[0][0], sizes[0][1], self.hidden_size)]
-            return tuple(torch.zeros(s, dtype=input.dtype, device=input.device) for s in sizes)
-        if batch_sizes is not None:
-            return tuple(hx) if self.mode == "LSTM" else (hx,)
-        want = 3 if is_batched else 2
-        if self.mode == "LSTM":
-            if hx[0].dim() != want or hx[1].dim() != want:
-                kind = "batched 3-D" if is_batched else "unbatched 2-D"
-                raise RuntimeError(
-                    f"For {kind} input, hx and cx should also be {want}-D but got "
-                    f"({hx[0].dim()}-D, {hx[1].dim()}-D) tensors"
-                )
-            state = (hx[0], hx[1])
-        else:
-            if hx.dim() != want:
-                kind = "batched 3-D" if is_batched else "unbatched 2-D"
-                raise RuntimeError(
-                    f"For {kind} input, hx should also be {want}-D but got {hx.dim()}-D tensor"
-                )
-            state = (hx,)
-        return state if is_batched else tuple(h.unsqueeze(1) for h in state)
-
-
 @torch.compiler.disable
 def _forward_outside_the_graph(module: RNNBase, *args: Any) -> tuple[Any, Any]:
     return module._forward(*args)
-
-
-def _probabilities(zoneout: Any, mode: str) -> tuple[float, float]:
-    """Zoneout's (h, c) probabilities from one number (both) or, for the LSTM, a pair."""
-    values = tuple(zoneout) if isinstance(zoneout, tuple | list) else (zoneout, zoneout)
-    if len(values) != 2 or (mode != "LSTM" and values[0] != values[1]):
-        raise ValueError(f"zoneout must be a probability (or, for LSTM, a pair (h, c)), "
-                         f"got {zoneout!r}")
-    for p in values:
-        if not 0 <= float(p) < 1:
-            raise ValueError(f"zoneout probabilities must be in [0, 1), got {zoneout!r}")
-    return float(values[0]), float(values[1])
-
-
-def _no_other_keywords(kwargs: dict[str, Any]) -> None:
-    """torch.nn's error for a keyword none of its RNN classes takes."""
-    if kwargs:
-        raise TypeError(
-            f"RNNBase.__init__() got an unexpected keyword argument '{next(iter(kwargs))}'")
 
 
 class RNN(RNNBase):
@@ -459,7 +377,7 @@ class RNN(RNNBase):
     ) -> None:
         if "proj_size" in kwargs:
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
-        _no_other_keywords(kwargs)
+        no_other_keywords(kwargs)
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(
                 f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."
@@ -500,7 +418,7 @@ class LSTM(RNNBase):
         backend: str | None = None,
         **kwargs: Any,
     ) -> None:
-        _no_other_keywords(kwargs)
+        no_other_keywords(kwargs)
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, proj_size, device=device, dtype=dtype,
                          backend=backend, zoneout=zoneout, dropconnect=dropconnect)
@@ -532,7 +450,7 @@ class GRU(RNNBase):
     ) -> None:
         if "proj_size" in kwargs:
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
-        _no_other_keywords(kwargs)
+        no_other_keywords(kwargs)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, device=device, dtype=dtype, backend=backend,
                          zoneout=zoneout, dropconnect=dropconnect)

@@ -10,6 +10,7 @@ directions in one GEMM and runs both recurrences in one launch (``triton_ops.lay
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -19,12 +20,28 @@ from fastrnn import reference
 from fastrnn.ops.backend import BackendUnavailableError
 
 __all__ = [
-    "MODES", "call_recurrence", "check_tensors", "input_projection", "num_gates", "recurrence",
-    "rnn", "rnn_cell", "scalar_name", "zoneout_keep",
+    "MODES", "LayerNormConfig", "call_recurrence", "check_tensors", "input_projection",
+    "num_gates", "recurrence", "rnn", "rnn_cell", "scalar_name", "zoneout_keep",
 ]
 
 MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+class LayerNormConfig(NamedTuple):
+    """Layer normalisation in a stack (see :class:`fastrnn.LayerNormLSTM`): ``weights`` per
+    layer and direction in registration order, ``ln_weight_ih: (G*H,)``, ``ln_weight_hh:
+    (G*H,)`` and, for an LSTM with a cell norm, ``ln_weight_c, ln_bias_c: (H,)``; ``eps``,
+    ``per_gate`` and ``cell`` as :class:`fastrnn.reference.RecurrentNorm`'s."""
+
+    weights: Sequence[Tensor]
+    eps: float = 1e-5
+    per_gate: bool = False
+    cell: str | None = "output"
+
+    def per_layer(self) -> int:
+        """Tensors per layer and direction."""
+        return 2 + 2 * (self.cell is not None)
 
 
 def num_gates(mode: str) -> int:
@@ -122,18 +139,24 @@ def recurrence(
     lengths: Tensor | None = None,
     reverse: bool = False,
     zoneout: Sequence[Tensor] | None = None,
+    norm: reference.RecurrentNorm | None = None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run one layer and direction's time loop: gx: (T, B, G) -> (y: (T, B, P), final state).
-    ``zoneout``: keep tensors per state entry (reference only; see ``reference._scan``).
-    Under torch.compile the reference's loop is one opaque op (see :mod:`fastrnn.ops.opaque`)."""
-    if zoneout is not None and backend != "reference":
-        raise ValueError(f"zoneout runs on the reference backend, not {backend!r}")
-    if backend == "reference" and zoneout is None and torch.compiler.is_compiling():
+    ``zoneout``: keep tensors per state entry; ``norm``: the recurrent layer normalisation
+    (both on the reference backend only; see ``reference._scan`` and
+    :class:`fastrnn.reference.RecurrentNorm`). Under torch.compile the reference's plain loop
+    is one opaque op (see :mod:`fastrnn.ops.opaque`)."""
+    extra = {name: value for name, value in (("zoneout", zoneout), ("norm", norm))
+             if value is not None}
+    for name in extra:
+        if backend != "reference":
+            raise ValueError(f"{name} runs on the reference backend, not {backend!r}")
+    if backend == "reference" and not extra and torch.compiler.is_compiling():
         from fastrnn.ops import opaque
 
         return opaque.recurrence(mode, gx, w_hh, list(state), b_hn, w_hr, lengths, reverse)
     return call_recurrence(_recurrences(backend), mode, gx, w_hh, state, b_hn, w_hr, lengths,
-                           reverse, **({} if zoneout is None else {"zoneout": zoneout}))
+                           reverse, **extra)
 
 
 def call_recurrence(impl: object, mode: str, gx: Tensor, w_hh: Tensor, state: Sequence[Tensor],
@@ -192,6 +215,7 @@ def rnn(
     check: bool = True,
     zoneout: tuple[float, float] = (0.0, 0.0),
     dropconnect: float = 0.0,
+    layer_norm: LayerNormConfig | None = None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """A whole stack, time-major: input: (T, B, I), hx: (h0,) or (h0, c0) each (L*D, B, *).
 
@@ -204,11 +228,13 @@ def rnn(
     each state element's previous value per step (reference backend; see
     :func:`zoneout_keep`); ``dropconnect``: dropout on the elements of each ``W_hh``, one mask
     per call and layer and direction, in training (any backend: the recurrence gets the
-    masked matrix).
+    masked matrix). ``layer_norm``: the LayerNorm cells' normalisation (reference backend;
+    see :class:`LayerNormConfig`).
     """
     if input.size(0) == 0:
         raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
-    if check and (message := check_tensors(input, hx, weights)):
+    if check and (message := check_tensors(
+            input, hx, [*weights, *(layer_norm.weights if layer_norm else ())])):
         raise RuntimeError(message)
     dtype = input.dtype
     if backend == "reference":
@@ -216,6 +242,10 @@ def rnn(
         input = input.to(work)
         weights = [w.to(work) for w in weights]
         hx = [h.to(work) for h in hx]
+        if layer_norm is not None:
+            layer_norm = layer_norm._replace(weights=[w.to(work) for w in layer_norm.weights])
+    elif layer_norm is not None:
+        raise ValueError(f"layer_norm runs on the reference backend, not {backend!r}")
     D = 2 if bidirectional else 1
     x = input
     finals: list[list[Tensor]] = [[] for _ in hx]
@@ -228,8 +258,14 @@ def rnn(
             per_direction = [(w[0], F.dropout(w[1], dropconnect, training=True), *w[2:])
                              for w in per_direction]
         state = [h[layer * D : (layer + 1) * D] for h in hx]
-        if any(zoneout):
-            x, last = _layer(backend, mode, x, per_direction, state, lengths, zoneout, training)
+        if any(zoneout) or layer_norm is not None:
+            norms = None
+            if layer_norm is not None:
+                n = layer_norm.per_layer()
+                norms = [(layer_norm, layer_norm.weights[(layer * D + d) * n :][:n])
+                         for d in range(D)]
+            x, last = _layer(backend, mode, x, per_direction, state, lengths, zoneout, training,
+                             norms)
         else:
             x, last = run_layer(backend, mode, x, per_direction, state, lengths)
         for acc, s in zip(finals, last):
@@ -245,24 +281,45 @@ _Weights = tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]
 def _layer(
     backend: str, mode: str, x: Tensor, per_direction: list[_Weights], state: list[Tensor],
     lengths: Tensor | None, zoneout: tuple[float, float] = (0.0, 0.0), training: bool = False,
+    norms: list[tuple[LayerNormConfig, Sequence[Tensor]]] | None = None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """One layer, a projection and a recurrence per direction: x: (T, B, I), state entries
-    (D, B, *) -> (T, B, D*P) and the final states (D, B, *)."""
+    (D, B, *) -> (T, B, D*P) and the final states (D, B, *). ``norms``: per direction, the
+    layer normalisation and its weights (see :class:`LayerNormConfig`)."""
     outs, finals = [], []
     for d, (w_ih, w_hh, b_ih, b_hh, w_hr) in enumerate(per_direction):
-        gx, b_hn = input_projection(x, w_ih, b_ih, b_hh, mode)
+        norm = None
+        if norms is None:
+            gx, b_hn = input_projection(x, w_ih, b_ih, b_hh, mode)
+        else:
+            gx, b_hn, norm = _normalised_projection(x, w_ih, b_ih, b_hh, mode, *norms[d])
         states = [s[d] for s in state]
         keep = None
         if any(zoneout):
             keep = [zoneout_keep(p, training, s, x.shape[0]) for p, s in zip(zoneout, states)]
         y, last = recurrence(
             backend, mode, gx, w_hh, states, b_hn=b_hn, w_hr=w_hr, lengths=lengths,
-            reverse=d == 1, zoneout=keep,
+            reverse=d == 1, zoneout=keep, norm=norm,
         )
         outs.append(y)
         finals.append(last)
     y = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
     return y, tuple(torch.stack(s) for s in zip(*finals))
+
+
+def _normalised_projection(
+    x: Tensor, w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, mode: str,
+    config: LayerNormConfig, weights: Sequence[Tensor],
+) -> tuple[Tensor, Tensor | None, reference.RecurrentNorm]:
+    """The layer-normalised input projection ``gx = g_ih * LN(x W_ih^T) + biases`` (folded as
+    :func:`input_projection` folds them) with GRU's b_hn and the recurrence's norm."""
+    g_ih, g_hh, *cell = weights
+    bias, b_hn = _fold_bias(b_ih, b_hh, mode)
+    groups = num_gates(mode) if config.per_gate else 1
+    gx = reference.layer_norm(_project(x, w_ih, None), g_ih, bias, config.eps, groups)
+    w_c, b_c = cell if cell else (None, None)
+    norm = reference.RecurrentNorm(g_hh, w_c, b_c, config.eps, config.per_gate, config.cell)
+    return gx, b_hn, norm
 
 
 def _as(t: Tensor, dtype: torch.dtype) -> Tensor:
@@ -311,15 +368,16 @@ def rnn_cell(
     b_hh: Tensor | None,
     backend: str = "reference",
     check: bool = True,
+    layer_norm: LayerNormConfig | None = None,
 ) -> tuple[Tensor, ...]:
     """One step: input: (B, I), hx: (h,) or (h, c) each (B, H) -> the new state tuple
-    (``check`` as :func:`rnn`'s)."""
+    (``check`` and ``layer_norm`` as :func:`rnn`'s)."""
     dtype = input.dtype
     weights = [w for w in (w_ih, w_hh, b_ih, b_hh) if w is not None]
     _, last = rnn(
         mode, input.unsqueeze(0), [h.unsqueeze(0) for h in hx], weights, bias=b_ih is not None,
         num_layers=1, dropout=0.0, training=False, bidirectional=False, backend=backend,
-        check=check,
+        check=check, layer_norm=layer_norm,
     )
     return tuple(_as(s.squeeze(0), dtype) for s in last)
 

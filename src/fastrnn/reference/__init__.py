@@ -3,6 +3,14 @@
 They share the Triton launchers' signatures and are the oracle for every kernel test.
 """
 
-from fastrnn.reference.recurrence import gru_recurrence, lstm_recurrence, rnn_recurrence
+from fastrnn.reference.recurrence import (
+    CELL_NORMS,
+    RecurrentNorm,
+    gru_recurrence,
+    layer_norm,
+    lstm_recurrence,
+    rnn_recurrence,
+)
 
-__all__ = ["gru_recurrence", "lstm_recurrence", "rnn_recurrence"]
+__all__ = ["CELL_NORMS", "RecurrentNorm", "gru_recurrence", "layer_norm", "lstm_recurrence",
+           "rnn_recurrence"]

@@ -14,11 +14,50 @@ back in ``gx.dtype``. Autograd flows through the loop, so these also give refere
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["gru_recurrence", "lstm_recurrence", "rnn_recurrence"]
+__all__ = ["CELL_NORMS", "RecurrentNorm", "gru_recurrence", "layer_norm", "lstm_recurrence",
+           "rnn_recurrence"]
+
+CELL_NORMS = ("output", "state", None)
+
+
+class RecurrentNorm(NamedTuple):
+    """Layer normalisation inside one layer and direction's recurrence.
+
+    ``weight_hh: (G*H,)`` is the gain of the normalised recurrent projection ``h W_hh^T`` (its
+    bias is the layer's ``b_hh``, already folded into gx or, for GRU's n block, ``b_hn``).
+    LSTM only: ``weight_c, bias_c: (H,)``, the cell-state norm's gain and bias, applied as
+    ``cell`` says: ``"output"`` (haste) ``h = o * tanh(LN(c))`` with the unnormalised c
+    carried, ``"state"`` (PyTorch's fastrnns) ``c = LN(c)`` carried and ``h = o * tanh(c)``,
+    None for no cell norm. ``per_gate``: statistics per gate block of H, not over all G*H.
+    """
+
+    weight_hh: Tensor
+    weight_c: Tensor | None = None
+    bias_c: Tensor | None = None
+    eps: float = 1e-5
+    per_gate: bool = False
+    cell: str | None = "output"
+
+    def cast(self, dtype: torch.dtype) -> RecurrentNorm:
+        w, wc, bc = _cast((self.weight_hh, self.weight_c, self.bias_c), dtype)
+        return self._replace(weight_hh=w, weight_c=wc, bias_c=bc)
+
+
+def layer_norm(a: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float,
+               groups: int = 1) -> Tensor:
+    """Layer normalisation of ``a: (..., F)`` over each of ``groups`` equal blocks of its last
+    dimension (biased variance, as torch.nn.LayerNorm), times ``weight: (F,)`` plus ``bias``."""
+    blocks = a.unflatten(-1, (groups, a.shape[-1] // groups))
+    out = F.layer_norm(blocks, blocks.shape[-1:], eps=eps).flatten(-2)
+    if weight is not None:
+        out = out * weight
+    return out if bias is None else out + bias
 
 State = tuple[Tensor, ...]
 Step = Callable[[Tensor, State], tuple[State, Tensor]]
@@ -62,6 +101,15 @@ def _cast(tensors: Sequence[Tensor | None], dtype: torch.dtype) -> list[Tensor |
     return [None if t is None else t.to(dtype) for t in tensors]
 
 
+def _recurrent(h: Tensor, w_hh: Tensor, norm: RecurrentNorm | None, gates: int) -> Tensor:
+    """The recurrent projection ``h W_hh^T: (B, G*H)``, layer-normalised (gain only) by
+    ``norm`` when given."""
+    a = h @ w_hh.t()
+    if norm is None:
+        return a
+    return layer_norm(a, norm.weight_hh, None, norm.eps, gates if norm.per_gate else 1)
+
+
 def lstm_recurrence(
     gx: Tensor,
     w_hh: Tensor,
@@ -71,21 +119,30 @@ def lstm_recurrence(
     lengths: Tensor | None = None,
     reverse: bool = False,
     zoneout: Sequence[Tensor] | None = None,
+    norm: RecurrentNorm | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """LSTM recurrence (torch gate order i, f, g, o).
 
     gx: (T, B, 4H) = x W_ih^T + b_ih + b_hh; w_hh: (4H, P); h0: (B, P); c0: (B, H);
-    w_hr: (P, H) or None (then P = H); zoneout: keep tensors for h and c (see ``_scan``).
+    w_hr: (P, H) or None (then P = H); zoneout: keep tensors for h and c (see ``_scan``);
+    norm: layer normalisation of ``h W_hh^T`` and of c (:class:`RecurrentNorm`).
     Returns y: (T, B, P), h_n: (B, P), c_n: (B, H).
     """
     dtype = gx.dtype
-    gx, w_hh, h0, c0, w_hr = _cast((gx, w_hh, h0, c0, w_hr), _compute_dtype(dtype))
+    work = _compute_dtype(dtype)
+    gx, w_hh, h0, c0, w_hr = _cast((gx, w_hh, h0, c0, w_hr), work)
+    norm = None if norm is None else norm.cast(work)
 
     def step(g: Tensor, state: State) -> tuple[State, Tensor]:
         h, c = state
-        i, f, cand, o = (g + h @ w_hh.t()).chunk(4, dim=1)
+        i, f, cand, o = (g + _recurrent(h, w_hh, norm, 4)).chunk(4, dim=1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(cand)
-        h = torch.sigmoid(o) * torch.tanh(c)
+        out = c
+        if norm is not None and norm.cell is not None:
+            out = layer_norm(c, norm.weight_c, norm.bias_c, norm.eps)
+            if norm.cell == "state":
+                c = out
+        h = torch.sigmoid(o) * torch.tanh(out)
         if w_hr is not None:
             h = h @ w_hr.t()
         return (h, c), h
@@ -102,20 +159,24 @@ def gru_recurrence(
     lengths: Tensor | None = None,
     reverse: bool = False,
     zoneout: Sequence[Tensor] | None = None,
+    norm: RecurrentNorm | None = None,
 ) -> tuple[Tensor, Tensor]:
     """GRU recurrence (torch gate order r, z, n); zoneout: a keep tensor for h (``_scan``).
 
     gx: (T, B, 3H) = x W_ih^T + b_ih + [b_hr, b_hz, 0]; w_hh: (3H, H); b_hn: (H,) or None;
-    h0: (B, H). ``n = tanh(gx_n + r * (h W_hn^T + b_hn))``, ``h' = (1 - z) * n + z * h``.
+    h0: (B, H). ``n = tanh(gx_n + r * (h W_hn^T + b_hn))``, ``h' = (1 - z) * n + z * h``;
+    norm: layer normalisation of ``h W_hh^T`` (:class:`RecurrentNorm`, before b_hn).
     Returns y: (T, B, H), h_n: (B, H).
     """
     dtype = gx.dtype
-    gx, w_hh, b_hn, h0 = _cast((gx, w_hh, b_hn, h0), _compute_dtype(dtype))
+    work = _compute_dtype(dtype)
+    gx, w_hh, b_hn, h0 = _cast((gx, w_hh, b_hn, h0), work)
+    norm = None if norm is None else norm.cast(work)
 
     def step(g: Tensor, state: State) -> tuple[State, Tensor]:
         (h,) = state
         x_r, x_z, x_n = g.chunk(3, dim=1)
-        h_r, h_z, h_n = (h @ w_hh.t()).chunk(3, dim=1)
+        h_r, h_z, h_n = _recurrent(h, w_hh, norm, 3).chunk(3, dim=1)
         if b_hn is not None:
             h_n = h_n + b_hn
         r = torch.sigmoid(x_r + h_r)
