@@ -11,7 +11,9 @@ from fastrnn.nn import (
     LayerNormLSTMCell,
     LSTMCell,
     RNNCell,
+    from_flashrnn,
     swap,
+    to_flashrnn,
     to_torch,
 )
 from fastrnn.ops.backend import (
@@ -37,8 +39,10 @@ __all__ = [
     "LayerNormLSTMCell",
     "RNNCell",
     "__version__",
+    "from_flashrnn",
     "get_default_backend",
     "set_default_backend",
     "swap",
+    "to_flashrnn",
     "to_torch",
 ]

@@ -8,6 +8,7 @@ import warnings
 from typing import Any
 
 import torch
+from torch import Tensor
 from torch.nn import Module, init
 
 from fastrnn.ops.backend import get_default_backend, warn_once
@@ -46,6 +47,32 @@ class BackendModule(Module):
     def __setstate__(self, state: dict) -> None:
         state.setdefault("backend", None)
         super().__setstate__(state)
+
+
+def check_heads(num_heads: Any, hidden_size: int, proj_size: int = 0) -> int:
+    """``num_heads`` checked: a positive int dividing ``hidden_size``, without a projection."""
+    if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads <= 0:
+        raise ValueError(f"num_heads must be a positive integer, got {num_heads!r}")
+    if hidden_size % num_heads:
+        raise ValueError(f"hidden_size ({hidden_size}) must be divisible by num_heads "
+                         f"({num_heads})")
+    if num_heads > 1 and proj_size > 0:
+        raise ValueError("num_heads > 1 does not combine with proj_size")
+    return num_heads
+
+
+def block_diagonal(w_hh: Tensor, num_heads: int) -> Tensor:
+    """The dense recurrent matrix ``(G*H, H)`` of ``w_hh: (G*H, H/N)``, N heads' blocks:
+    rows ``g*H + n*D .. g*H + (n+1)*D`` of ``w_hh`` are gate g's ``D x D`` block for head n
+    (D = H/N), placed at columns ``n*D .. (n+1)*D``, zeros elsewhere."""
+    if num_heads == 1:
+        return w_hh
+    D = w_hh.shape[1]
+    G = w_hh.shape[0] // (num_heads * D)
+    eye = torch.eye(num_heads, dtype=w_hh.dtype, device=w_hh.device)
+    blocks = w_hh.reshape(G, num_heads, D, D)
+    return torch.einsum("gndp,nm->gndmp", blocks, eye).reshape(G * num_heads * D,
+                                                               num_heads * D)
 
 
 def reference_only_backend(requested: str | None, features: list[str], mode: str) -> str:
@@ -106,6 +133,12 @@ LAYER_DOC = """
             in evaluation. Runs on the reference backend (not torch.nn: native raises).
         dropconnect: dropout on the elements of every ``W_hh``, one mask per call, in training
             (AWD-LSTM's weight drop), on every backend.
+        num_heads: split h into N heads of D = H/N with a block-diagonal ``W_hh`` (FlashRNN's
+            and xLSTM's multi-head recurrence; default 1, torch.nn's dense layer):
+            ``weight_hh_l{{k}}`` is then ``(G*H, D)``, rows ``g*H + n*D .. g*H + (n+1)*D``
+            gate g's ``D x D`` block for head n (FlashRNN's ``R[G, N, D, D]`` reshaped, see
+            :func:`fastrnn.to_flashrnn`); the input projection stays dense. Every backend
+            (torch's own runs on the dense block-diagonal matrix).
         backend: ``"auto"`` (the fused kernels on CUDA where they serve the configuration,
             else torch's own), ``"native"`` (torch's own: cuDNN on CUDA), ``"reference"``
             (pure PyTorch, every feature, the kernels' oracle), ``"triton"`` (the fused kernels;

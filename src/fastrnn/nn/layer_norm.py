@@ -101,8 +101,8 @@ class _LayerNormStack(_Norms, RNNBase):
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int,
                  bias: bool, batch_first: bool, dropout: float, bidirectional: bool,
-                 device: Any, dtype: Any, zoneout: Any, dropconnect: float, eps: float,
-                 per_gate: bool, cell_norm: str | None, backend: str | None,
+                 device: Any, dtype: Any, zoneout: Any, dropconnect: float, num_heads: int,
+                 eps: float, per_gate: bool, cell_norm: str | None, backend: str | None,
                  kwargs: dict[str, Any]) -> None:
         if "proj_size" in kwargs:
             raise ValueError(f"proj_size argument is not supported by {type(self).__name__}")
@@ -110,7 +110,7 @@ class _LayerNormStack(_Norms, RNNBase):
         _check_norm_options(eps, per_gate, cell_norm)
         super().__init__(mode, input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, device=device, dtype=dtype, backend=backend,
-                         zoneout=zoneout, dropconnect=dropconnect)
+                         zoneout=zoneout, dropconnect=dropconnect, num_heads=num_heads)
         self.eps, self.per_gate, self.cell_norm = float(eps), per_gate, cell_norm
         suffixes = [f"_l{k}" + ("_reverse" if d else "") for k in range(num_layers)
                     for d in range(2 if bidirectional else 1)]
@@ -156,6 +156,7 @@ class LayerNormLSTM(_LayerNormStack):
         dtype: Any = None,
         zoneout: float | tuple[float, float] = 0.0,
         dropconnect: float = 0.0,
+        num_heads: int = 1,
         eps: float = 1e-5,
         per_gate: bool = False,
         cell_norm: str | None = "output",
@@ -163,8 +164,8 @@ class LayerNormLSTM(_LayerNormStack):
         **kwargs: Any,
     ) -> None:
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, device, dtype, zoneout, dropconnect, eps,
-                         per_gate, cell_norm, backend, kwargs)
+                         dropout, bidirectional, device, dtype, zoneout, dropconnect, num_heads,
+                         eps, per_gate, cell_norm, backend, kwargs)
 
 
 class LayerNormGRU(_LayerNormStack):
@@ -189,14 +190,15 @@ class LayerNormGRU(_LayerNormStack):
         dtype: Any = None,
         zoneout: float = 0.0,
         dropconnect: float = 0.0,
+        num_heads: int = 1,
         eps: float = 1e-5,
         per_gate: bool = False,
         backend: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, device, dtype, zoneout, dropconnect, eps,
-                         per_gate, "output", backend, kwargs)
+                         dropout, bidirectional, device, dtype, zoneout, dropconnect, num_heads,
+                         eps, per_gate, "output", backend, kwargs)
 
 
 class _LayerNormCell(_Norms, _GatedCell):

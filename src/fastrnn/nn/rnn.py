@@ -20,6 +20,8 @@ from fastrnn.nn.checks import TorchChecks
 from fastrnn.nn.common import LAYER_DOC as _ARGS
 from fastrnn.nn.common import (
     BackendModule,
+    block_diagonal,
+    check_heads,
     no_other_keywords,
     probabilities,
     reference_only_backend,
@@ -55,6 +57,7 @@ class RNNBase(TorchChecks, BackendModule):
         backend: str | None = None,
         zoneout: float | tuple[float, float] = 0.0,
         dropconnect: float = 0.0,
+        num_heads: int = 1,
     ) -> None:
         super().__init__()
         self.dropout = float(dropout)
@@ -106,6 +109,7 @@ class RNNBase(TorchChecks, BackendModule):
         self.dropconnect = float(dropconnect)
         if not 0 <= self.dropconnect < 1:
             raise ValueError(f"dropconnect must be in [0, 1), got {dropconnect!r}")
+        self.num_heads = check_heads(num_heads, hidden_size, proj_size)
 
         factory = {"device": device, "dtype": dtype}
         gate_size = ops.num_gates(mode) * hidden_size
@@ -117,7 +121,8 @@ class RNNBase(TorchChecks, BackendModule):
             layer_input = input_size if layer == 0 else out_size * num_directions
             for direction in range(num_directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-                shapes = {"weight_ih": (gate_size, layer_input), "weight_hh": (gate_size, out_size)}
+                shapes = {"weight_ih": (gate_size, layer_input),
+                          "weight_hh": (gate_size, out_size // self.num_heads)}
                 if bias:
                     shapes.update(bias_ih=(gate_size,), bias_hh=(gate_size,))
                 if proj_size > 0:
@@ -143,7 +148,7 @@ class RNNBase(TorchChecks, BackendModule):
         """Lay the weights out in one cuDNN buffer (CUDA + cuDNN only; otherwise a no-op)."""
         weights = self._flat_weights
         first = weights[0]
-        if not all(
+        if self.num_heads > 1 or not all(
             w.dtype == first.dtype and w.is_cuda and torch.backends.cudnn.is_acceptable(w)
             for w in weights
         ) or len({w.data_ptr() for w in weights}) != len(weights):
@@ -161,6 +166,7 @@ class RNNBase(TorchChecks, BackendModule):
     def __setstate__(self, state: dict) -> None:
         state.setdefault("zoneout", (0.0, 0.0))  # pickles from before these keywords
         state.setdefault("dropconnect", 0.0)
+        state.setdefault("num_heads", 1)
         super().__setstate__(state)
 
     def _apply(self, fn: Any, recurse: bool = True) -> RNNBase:
@@ -186,6 +192,8 @@ class RNNBase(TorchChecks, BackendModule):
             s += f", zoneout={self.zoneout if self.mode == 'LSTM' else self.zoneout[0]}"
         if self.dropconnect:
             s += ", dropconnect={dropconnect}"
+        if self.num_heads != 1:
+            s += ", num_heads={num_heads}"
         if self.backend is not None:
             s += ", backend={backend!r}"
         return s.format(**self.__dict__)
@@ -198,10 +206,14 @@ class RNNBase(TorchChecks, BackendModule):
         """Checked, time-major-or-batch_first input and full-rank state -> (output, states)."""
         backend = self._backend_for(input, batch_sizes)
         weights = self._flat_weights
+        if self.num_heads > 1:  # W_hh's blocks into the dense block-diagonal matrix
+            weights = self._dense(self._dropconnected(weights))
+        elif backend == "native":
+            weights = self._dropconnected(weights)
         if backend == "native":
-            return self._native(input, hx, batch_sizes, self._dropconnected(weights))
+            return self._native(input, hx, batch_sizes, weights)
         message = ops.check_tensors(input, hx, weights)
-        if message is not None and self._reference_features():
+        if message is not None and (self._reference_features() or self.num_heads > 1):
             raise RuntimeError(message)  # torch.nn's words; its module would compute without
         if message is not None:  # torch's own error for these tensors, or torch's result
             result = self._native(input, hx, batch_sizes)
@@ -231,11 +243,18 @@ class RNNBase(TorchChecks, BackendModule):
         return output, states
 
     def _dropconnected(self, weights: list[Tensor]) -> list[Tensor]:
-        """``weights`` with DropConnect on each W_hh in training (one mask per call)."""
+        """``weights`` with DropConnect on each W_hh in training (one mask per call; with
+        heads, on the blocks, before :meth:`_dense`)."""
         p = self.dropconnect
         if not (p and self.training):
             return weights
         return [F.dropout(w, p, training=True) if name.startswith("weight_hh") else w
+                for name, w in zip(self._flat_weights_names, weights)]
+
+    def _dense(self, weights: list[Tensor]) -> list[Tensor]:
+        """``weights`` with each W_hh ``(G*H, H/N)`` of N heads as the dense block-diagonal
+        ``(G*H, H)`` it stands for (differentiable: its gradient is the blocks')."""
+        return [block_diagonal(w, self.num_heads) if name.startswith("weight_hh") else w
                 for name, w in zip(self._flat_weights_names, weights)]
 
     def _native(
@@ -294,8 +313,10 @@ class RNNBase(TorchChecks, BackendModule):
         return ["zoneout"] if any(self.zoneout) else []
 
     def _functional_options(self) -> dict[str, Any]:
-        """Keywords of :func:`fastrnn.ops.functional.rnn` beyond torch.nn's configuration."""
-        return {"zoneout": self.zoneout, "dropconnect": self.dropconnect}
+        """Keywords of :func:`fastrnn.ops.functional.rnn` beyond torch.nn's configuration
+        (with heads, DropConnect ran on the blocks already)."""
+        return {"zoneout": self.zoneout,
+                "dropconnect": self.dropconnect if self.num_heads == 1 else 0.0}
 
     def _forward(self, input: Any, hx: Any, lengths: Any) -> tuple[Any, Any]:
         if lengths is not None:
@@ -372,6 +393,7 @@ class RNN(RNNBase):
         dtype: Any = None,
         zoneout: float | tuple[float, float] = 0.0,
         dropconnect: float = 0.0,
+        num_heads: int = 1,
         backend: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -386,7 +408,7 @@ class RNN(RNNBase):
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
                          hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          device=device, dtype=dtype, backend=backend, zoneout=zoneout,
-                         dropconnect=dropconnect)
+                         dropconnect=dropconnect, num_heads=num_heads)
 
 
 class LSTM(RNNBase):
@@ -415,13 +437,15 @@ class LSTM(RNNBase):
         dtype: Any = None,
         zoneout: float | tuple[float, float] = 0.0,
         dropconnect: float = 0.0,
+        num_heads: int = 1,
         backend: str | None = None,
         **kwargs: Any,
     ) -> None:
         no_other_keywords(kwargs)
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, proj_size, device=device, dtype=dtype,
-                         backend=backend, zoneout=zoneout, dropconnect=dropconnect)
+                         backend=backend, zoneout=zoneout, dropconnect=dropconnect,
+                         num_heads=num_heads)
 
 
 class GRU(RNNBase):
@@ -445,6 +469,7 @@ class GRU(RNNBase):
         dtype: Any = None,
         zoneout: float | tuple[float, float] = 0.0,
         dropconnect: float = 0.0,
+        num_heads: int = 1,
         backend: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -453,4 +478,4 @@ class GRU(RNNBase):
         no_other_keywords(kwargs)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, device=device, dtype=dtype, backend=backend,
-                         zoneout=zoneout, dropconnect=dropconnect)
+                         zoneout=zoneout, dropconnect=dropconnect, num_heads=num_heads)

@@ -67,7 +67,10 @@ def _rebuild(module: nn.Module, target: type, extra: dict[str, Any]) -> nn.Modul
 
 def torch_twin(module: nn.Module) -> nn.Module:
     """The torch.nn module of a fastrnn one's configuration, holding its Parameter objects
-    (``module`` itself is left as it is)."""
+    (``module`` itself is left as it is). A multi-head layer has none (ValueError)."""
+    if getattr(module, "num_heads", 1) > 1:
+        raise ValueError(f"torch.nn.{type(module).__name__} has no num_heads: a multi-head "
+                         f"fastrnn.{type(module).__name__} has no torch.nn twin")
     return _rebuild(module, _TO_TORCH[type(module)], {})
 
 
@@ -81,6 +84,11 @@ def _replace(model: nn.Module, table: dict[type, type], extra: dict[str, Any]) -
         if parametrized:
             warnings.warn(f"fastrnn: left {type(module).__name__} with parametrizations as it "
                           "is (its weights are computed, not stored)", UserWarning, stacklevel=4)
+            return module
+        if getattr(module, "num_heads", 1) > 1:
+            warnings.warn(f"fastrnn: left {type(module).__name__}(num_heads="
+                          f"{module.num_heads}) as it is (torch.nn has no multi-head layer)",
+                          UserWarning, stacklevel=4)
             return module
         return _rebuild(module, target, extra)
 
