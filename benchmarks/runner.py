@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from benchmarks.cases import BASELINE, TOLERANCES, Case
-from benchmarks.timing import TimingSettings, peak_memory_mib, time_callable
+from benchmarks.timing import TimingSettings, peak_memory_mib, quantile, time_callable
 from benchmarks.workloads import (
     MODE_BUILDERS,
     PROVIDERS,
@@ -133,7 +133,10 @@ def _record(case: Case, provider: str) -> dict:
         "median_ms": None,
         "p20_ms": None,
         "p80_ms": None,
+        "p10_ms": None,
+        "p90_ms": None,
         "reps": None,
+        "us_per_step": None,
         "peak_mem_mib": None,
         "speedup": None,
         "rounds": None,
@@ -176,7 +179,10 @@ def _measure(
             median_ms=timing.median_ms,
             p20_ms=timing.p20_ms,
             p80_ms=timing.p80_ms,
+            p10_ms=timing.p10_ms,
+            p90_ms=timing.p90_ms,
             reps=timing.reps,
+            us_per_step=1e3 * timing.median_ms / case.T,
         )
     except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
         rec["status"], rec["message"] = classify_error(exc)
@@ -186,9 +192,11 @@ def _measure(
 def _time_in_rounds(records: list[dict], s: RunSettings) -> None:
     """Time every checked provider of a case in ``s.rounds`` rounds, in turn forward and
     reversed order, so drift of the machine falls on all of them: ``median_ms`` is the median
-    over rounds of each round's median (``p20_ms``/``p80_ms`` the extremes over rounds),
-    ``spread`` their range over that median, and ``speedup`` the median over rounds of the
-    baseline's time over the provider's in the same round (none when either is noisy)."""
+    over rounds of each round's median (``p20_ms``/``p80_ms`` the extremes over rounds,
+    ``p10_ms``/``p90_ms`` the percentiles of every timed call of all rounds, ``reps`` their
+    count), ``spread`` the rounds' range over that median, and ``speedup`` the median over
+    rounds of the baseline's time over the provider's in the same round (none when either is
+    noisy)."""
     timed = [rec for rec in records if "_run" in rec]
     per_round: dict[str, list] = {rec["provider"]: [] for rec in timed}
     for r in range(s.rounds):
@@ -203,8 +211,12 @@ def _time_in_rounds(records: list[dict], s: RunSettings) -> None:
         if rec["status"] != "ok" or not times:
             continue
         median = statistics.median(times)
+        calls = [x for t in per_round[rec["provider"]] for x in t.samples]
         rec.update(median_ms=median, p20_ms=min(times), p80_ms=max(times),
-                   reps=sum(t.reps or 0 for t in per_round[rec["provider"]]) or None,
+                   p10_ms=quantile(calls, 0.1) if calls else None,
+                   p90_ms=quantile(calls, 0.9) if calls else None,
+                   reps=len(calls) or None,
+                   us_per_step=1e3 * median / rec["T"] if rec.get("T") else None,
                    rounds=len(times), spread=(max(times) - min(times)) / median)
     base = next((r for r in timed if r["provider"] == BASELINE and r["status"] == "ok"), None)
     for rec in timed:

@@ -1,4 +1,9 @@
-"""Timers: CUDA events through ``triton.testing.do_bench``, ``time.perf_counter`` on the CPU."""
+"""Timers: CUDA events around every call on a GPU, ``time.perf_counter`` on the CPU.
+
+Each measurement warms up, then times at least ``min_reps`` calls and at least ``rep_ms`` of
+them (up to ``max_reps``); the count is recorded with the median and the 10th/20th/80th/90th
+percentiles of the per-call times.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Timing", "TimingSettings", "peak_memory_mib", "quantile", "time_callable"]
+__all__ = ["Timing", "TimingSettings", "peak_memory_mib", "quantile", "summary", "time_callable"]
 
 
 @dataclass(frozen=True)
@@ -24,12 +29,15 @@ class TimingSettings:
 
 @dataclass(frozen=True)
 class Timing:
-    """Median and 20th/80th percentiles of one call in ms; ``reps`` is None under do_bench."""
+    """Median and percentiles of one call in ms over ``reps`` timed calls (``samples``)."""
 
     median_ms: float
     p20_ms: float
     p80_ms: float
     reps: int | None
+    p10_ms: float | None = None
+    p90_ms: float | None = None
+    samples: tuple[float, ...] = ()
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -43,12 +51,16 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def _summary(samples_ms: list[float]) -> Timing:
+def summary(samples_ms: list[float]) -> Timing:
+    """The :class:`Timing` of per-call times in ms."""
     return Timing(
         quantile(samples_ms, 0.5),
         quantile(samples_ms, 0.2),
         quantile(samples_ms, 0.8),
         len(samples_ms),
+        quantile(samples_ms, 0.1),
+        quantile(samples_ms, 0.9),
+        tuple(samples_ms),
     )
 
 
@@ -56,15 +68,6 @@ def _host_clock(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
     return (time.perf_counter() - t0) * 1e3
-
-
-def _cuda_events(fn: Callable[[], object]) -> float:
-    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    begin.record()
-    fn()
-    end.record()
-    end.synchronize()
-    return begin.elapsed_time(end)
 
 
 def _sample(one_call: Callable[[], float], s: TimingSettings) -> Timing:
@@ -80,19 +83,38 @@ def _sample(one_call: Callable[[], float], s: TimingSettings) -> Timing:
         len(samples) < s.max_reps and (time.perf_counter() - start) * 1e3 < s.rep_ms
     ):
         samples.append(one_call())
-    return _summary(samples)
+    return summary(samples)
+
+
+def _cuda_calls(fn: Callable[[], object], s: TimingSettings) -> Timing:
+    """Warm up for ``warmup_ms`` (at least two calls), then enqueue the timed calls back to back,
+    an event pair around each (no host sync between calls), as many as ``min_reps`` and
+    ``rep_ms`` at the warm-up's pace ask for."""
+    gc.collect()
+    torch.cuda.synchronize()
+    start, calls = time.perf_counter(), 0
+    while calls < 2 or (time.perf_counter() - start) * 1e3 < s.warmup_ms:
+        fn()
+        calls += 1
+        torch.cuda.synchronize()
+    per_call_ms = (time.perf_counter() - start) * 1e3 / calls
+    n = min(s.max_reps, max(s.min_reps, int(s.rep_ms / max(per_call_ms, 1e-3)) + 1))
+    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+              for _ in range(n)]
+    for begin, end in events:
+        begin.record()
+        fn()
+        end.record()
+    torch.cuda.synchronize()
+    return summary([begin.elapsed_time(end) for begin, end in events])
 
 
 def time_callable(fn: Callable[[], object], device: torch.device, s: TimingSettings) -> Timing:
-    """Warm up, then time ``fn`` many times; CUDA events on a GPU, the host clock on the CPU."""
+    """Warm up, then time ``fn`` many times (see the module docstring); CUDA events on a GPU,
+    the host clock on the CPU."""
     if device.type != "cuda":
         return _sample(lambda: _host_clock(fn), s)
-    try:
-        from triton.testing import do_bench
-    except ImportError:  # CUDA events per call, same budgets
-        return _sample(lambda: _cuda_events(fn), s)
-    median, p20, p80 = do_bench(fn, warmup=s.warmup_ms, rep=s.rep_ms, quantiles=[0.5, 0.2, 0.8])
-    return Timing(median, p20, p80, reps=None)  # do_bench picks the count
+    return _cuda_calls(fn, s)
 
 
 def peak_memory_mib(fn: Callable[[], object], device: torch.device) -> float | None:

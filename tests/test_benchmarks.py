@@ -330,11 +330,12 @@ def test_timing_rounds_interleave_and_flag_noisy_rows(monkeypatch: pytest.Monkey
 
     def fake(run, device, settings):
         order.append(run)
-        return Timing(times[run].pop(0), 0.0, 0.0, 4)
+        t = times[run].pop(0)
+        return Timing(t, 0.0, 0.0, 4, samples=(t, t, t, 2 * t))
 
     monkeypatch.setattr(runner, "time_callable", fake)
-    records = [{"provider": p, "status": "ok", "_run": p, "speedup": None, "noisy": False}
-               for p in (BASELINE, "fast", "noisy")]
+    records = [{"provider": p, "status": "ok", "_run": p, "speedup": None, "noisy": False,
+                "T": 10} for p in (BASELINE, "fast", "noisy")]
     runner._time_in_rounds(records, runner.RunSettings(rounds=3))
     assert order == [BASELINE, "fast", "noisy", "noisy", "fast", BASELINE,
                      BASELINE, "fast", "noisy"]
@@ -343,6 +344,10 @@ def test_timing_rounds_interleave_and_flag_noisy_rows(monkeypatch: pytest.Monkey
     assert by["fast"]["speedup"] == pytest.approx(2.0) and not by["fast"]["noisy"]
     assert by["noisy"]["noisy"] and by["noisy"]["speedup"] is None
     assert by["noisy"]["spread"] == pytest.approx(2.0)
+    # every timed call of every round: counted, and its percentiles
+    assert by["fast"]["reps"] == 12 and by["fast"]["us_per_step"] == pytest.approx(50.0)
+    assert by["fast"]["p10_ms"] == pytest.approx(0.5)
+    assert by["fast"]["p90_ms"] == pytest.approx(1.0, abs=0.11)
     assert "noisy: spread 200%" in report._cell({**by["noisy"], "backend": None})
     assert all("_run" not in r for r in records)
 
@@ -393,3 +398,35 @@ def test_layernorm_group_checks_and_times_every_provider():
     assert all(res[k]["ms"] > 0 for k in ("composite", "fastrnn reference", "fastrnn"))
     table = layernorm.format_table(results)
     assert "composite" in table and "vs eager" in table and table.count("\n") >= 2
+
+
+def test_environment_names_the_exact_tree_and_the_variables(tmp_path: Path):
+    """Provenance: the commit, whether tracked files differ and the hash of that difference;
+    the environment variables that change what is measured."""
+    import subprocess
+
+    from benchmarks import envinfo
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("one\n")
+    git("add", "a.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
+    clean = envinfo.source_state(tmp_path)
+    assert len(clean["git_commit"]) == 40 and clean["git_dirty"] is False
+    assert clean["git_diff_sha256"] is None
+    (tmp_path / "a.txt").write_text("two\n")
+    dirty = envinfo.source_state(tmp_path)
+    assert dirty["git_dirty"] is True and len(dirty["git_diff_sha256"]) == 64
+    assert envinfo.source_state(tmp_path) == dirty  # the same diff, the same hash
+    (tmp_path / "a.txt").write_text("three\n")
+    assert envinfo.source_state(tmp_path)["git_diff_sha256"] != dirty["git_diff_sha256"]
+    seen = envinfo.behaviour_variables({"CUDA_LAUNCH_BLOCKING": "1", "HOME": "/x",
+                                        "TORCH_CUDNN_V8_API_LRU_CACHE_LIMIT": "0",
+                                        "NVIDIA_TF32_OVERRIDE": "0", "TRITON_INTERPRET": "1"})
+    assert seen == {"CUDA_LAUNCH_BLOCKING": "1", "NVIDIA_TF32_OVERRIDE": "0",
+                    "TORCH_CUDNN_V8_API_LRU_CACHE_LIMIT": "0", "TRITON_INTERPRET": "1"}
+    env = envinfo.environment(torch.device("cpu"))
+    assert {"git_commit", "git_dirty", "git_diff_sha256", "variables"} <= set(env)
