@@ -116,6 +116,7 @@ def _quick() -> list[Case]:
     return [
         *_cases(["lstm"], _HEADLINE_MODES, **_FASTRNNS),
         *_cases(["lstm"], MODES, **_FLASHRNN),
+        *_cases(["lstm"], _HEADLINE_MODES, **{**_FLASHRNN, "dtype": "float16"}),
         *_cases(["gru", "rnn"], _HEADLINE_MODES, **_GATED),
         *_cases(["lstm"], ["fwd_bwd"], **{**_GATED, "H": 256, "I": 256}),
         *_cases(["lstm"], ["fwd_bwd"], **_GATED),
@@ -127,6 +128,13 @@ def _quick() -> list[Case]:
         *_cases(["lstm"], ["inference"], **{**_LATENCY, "H": 512, "I": 512}),
         *_cases(["lstm"], ["fwd_bwd"], **_GATED, bidirectional=True),
     ]
+
+
+def _baselines() -> list[Case]:
+    """The FlashRNN point (T=1024, B=16, H=768) for every cell in bfloat16 and float16, where
+    torch picks cuDNN's persistent kernels in float16."""
+    return [*_cases(CELLS, _HEADLINE_MODES, **_FLASHRNN),
+            *_cases(CELLS, _HEADLINE_MODES, **{**_FLASHRNN, "dtype": "float16"})]
 
 
 def _variants(cells: Iterable[str], modes: Iterable[str], **shape: object) -> list[Case]:
@@ -190,6 +198,14 @@ SUITES = {
         "reference is the oracle: both left out)",
         _quick,
         ("triton", "torch"),
+        True,
+    ),
+    "baselines": Suite(
+        "the FlashRNN point, every cell, bfloat16 and float16: torch.nn and fastrnn eager and "
+        "CUDA-graphed, and FlashRNN's backends",
+        _baselines,
+        ("triton", "torch", "torch+graph", "triton+graph", "flashrnn-triton",
+         "flashrnn-cuda_fused", "flashrnn-cuda"),
         True,
     ),
     "full": Suite(

@@ -18,6 +18,7 @@ from benchmarks.plots import plot_speedups
 from benchmarks.report import (
     SCHEMA,
     compare_docs,
+    fill_best_baselines,
     format_comparison,
     load_doc,
     markdown,
@@ -164,6 +165,7 @@ def _run(args: argparse.Namespace) -> int:
         doc["results"] = finished
     if device.type == "cuda":
         doc["env"]["gpu_state_after"] = gpu_state()
+    fill_best_baselines(doc["results"])
     write_json(doc, json_path)
     _write_outputs(doc, json_path, plot=not args.no_plot)
     if args.compare:

@@ -50,6 +50,15 @@ if ! "$py" -c "import fastrnn.kernels" >/dev/null 2>&1; then
   fi
 fi
 
+# Peers' wheels (FlashRNN and its einops/ninja) travel with the working tree in
+# benchmarks/wheels/ (scripts/fetch_peer_wheels.sh fills it on a machine with a registry):
+# installed without the network; without them the FlashRNN rows say flashrnn is missing.
+if ls benchmarks/wheels/*.whl >/dev/null 2>&1 && ! "$py" -c "import flashrnn" >/dev/null 2>&1; then
+  say "installing peer wheels from benchmarks/wheels"
+  "$py" -m pip install -q --no-deps --no-index benchmarks/wheels/*.whl >>"$log" 2>&1 ||
+    say "peer wheels failed to install (see the log)"
+fi
+
 # The GPU tests spend most of their time compiling kernels (one compile per configuration, on
 # the CPU): TEST_JOBS pytest processes (default 8) share them out and the GPU. Their ids and
 # logs stay out of OUTDIR (a scratch folder); the logs are appended to gpu_check.log.
@@ -112,6 +121,12 @@ if [ "${CELLS_CAP:-0}" -gt 0 ]; then  # off by default: CELLS_CAP=60 adds the ce
   say "cells, eager and CUDA-graphed (cap ${CELLS_CAP}s)"
   timeout -k 10 "$CELLS_CAP" "$py" -m benchmarks.cells ${CELLS_ARGS:---quick} 2>&1 |
     tee "$out/cells.txt" | tee -a "$log"
+fi
+
+if [ "${BASELINES_CAP:-0}" -gt 0 ]; then  # off by default: BASELINES_CAP=240 adds it
+  say "baselines at the FlashRNN point: graphed, fp16, FlashRNN (cap ${BASELINES_CAP}s)"
+  timeout -k 10 "$BASELINES_CAP" "$py" -m benchmarks run --suite baselines --out "$out" \
+    --quiet --no-plot 2>&1 | tail -n 40 | tee -a "$log"
 fi
 
 if [ "${LAYERNORM_CAP:-0}" -gt 0 ]; then  # off by default: LAYERNORM_CAP=120 adds it

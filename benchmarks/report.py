@@ -10,11 +10,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from benchmarks.cases import BASELINE, MODES
-from benchmarks.workloads import LABELS
+from benchmarks.workloads import label
 
 __all__ = [
+    "BASELINES",
     "SCHEMA",
     "compare_docs",
+    "fill_best_baselines",
     "format_comparison",
     "geomean",
     "load_doc",
@@ -25,11 +27,17 @@ __all__ = [
 ]
 
 SCHEMA = 1
+#: Providers that are baselines (torch.nn eager and CUDA-graphed): every other provider's
+#: ``vs_best`` is against the fastest of them at its shape and mode (half precision: either
+#: half dtype; float32: the same TF32 setting).
+BASELINES = (BASELINE, BASELINE + "+graph")
+_HALF = ("bfloat16", "float16")
 CSV_COLUMNS = (
     "key", "config", "cell", "T", "B", "I", "H", "dtype", "layers", "bidirectional", "packed",
-    "mode", "label", "provider", "backend", "status", "median_ms", "p20_ms", "p80_ms", "reps",
-    "speedup", "rounds", "spread", "noisy", "peak_mem_mib", "max_abs_err", "err_ratio", "oracle",
-    "message",
+    "mode", "label", "provider", "backend", "status", "median_ms", "p10_ms", "p20_ms", "p80_ms",
+    "p90_ms", "reps", "us_per_step", "floor_ratio", "speedup", "best_baseline", "best_ms",
+    "vs_best", "rounds", "spread", "noisy", "peak_mem_mib", "max_abs_err", "err_ratio",
+    "oracle", "kernels", "message",
 )  # fmt: skip
 
 
@@ -74,7 +82,7 @@ def write_csv(records: Sequence[dict], path: Path) -> None:
 
 
 def _label(provider: str) -> str:
-    return LABELS.get(provider, provider)
+    return label(provider)
 
 
 def _cell(rec: dict | None) -> str:
@@ -91,6 +99,32 @@ def _cell(rec: dict | None) -> str:
     if rec.get("backend") and rec["backend"] != rec["provider"] and rec["provider"] != BASELINE:
         notes.append(rec["backend"])  # what auto picked
     return f"{rec['median_ms']:.3f}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _shape_group(rec: dict) -> tuple:
+    """What a record is compared within: its configuration and mode but the dtype, half
+    precisions together."""
+    dtype = "half" if rec["dtype"] in _HALF else rec["dtype"]
+    return (rec["cell"], rec["T"], rec["B"], rec["I"], rec["H"], rec["layers"],
+            rec["bidirectional"], rec["packed"], rec["mode"], dtype, rec.get("tf32"))
+
+
+def fill_best_baselines(records: Sequence[dict]) -> None:
+    """Set ``best_baseline`` (provider and dtype of the fastest baseline at the record's shape,
+    see :data:`BASELINES`), ``best_ms`` and ``vs_best`` (its time over the record's) on every
+    timed record; None where no baseline was timed. Noisy rows get no ratio."""
+    best: dict[tuple, dict] = {}
+    for rec in records:
+        if rec["provider"] in BASELINES and rec["status"] == "ok":
+            group = _shape_group(rec)
+            if group not in best or rec["median_ms"] < best[group]["median_ms"]:
+                best[group] = rec
+    for rec in records:
+        base = best.get(_shape_group(rec)) if rec["status"] == "ok" else None
+        rec["best_baseline"] = f"{base['provider']} {base['dtype']}" if base else None
+        rec["best_ms"] = base["median_ms"] if base else None
+        rec["vs_best"] = (base["median_ms"] / rec["median_ms"]
+                          if base and not rec.get("noisy") and not base.get("noisy") else None)
 
 
 def speedup_summary(records: Sequence[dict]) -> dict[str, dict[str, tuple[float | None, int]]]:
@@ -147,7 +181,9 @@ def markdown(doc: dict) -> str:
     lines += _results_table(records) if records else ["No case finished."]
     lines += ["", f"## Geometric mean of speedups over {_label(BASELINE)}", ""]
     lines += _geomean_table(records)
+    lines += _best_table(records)
     lines += _memory_table(records)
+    lines += _kernels(records)
     lines += _failures(records)
     return "\n".join(lines) + "\n"
 
@@ -182,6 +218,42 @@ def _geomean_table(records: Sequence[dict]) -> list[str]:
     return lines
 
 
+def _best_table(records: Sequence[dict]) -> list[str]:
+    """Every provider against the fastest baseline at its shape (:func:`fill_best_baselines`):
+    which baseline won, its time, each provider's ratio, and their geometric means."""
+    fill_best_baselines(records)
+    rows = [r for r in records if r["provider"] not in BASELINES and r.get("best_ms")]
+    if not rows:
+        return []
+    providers = _providers(rows)
+    lines = [
+        "", "## Against the best baseline", "",
+        "The fastest of " + ", ".join(_label(b) for b in BASELINES) + " at each shape and mode "
+        "(half precision: bfloat16 or float16, whichever is faster); ratios above 1 are wins.",
+        "", "| config | mode | best baseline | ms | " + " | ".join(map(_label, providers)) + " |",
+        "|---|---|---|---:|" + "---:|" * len(providers),
+    ]
+    by_key: dict[str, dict[str, dict]] = defaultdict(dict)
+    for rec in rows:
+        by_key[rec["key"]][rec["provider"]] = rec
+    ratios: dict[str, list[float]] = defaultdict(list)
+    for recs in by_key.values():
+        first = next(iter(recs.values()))
+        cells = []
+        for p in providers:
+            v = recs.get(p, {}).get("vs_best")
+            cells.append("-" if v is None else f"{v:.2f}x")
+            if v is not None:
+                ratios[p].append(v)
+        provider, dtype = first["best_baseline"].split()
+        lines.append(f"| {first['config']} | {first['mode']} | {_label(provider)} {dtype} | "
+                     f"{first['best_ms']:.3f} | " + " | ".join(cells) + " |")
+    lines.append("| geometric mean | | | | " + " | ".join(
+        f"{geomean(ratios[p]):.2f}x (n={len(ratios[p])})" if ratios[p] else "-"
+        for p in providers) + " |")
+    return lines
+
+
 def _memory_table(records: Sequence[dict]) -> list[str]:
     """Peak device memory of one training call (fwd_bwd) per provider, with its ratio to the
     baseline's; nothing where no memory was measured (CPU runs)."""
@@ -208,6 +280,17 @@ def _memory_table(records: Sequence[dict]) -> list[str]:
             ratio = f" ({mem / base:.2f}x)" if mem is not None and base and p != BASELINE else ""
             cells.append("-" if mem is None else f"{mem:.1f}{ratio}")
         lines.append(f"| {next(iter(recs.values()))['config']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _kernels(records: Sequence[dict]) -> list[str]:
+    """The GPU kernels torch.nn's call launched per configuration (which cuDNN algorithm)."""
+    rows = [r for r in records if r["provider"] == BASELINE and r.get("kernels")]
+    if not rows:
+        return []
+    lines = ["", f"## Kernels {_label(BASELINE)} ran", "",
+             "The profiler's GPU kernels of one call, most device time first.", ""]
+    lines += [f"- {r['config']} {r['mode']}: {r['kernels']}" for r in rows]
     return lines
 
 

@@ -14,14 +14,15 @@ import torch
 from torch import Tensor
 
 from benchmarks.cases import BASELINE, TOLERANCES, Case
+from benchmarks.peers import capture, kernel_names, split_provider
 from benchmarks.timing import TimingSettings, peak_memory_mib, quantile, time_callable
 from benchmarks.workloads import (
     MODE_BUILDERS,
-    PROVIDERS,
     Inputs,
     ProviderUnavailable,
     build_module,
     classify_error,
+    known_provider,
     make_inputs,
     served_by,
     torch_module,
@@ -138,6 +139,7 @@ def _record(case: Case, provider: str) -> dict:
         "reps": None,
         "us_per_step": None,
         "peak_mem_mib": None,
+        "kernels": None,
         "speedup": None,
         "rounds": None,
         "spread": None,
@@ -156,11 +158,14 @@ def _measure(
     rec = _record(case, provider)
     try:
         dtype = getattr(torch, case.dtype)
-        module = build_module(case, provider, base, s.device, dtype)
+        name, graphed = split_provider(provider)
+        module = build_module(case, name, base, s.device, dtype)
         rec["backend"] = served_by(case, module, s.device, dtype)
-        if rec["backend"] not in (None, provider) and provider != "auto":
-            raise ProviderUnavailable(f"{provider} falls back to {rec['backend']} for this case")
+        if rec["backend"] not in (None, name) and name != "auto":
+            raise ProviderUnavailable(f"{name} falls back to {rec['backend']} for this case")
         run = MODE_BUILDERS[case.mode](case, module, inputs.to(s.device, dtype))
+        if graphed:
+            run = capture(run, s.device, ProviderUnavailable)
         if oracle is not None:
             rec["oracle"], expected = oracle()
             passed, rec["err_ratio"], rec["errors"] = compare_outputs(run(), expected, case.dtype)
@@ -170,6 +175,8 @@ def _measure(
                 rec["message"] = f"max abs error {rec['max_abs_err']:.3g} exceeds tolerance"
                 return rec
         rec["peak_mem_mib"] = peak_memory_mib(run, s.device)
+        if name == BASELINE and not graphed:  # which cuDNN kernels (algorithm) ran
+            rec["kernels"] = kernel_names(run, s.device)
         if s.rounds > 1:  # timed by run_case, interleaved with the other providers
             rec["status"], rec["_run"] = "ok", run
             return rec
@@ -300,7 +307,7 @@ def run_cases(
     ``on_case(records_so_far)`` is called after each case, e.g. to save partial results.
     """
     providers = list(dict.fromkeys([BASELINE, *providers]))
-    unknown = [p for p in providers if p not in PROVIDERS]
+    unknown = [p for p in providers if not known_provider(p)]
     unknown += [c.mode for c in cases if c.mode not in MODE_BUILDERS]
     if unknown:
         raise ValueError(f"unknown providers or modes: {sorted(set(unknown))}")

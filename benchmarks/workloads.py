@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from benchmarks.cases import Case
+from benchmarks.peers import FLASHRNN_BACKENDS, GRAPH_SUFFIX, split_provider
 
 __all__ = [
     "LABELS",
@@ -26,8 +27,11 @@ __all__ = [
     "PROVIDERS",
     "Inputs",
     "ProviderUnavailable",
+    "GRAPH_SUFFIX",
     "build_module",
     "classify_error",
+    "known_provider",
+    "label",
     "make_inputs",
     "register_mode",
     "register_provider",
@@ -124,10 +128,21 @@ def _fastrnn_provider(backend: str) -> ProviderFactory:
     return factory
 
 
+def _flashrnn_provider(backend: str) -> ProviderFactory:
+    def factory(case: Case, base: nn.Module) -> nn.Module:
+        from benchmarks.peers import FlashRNNLayer
+
+        return FlashRNNLayer(case, base, backend, ProviderUnavailable)
+
+    return factory
+
+
 PROVIDERS: dict[str, ProviderFactory] = {"torch": _torch_provider}
 PROVIDERS.update(
     {name: _fastrnn_provider(name) for name in ("triton", "reference", "native", "auto")}
 )
+PROVIDERS.update({f"flashrnn-{b}": _flashrnn_provider(b) for b in FLASHRNN_BACKENDS})
+LABELS.update({f"flashrnn-{b}": f"FlashRNN {b}" for b in FLASHRNN_BACKENDS})
 
 
 def register_provider(name: str, factory: ProviderFactory, label: str | None = None) -> None:
@@ -136,10 +151,23 @@ def register_provider(name: str, factory: ProviderFactory, label: str | None = N
     LABELS[name] = label or name
 
 
+def label(provider: str) -> str:
+    """A provider's name in tables (``+graph``: "... graphed")."""
+    name, graphed = split_provider(provider)
+    return LABELS.get(name, name) + (" graphed" if graphed else "")
+
+
+def known_provider(provider: str) -> bool:
+    """Whether ``provider`` (or the provider it captures in a CUDA graph) is registered."""
+    return split_provider(provider)[0] in PROVIDERS
+
+
 def build_module(
     case: Case, provider: str, base: nn.Module, device: torch.device | str, dtype: torch.dtype
 ) -> nn.Module:
-    """The provider's module for ``case`` with ``base``'s weights, on ``device`` in ``dtype``."""
+    """The provider's module for ``case`` with ``base``'s weights, on ``device`` in ``dtype``
+    (a ``+graph`` provider: the module it captures)."""
+    provider = split_provider(provider)[0]
     if provider not in PROVIDERS:
         raise ValueError(f"unknown provider {provider!r}; known: {sorted(PROVIDERS)}")
     return PROVIDERS[provider](case, base).to(device=device, dtype=dtype)

@@ -379,9 +379,8 @@ def test_cells_group_runs_and_reports(monkeypatch: pytest.MonkeyPatch):
 def test_layernorm_group_checks_and_times_every_provider():
     """The LayerNorm LSTM benchmark: its composite computes LayerNormLSTM(cell_norm="state")
     (checked before timing), every provider is timed, a row per point."""
-    from benchmarks import layernorm
-
     import fastrnn
+    from benchmarks import layernorm
 
     m = fastrnn.LayerNormLSTM(5, 6, cell_norm="state")
     with torch.no_grad():
@@ -430,3 +429,62 @@ def test_environment_names_the_exact_tree_and_the_variables(tmp_path: Path):
                     "TORCH_CUDNN_V8_API_LRU_CACHE_LIMIT": "0", "TRITON_INTERPRET": "1"}
     env = envinfo.environment(torch.device("cpu"))
     assert {"git_commit", "git_dirty", "git_diff_sha256", "variables"} <= set(env)
+
+
+def _rec(provider: str, dtype: str, ms: float | None, mode: str = "fwd_bwd", **extra) -> dict:
+    case = Case("lstm", 100, 16, 64, 64, dtype=dtype, mode=mode)
+    return {**case.to_dict(), "provider": provider, "status": "ok" if ms else "error",
+            "median_ms": ms, "noisy": False, "speedup": None, "backend": None, "message": "",
+            **extra}
+
+
+def test_best_baseline_is_the_fastest_eager_or_graphed_in_either_half_dtype():
+    rows = [_rec("torch", "bfloat16", 4.0), _rec("torch+graph", "bfloat16", 3.0),
+            _rec("torch", "float16", 2.0), _rec("torch+graph", "float16", None),
+            _rec("triton", "bfloat16", 1.0), _rec("triton", "float16", 4.0),
+            _rec("torch", "float32", 8.0), _rec("triton", "float32", 2.0),
+            _rec("triton", "bfloat16", 1.0, mode="inference"),
+            _rec("flashrnn-cuda", "bfloat16", 2.5, noisy=True, spread=0.4)]
+    report.fill_best_baselines(rows)
+    assert rows[4]["best_baseline"] == "torch float16" and rows[4]["vs_best"] == 2.0
+    assert rows[5]["vs_best"] == 0.5  # a loss is published as one
+    assert rows[7]["best_baseline"] == "torch float32" and rows[7]["vs_best"] == 4.0
+    assert rows[8]["best_baseline"] is None and rows[8]["vs_best"] is None  # no baseline timed
+    assert rows[9]["best_baseline"] == "torch float16" and rows[9]["vs_best"] is None  # noisy
+    doc = {"suite": "baselines", "env": envinfo.environment(torch.device("cpu")),
+           "results": rows, "complete": True}
+    text = report.markdown(doc)
+    assert "## Against the best baseline" in text
+    assert "bfloat16 L=1 | fwd_bwd | torch.nn float16 | 2.000 | 2.00x | - |" in text
+    assert "float16 L=1 | fwd_bwd | torch.nn float16 | 2.000 | 0.50x | - |" in text
+    assert "torch.nn graphed" in text and "FlashRNN cuda" in text
+
+
+def test_graphed_and_flashrnn_providers(monkeypatch: pytest.MonkeyPatch):
+    """``+graph`` captures any provider's call (CUDA only: unavailable here, saying why);
+    FlashRNN's vanilla backend runs on the CPU on the converted weights and passes the oracle;
+    shapes FlashRNN does not take are unavailable with the reason."""
+    pytest.importorskip("flashrnn")
+    from benchmarks.peers import kernel_names, split_provider
+
+    assert split_provider("triton+graph") == ("triton", True)
+    assert workloads.label("torch+graph") == "torch.nn graphed"
+    assert workloads.label("flashrnn-cuda_fused") == "FlashRNN cuda_fused"
+    s = runner.RunSettings(timing=TINY)
+    for cell in ("lstm", "gru", "rnn"):
+        recs = runner.run_case(Case(cell, 5, 3, 4, 6, mode="fwd_bwd"),
+                               [BASELINE, "flashrnn-vanilla", "torch+graph"], s)
+        by = {r["provider"]: r for r in recs}
+        assert by["flashrnn-vanilla"]["status"] == "ok", by["flashrnn-vanilla"]["message"]
+        assert by["flashrnn-vanilla"]["err_ratio"] <= 1
+        assert by["torch+graph"]["status"] == "unavailable"
+        assert "CUDA graphs need a CUDA device" in by["torch+graph"]["message"]
+        assert by[BASELINE]["kernels"] is None  # the profiler's kernel names: CUDA only
+    deep = runner.run_case(Case("lstm", 5, 3, 4, 6, layers=2), ["flashrnn-vanilla"], s)
+    assert deep[-1]["status"] == "unavailable" and "one layer" in deep[-1]["message"]
+    assert kernel_names(lambda: None, torch.device("cpu")) is None
+    cases = suite_cases("baselines")
+    assert {(c.cell, c.dtype) for c in cases} == {(c, d) for c in ("lstm", "gru", "rnn")
+                                                 for d in ("bfloat16", "float16")}
+    assert {"torch+graph", "triton+graph", "flashrnn-cuda_fused"} <= set(
+        SUITES["baselines"].providers)
