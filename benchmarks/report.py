@@ -104,9 +104,9 @@ def _cell(rec: dict | None) -> str:
 def _shape_group(rec: dict) -> tuple:
     """What a record is compared within: its configuration and mode but the dtype, half
     precisions together."""
-    dtype = "half" if rec["dtype"] in _HALF else rec["dtype"]
-    return (rec["cell"], rec["T"], rec["B"], rec["I"], rec["H"], rec["layers"],
-            rec["bidirectional"], rec["packed"], rec["mode"], dtype, rec.get("tf32"))
+    dtype = "half" if rec.get("dtype") in _HALF else rec.get("dtype")
+    return (*(rec.get(k) for k in ("cell", "T", "B", "I", "H", "layers", "bidirectional",
+                                   "packed", "mode")), dtype, rec.get("tf32"))
 
 
 def fill_best_baselines(records: Sequence[dict]) -> None:
