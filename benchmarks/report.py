@@ -121,7 +121,7 @@ def fill_best_baselines(records: Sequence[dict]) -> None:
                 best[group] = rec
     for rec in records:
         base = best.get(_shape_group(rec)) if rec["status"] == "ok" else None
-        rec["best_baseline"] = f"{base['provider']} {base['dtype']}" if base else None
+        rec["best_baseline"] = f"{base['provider']} {base.get('dtype')}" if base else None
         rec["best_ms"] = base["median_ms"] if base else None
         rec["vs_best"] = (base["median_ms"] / rec["median_ms"]
                           if base and not rec.get("noisy") and not base.get("noisy") else None)
