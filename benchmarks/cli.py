@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -17,6 +18,7 @@ from benchmarks.envinfo import default_out_dir, environment, gpu_state
 from benchmarks.plots import plot_speedups
 from benchmarks.report import (
     SCHEMA,
+    attach_floors,
     compare_docs,
     fill_best_baselines,
     format_comparison,
@@ -96,6 +98,10 @@ def _interrupt(signum: int, frame: object) -> None:
 def _write_outputs(doc: dict, json_path: Path, plot: bool) -> None:
     """CSV, Markdown and plots beside ``json_path``; prints the table."""
     stem, out_dir = json_path.stem, json_path.parent
+    floors = out_dir / "floors.json"
+    if floors.is_file():  # benchmarks.floors ran on this machine: each row against its floor
+        doc["floors"] = json.loads(floors.read_text())
+        attach_floors(doc["results"], doc["floors"])
     write_csv(doc["results"], out_dir / f"{stem}.csv")
     table = markdown(doc)
     (out_dir / f"{stem}.md").write_text(table)

@@ -4,16 +4,17 @@
 #
 #   bash benchmarks/gpu_check.sh OUTDIR
 #
-# OUTDIR receives gpu_check.log (everything printed), accuracy.md, quick.json, quick.csv,
-# quick.md, sweep.json and sweep.md (seven files; the plots are left to `python -m benchmarks
-# report`). The GPU tests run in TEST_JOBS processes (default 8), capped at TEST_CAP seconds
-# (default 120), the accuracy table (benchmarks/accuracy.py) at ACC_CAP (default 60), the suite
-# at SUITE_CAP seconds (default 210) and the launch-configuration sweep (benchmarks/sweep.py)
-# at SWEEP_CAP seconds (default 90; 0 skips either; SWEEP_POINTS lists its points, by default
-# LSTM batch 1 in float32 and bfloat16, the FlashRNN point and fastrnns'), so the whole check
-# ends within about 8.5 minutes; a suite cut short still writes the cases it finished. The
-# results table is printed last. SUITE=NAME runs another suite (SUITE=smoke SWEEP_CAP=0 ACC_CAP=0 is a dry run of this
-# script on a machine without a GPU).
+# OUTDIR receives gpu_check.log (everything printed), accuracy.md, floors.json, quick.json,
+# quick.csv and quick.md (the plots are left to `python -m benchmarks report`). The GPU tests
+# run in TEST_JOBS processes (default 8), capped at TEST_CAP seconds (default 120), the accuracy
+# table (benchmarks/accuracy.py) at ACC_CAP (default 60), the floors (benchmarks/floors.py) at
+# FLOORS_CAP (default 40), the suite at SUITE_CAP seconds (default 300: three interleaved rounds
+# of at least 30 calls and 1 s per measurement), so the whole check ends within about 9.5
+# minutes; a suite cut short still writes the cases it finished. Off by default, each with its
+# cap: the launch-configuration sweep (SWEEP_CAP, e.g. 90; SWEEP_POINTS lists its points), the
+# cells group (CELLS_CAP), the baselines suite (BASELINES_CAP: graphed, fp16, FlashRNN) and the
+# LayerNorm group (LAYERNORM_CAP). The results table is printed last. SUITE=NAME runs another
+# suite (SUITE=smoke ACC_CAP=0 FLOORS_CAP=0 is a dry run of this script without a GPU).
 set -uo pipefail
 
 [ $# -eq 1 ] || { echo "usage: bash benchmarks/gpu_check.sh OUTDIR" >&2; exit 2; }
@@ -98,8 +99,13 @@ if [ "${ACC_CAP:-60}" -gt 0 ]; then
 fi
 
 suite=${SUITE:-quick}
-say "$suite suite (cap ${SUITE_CAP:-210}s)"
-timeout -k 20 "${SUITE_CAP:-210}" "$py" -m benchmarks run --suite "$suite" --out "$out" --no-plot 2>&1 |
+if [ "${FLOORS_CAP:-40}" -gt 0 ]; then  # before the suites: their reports divide by them
+  say "floors: empty launches, a grid-barrier step (cap ${FLOORS_CAP:-40}s)"
+  timeout -k 10 "${FLOORS_CAP:-40}" "$py" -m benchmarks.floors --out "$out" 2>&1 | tee -a "$log"
+fi
+
+say "$suite suite (cap ${SUITE_CAP:-300}s)"
+timeout -k 20 "${SUITE_CAP:-300}" "$py" -m benchmarks run --suite "$suite" --out "$out" --no-plot 2>&1 |
   tee -a "$log"
 rc=${PIPESTATUS[0]}
 if [ "$rc" -ne 0 ]; then
@@ -110,9 +116,9 @@ if [ "$rc" -ne 0 ]; then
   fi
 fi
 
-if [ "${SWEEP_CAP:-90}" -gt 0 ]; then
-  say "launch-configuration sweep (cap ${SWEEP_CAP:-90}s)"
-  timeout -k 10 "${SWEEP_CAP:-90}" "$py" -m benchmarks.sweep --out "$out" --jobs "$jobs" \
+if [ "${SWEEP_CAP:-0}" -gt 0 ]; then
+  say "launch-configuration sweep (cap ${SWEEP_CAP:-0}s)"
+  timeout -k 10 "${SWEEP_CAP:-0}" "$py" -m benchmarks.sweep --out "$out" --jobs "$jobs" \
     --points "${SWEEP_POINTS:-lstm-fp32-1024-b1,lstm-bf16-768,lstm-bf16-1024-b1,lstm-fp32-512}" 2>&1 |
     tee -a "$log"
 fi

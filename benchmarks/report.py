@@ -15,7 +15,10 @@ from benchmarks.workloads import label
 __all__ = [
     "BASELINES",
     "SCHEMA",
+    "FLOOR_POINT",
+    "attach_floors",
     "compare_docs",
+    "floor_us",
     "fill_best_baselines",
     "format_comparison",
     "geomean",
@@ -32,6 +35,9 @@ SCHEMA = 1
 #: half dtype; float32: the same TF32 setting).
 BASELINES = (BASELINE, BASELINE + "+graph")
 _HALF = ("bfloat16", "float16")
+#: The point whose barrier step (``benchmarks.floors``) is the floor every row is compared with:
+#: the FlashRNN point.
+FLOOR_POINT = ("lstm", 16, 768, "bfloat16")
 CSV_COLUMNS = (
     "key", "config", "cell", "T", "B", "I", "H", "dtype", "layers", "bidirectional", "packed",
     "mode", "label", "provider", "backend", "status", "median_ms", "p10_ms", "p20_ms", "p80_ms",
@@ -127,6 +133,20 @@ def fill_best_baselines(records: Sequence[dict]) -> None:
                           if base and not rec.get("noisy") and not base.get("noisy") else None)
 
 
+def floor_us(floors: dict) -> float | None:
+    """The barrier step of :data:`FLOOR_POINT` in a ``floors.json`` document, in µs."""
+    entry = floors.get("barrier_step_us", {}).get(" ".join(map(str, FLOOR_POINT)))
+    return entry["us"] if entry else None
+
+
+def attach_floors(records: Sequence[dict], floors: dict) -> None:
+    """Set every timed record's ``floor_ratio``: its µs per step over :func:`floor_us`."""
+    floor = floor_us(floors)
+    for rec in records:
+        step = rec.get("us_per_step")
+        rec["floor_ratio"] = step / floor if floor and step else None
+
+
 def speedup_summary(records: Sequence[dict]) -> dict[str, dict[str, tuple[float | None, int]]]:
     """``provider -> mode -> (geometric mean speedup over the baseline, count)``, plus "all"."""
     groups: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -182,6 +202,7 @@ def markdown(doc: dict) -> str:
     lines += ["", f"## Geometric mean of speedups over {_label(BASELINE)}", ""]
     lines += _geomean_table(records)
     lines += _best_table(records)
+    lines += _floor_table(doc)
     lines += _memory_table(records)
     lines += _kernels(records)
     lines += _failures(records)
@@ -280,6 +301,29 @@ def _memory_table(records: Sequence[dict]) -> list[str]:
             ratio = f" ({mem / base:.2f}x)" if mem is not None and base and p != BASELINE else ""
             cells.append("-" if mem is None else f"{mem:.1f}{ratio}")
         lines.append(f"| {next(iter(recs.values()))['config']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _floor_table(doc: dict) -> list[str]:
+    """µs per time step of every timed row and its ratio to the measured barrier-step floor
+    (``benchmarks.floors``), with the launch floors, when the run has them."""
+    floors = doc.get("floors")
+    floor = floor_us(floors) if floors else None
+    if not floor:
+        return []
+    attach_floors(doc["results"], floors)
+    launch = floors.get("launch_us", {})
+    lines = ["", "## Per time step, against the floor", "",
+             f"Floors measured on this GPU (`benchmarks.floors`): a grid-barrier step of the "
+             f"LSTM's grid at {' '.join(map(str, FLOOR_POINT))} {floor:.2f} µs; an empty "
+             f"launch {launch.get('eager', float('nan')):.2f} µs eager, "
+             f"{launch.get('graphed', float('nan')):.2f} µs graphed. The ratio is µs per step "
+             "over the barrier step (1.0 would be the floor).", "",
+             "| config | mode | provider | µs/step | × floor |", "|---|---|---|---:|---:|"]
+    for rec in doc["results"]:
+        if rec.get("floor_ratio"):
+            lines.append(f"| {rec['config']} | {rec['mode']} | {_label(rec['provider'])} | "
+                         f"{rec['us_per_step']:.2f} | {rec['floor_ratio']:.1f} |")
     return lines
 
 

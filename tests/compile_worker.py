@@ -81,7 +81,8 @@ def _compile(key: tuple) -> dict:
         usage = subprocess.run([cuobjdump, "--dump-resource-usage", f.name], check=True,
                                capture_output=True, text=True).stdout
         sass = subprocess.run([cuobjdump, "-sass", f.name], check=True, capture_output=True,
-                              text=True).stdout if kernel_name.startswith("split") else ""
+                              text=True).stdout if (kernel_name.startswith("split")
+                                                    or meta.get("BARRIER")) else ""
     stats = {k: int(v) for k, v in re.findall(r"\b(REG|STACK|LOCAL):(\d+)", usage)}
     return {"shared": compiled.metadata.shared, "triton": triton.__version__, **stats,
             **({"barrier": barrier_order(sass)} if sass else {})}

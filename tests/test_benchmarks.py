@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -488,3 +489,49 @@ def test_graphed_and_flashrnn_providers(monkeypatch: pytest.MonkeyPatch):
                                                  for d in ("bfloat16", "float16")}
     assert {"torch+graph", "triton+graph", "flashrnn-cuda_fused"} <= set(
         SUITES["baselines"].providers)
+
+
+def test_floor_kernel_ping_pongs_the_state_and_compiles_for_sm90():
+    """The barrier-step floor's kernel: each step copies the program's slice of h into the
+    other buffer after reading the whole row (interpreter, one program); with the grid
+    barrier it compiles for an H100 without spills, its barrier fenced."""
+    from benchmarks import floors
+
+    buf = torch.zeros(2, 3, 37)
+    buf[0] = torch.randn(3, 37)
+    start = buf[0].clone()
+    floors.ping_pong(buf, 5, 16, 64, (1, 1))
+    assert torch.equal(buf[1], start) and torch.equal(buf[0], start)
+    assert floors.barrier_grid("lstm", 16, 768, torch.bfloat16) == ((1, 48), 16, 16)
+    key = ("benchmarks.floors", "ping_pong_kernel", "bf16",
+           (("BARRIER", True), ("BLOCK_B", 16), ("BLOCK_H", 16), ("BLOCK_K", 64)),
+           (("num_warps", 4),), ("H",))
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); "
+            "from compile_worker import compile_config; "
+            f"print(json.dumps(compile_config({key!r})))")
+    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)],
+                         env={**os.environ, "TRITON_INTERPRET": "0"}, cwd=REPO_ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    assert "error" not in got, got
+    assert got["STACK"] == 0 and got["LOCAL"] == 0
+    assert got["barrier"]["arrive"] >= 1 and got["barrier"]["release"]
+    assert got["barrier"]["acquire"]
+
+
+def test_rows_against_the_measured_floor(tmp_path: Path):
+    """A floors.json beside a result: every timed row's µs per step over the barrier step."""
+    rows = [_rec("torch", "bfloat16", 4.0, us_per_step=40.0), _rec("triton", "bfloat16", 1.0,
+                                                                   us_per_step=10.0)]
+    floors = {"barrier_step_us": {"lstm 16 768 bfloat16": {"us": 2.0, "programs": 48}},
+              "launch_us": {"eager": 2.5, "graphed": 1.2}}
+    report.attach_floors(rows, floors)
+    assert [r["floor_ratio"] for r in rows] == [20.0, 5.0]
+    doc = {"schema": report.SCHEMA, "suite": "quick", "results": rows, "complete": True,
+           "env": envinfo.environment(torch.device("cpu"))}
+    (tmp_path / "quick.json").write_text(json.dumps(doc))
+    (tmp_path / "floors.json").write_text(json.dumps(floors))
+    assert main(["report", str(tmp_path / "quick.json"), "--no-plot"]) == 0
+    text = (tmp_path / "quick.md").read_text()
+    assert "## Per time step, against the floor" in text and "2.00 µs" in text
+    assert "| fastrnn triton | 10.00 | 5.0 |" in text
