@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -16,6 +16,8 @@ __all__ = [
     "Suite",
     "TOLERANCES",
     "Case",
+    "cost",
+    "shard",
     "suite_cases",
     "suite_providers",
     "torch_dtype",
@@ -64,17 +66,25 @@ class Case:
     packed: bool = False
     mode: str = "fwd_bwd"
     label: str = ""
+    proj: int = 0  # LSTM proj_size (0: none)
+    tf32: bool | None = None  # float32 with TF32 allowed (True) or not (False); None: torch's
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
         torch_dtype(self.dtype)
+        if self.proj and (self.cell != "lstm" or not 0 < self.proj < self.H):
+            raise ValueError(f"proj must be an LSTM's proj_size in (0, H), got {self.proj}")
+        if self.tf32 is not None and self.dtype != "float32":
+            raise ValueError("tf32 is a float32 setting")
 
     @property
     def key(self) -> str:
         """Stable identifier of the configuration and mode (the label is not part of it)."""
         extra = "".join(
-            s for s, on in ((" bidir", self.bidirectional), (" packed", self.packed)) if on
+            s for s, on in ((" bidir", self.bidirectional), (" packed", self.packed),
+                            (f" P={self.proj}", self.proj), (" tf32", self.tf32 is True),
+                            (" ieee", self.tf32 is False)) if on
         )
         return (
             f"{self.cell} T={self.T} B={self.B} I={self.I} H={self.H} {self.dtype} "
@@ -135,6 +145,67 @@ def _baselines() -> list[Case]:
     torch picks cuDNN's persistent kernels in float16."""
     return [*_cases(CELLS, _HEADLINE_MODES, **_FLASHRNN),
             *_cases(CELLS, _HEADLINE_MODES, **{**_FLASHRNN, "dtype": "float16"})]
+
+
+#: The grid's axes (``grid`` suite) and its memory bound: a case whose forward+backward keeps
+#: more than GRID_MEMORY_BYTES of activations is left out.
+GRID_BATCHES = (1, 16, 64, 256)
+GRID_HIDDEN = (128, 256, 512, 768, 1024, 2048)
+GRID_STEPS = (100, 1024, 4096)
+GRID_DTYPES = (("bfloat16", None), ("float16", None), ("float32", True), ("float32", False))
+GRID_MEMORY_BYTES = 16 * 2**30
+
+
+def _grid_fits(case: Case) -> bool:
+    """Whether a grid case's saved activations (gates and state per step, layer and
+    direction, at least 4 bytes each) stay within GRID_MEMORY_BYTES."""
+    gates = {"lstm": 5, "gru": 4, "rnn": 2}[case.cell]
+    dirs = 2 if case.bidirectional else 1
+    return case.T * case.B * case.H * gates * case.layers * dirs * 4 <= GRID_MEMORY_BYTES
+
+
+def _grid() -> list[Case]:
+    """Every cell x B x H x T x dtype (float32 with TF32 on and off) in one layer, inference
+    and forward+backward; 2 and 4 layers at T=1024 in bfloat16; bidirectional, projected
+    (LSTM, P = H/2) and packed variable-length rows at T=1024 in bfloat16; minus what does not
+    fit (:func:`_grid_fits`). The regimes with more programs than SMs (B >= 64 with
+    H >= 1024, B = 256) are in it."""
+    out: list[Case] = []
+    for (dtype, tf32), T, B, H in itertools.product(GRID_DTYPES, GRID_STEPS, GRID_BATCHES,
+                                                   GRID_HIDDEN):
+        out += _cases(CELLS, _HEADLINE_MODES, T=T, B=B, I=H, H=H, dtype=dtype, tf32=tf32)
+    for B, H in itertools.product(GRID_BATCHES, GRID_HIDDEN):
+        shape = {"T": 1024, "B": B, "I": H, "H": H, "dtype": "bfloat16"}
+        for layers in (2, 4):
+            out += _cases(CELLS, _HEADLINE_MODES, **shape, layers=layers)
+        out += _cases(CELLS, _HEADLINE_MODES, **shape, bidirectional=True)
+        out += _cases(CELLS, _HEADLINE_MODES, **shape, packed=True)
+        out += _cases(["lstm"], _HEADLINE_MODES, **shape, proj=H // 2)
+    return [c for c in _dedupe(out) if _grid_fits(c)]
+
+
+def cost(case: Case) -> float:
+    """A case's estimated seconds per provider and round (for balancing shards): a measurement
+    times at least 30 calls and 1 s; a call is estimated as the slower of 10 µs per step and
+    layer and its FLOPs at 50 TFLOP/s (three passes' worth in forward+backward)."""
+    passes = 3 if case.mode == "fwd_bwd" else 1
+    call_s = max(case.T * case.layers * passes * 10e-6, 2 * case.macs * passes / 50e12)
+    return max(1.0, 30 * call_s) + 0.1
+
+
+def shard(cases: Sequence[Case], index: int, count: int) -> list[Case]:
+    """Shard ``index`` (1-based) of ``count``: the cases taken longest first, each to the shard
+    with the least estimated cost so far (:func:`cost`), in their suite order. Every case is in
+    exactly one shard; the split depends only on the cases."""
+    if not 1 <= index <= count:
+        raise ValueError(f"shard must be i/n with 1 <= i <= n, got {index}/{count}")
+    loads = [0.0] * count
+    owner: dict[str, int] = {}
+    for case in sorted(cases, key=lambda c: (-cost(c), c.key)):
+        k = min(range(count), key=lambda i: (loads[i], i))
+        loads[k] += cost(case)
+        owner[case.key] = k
+    return [c for c in cases if owner[c.key] == index - 1]
 
 
 def _variants(cells: Iterable[str], modes: Iterable[str], **shape: object) -> list[Case]:
@@ -206,6 +277,13 @@ SUITES = {
         _baselines,
         ("triton", "torch", "torch+graph", "triton+graph", "flashrnn-triton",
          "flashrnn-cuda_fused", "flashrnn-cuda"),
+        True,
+    ),
+    "grid": Suite(
+        "every cell x B x H x T x dtype (TF32 on and off), layers, bidirectional, projected "
+        "and packed rows: hours on one GPU, run in shards (--shard i/n)",
+        _grid,
+        ("triton", "torch", "torch+graph"),
         True,
     ),
     "full": Suite(

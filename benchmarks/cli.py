@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.cases import SUITES, Case, suite_cases
+from benchmarks.cases import SUITES, Case, shard, suite_cases
 from benchmarks.envinfo import default_out_dir, environment, gpu_state
 from benchmarks.plots import plot_speedups
 from benchmarks.report import (
@@ -24,6 +24,7 @@ from benchmarks.report import (
     format_comparison,
     load_doc,
     markdown,
+    merge_docs,
     write_csv,
     write_json,
 )
@@ -55,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--modes", help="comma list of modes to keep (inference, forward, fwd_bwd)")
     run.add_argument("--dtypes", help="comma list of dtypes to keep")
     run.add_argument("--limit", type=int, help="run only the first N cases")
+    run.add_argument("--shard", metavar="I/N", help="run shard I of N (1-based; balanced by "
+                     "estimated cost); results go to SUITE-shard-I-of-N.json")
     run.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     run.add_argument(
         "--out", type=Path, help="output folder (default: benchmarks/results/<device>)"
@@ -72,8 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--interpret", action="store_true", help="run Triton kernels in the interpreter (CPU)"
     )
-    rep = sub.add_parser("report", help="rewrite a result file's CSV, Markdown and plots")
-    rep.add_argument("result", type=Path, metavar="RESULT.json")
+    rep = sub.add_parser("report", help="rewrite a result file's CSV, Markdown and plots; "
+                         "several files (shards, reruns on one GPU model) are merged first")
+    rep.add_argument("result", type=Path, metavar="RESULT.json", nargs="+")
+    rep.add_argument("--out", type=Path, metavar="MERGED.json",
+                     help="where a merge is written (default: SUITE-merged.json beside the "
+                     "first file)")
     rep.add_argument("--no-plot", action="store_true", help="skip the PNG plots")
     cmp = sub.add_parser("compare", help="per-configuration ratios of two result files")
     cmp.add_argument("new", type=Path, metavar="NEW.json")
@@ -88,7 +95,20 @@ def _select(args: argparse.Namespace) -> list[Case]:
         keep = _csv(values)
         if keep:
             cases = [c for c in cases if getattr(c, attr) in keep]
+    if args.shard:
+        index, count = _shard_spec(args.shard)
+        cases = shard(cases, index, count)
     return cases[: args.limit] if args.limit is not None else cases
+
+
+def _shard_spec(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(t) for t in text.split("/"))
+    except ValueError:
+        raise SystemExit(f"--shard takes I/N, e.g. 3/40, got {text!r}") from None
+    if not 1 <= index <= count:
+        raise SystemExit(f"--shard I/N needs 1 <= I <= N, got {text!r}")
+    return index, count
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -147,7 +167,12 @@ def _run(args: argparse.Namespace) -> int:
         "settings": {**timing.__dict__, "seed": args.seed, "providers": providers},
         "results": [],
     }
-    json_path = out_dir / f"{args.suite}.json"
+    stem = args.suite
+    if args.shard:
+        index, count = _shard_spec(args.shard)
+        stem = f"{args.suite}-shard-{index:02d}-of-{count:02d}"
+        doc["shard"] = [index, count]
+    json_path = out_dir / f"{stem}.json"
 
     finished: list[dict] = []
     last_save = time.monotonic()
@@ -190,7 +215,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return _run(args)
     if args.command == "report":
-        _write_outputs(load_doc(args.result), args.result, plot=not args.no_plot)
+        if len(args.result) == 1 and args.out is None:
+            _write_outputs(load_doc(args.result[0]), args.result[0], plot=not args.no_plot)
+            return 0
+        doc = merge_docs([load_doc(p) for p in args.result])
+        path = args.out or args.result[0].parent / f"{doc['suite']}-merged.json"
+        fill_best_baselines(doc["results"])
+        write_json(doc, path)
+        _write_outputs(doc, path, plot=not args.no_plot)
     elif args.command == "compare":
         print(format_comparison(compare_docs(load_doc(args.new), load_doc(args.old))), end="")
     return 0

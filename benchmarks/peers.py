@@ -86,9 +86,9 @@ class FlashRNNLayer(nn.Module):
     def __init__(self, case: Case, base: nn.Module, backend: str,
                  unavailable: type[Exception]) -> None:
         super().__init__()
-        if case.layers != 1 or case.bidirectional or case.packed:
+        if case.layers != 1 or case.bidirectional or case.packed or case.proj:
             raise unavailable("FlashRNN runs one layer in one direction, without variable "
-                              "lengths")
+                              "lengths or a projection")
         try:
             from flashrnn import flashrnn
         except ImportError as exc:

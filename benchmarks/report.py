@@ -24,6 +24,7 @@ __all__ = [
     "geomean",
     "load_doc",
     "markdown",
+    "merge_docs",
     "speedup_summary",
     "write_csv",
     "write_json",
@@ -77,6 +78,37 @@ def load_doc(path: str | Path) -> dict:
     if doc.get("schema") != SCHEMA or "results" not in doc:
         raise ValueError(f"{path} is not a benchmark result file (schema {SCHEMA})")
     return doc
+
+
+def merge_docs(docs: Sequence[dict]) -> dict:
+    """One result document from runs on one GPU model (shards of a suite, reruns): every
+    (case, provider) once, from the newest run that has it; ``sources`` lists the runs (suite,
+    shard, time, commit and diff hash). Runs on different GPU models (or a GPU and a CPU) are
+    refused: their times do not mix."""
+    if not docs:
+        raise ValueError("nothing to merge")
+    devices = {d["env"].get("gpu") or f"cpu {d['env'].get('cpu')}" for d in docs}
+    if len(devices) > 1:
+        raise ValueError(f"results from different machines do not merge: {sorted(devices)}")
+    ordered = sorted(docs, key=lambda d: d["env"].get("timestamp", ""))
+    merged: dict[tuple[str, str], dict] = {}
+    for doc in ordered:
+        for rec in doc["results"]:
+            merged.pop((rec["key"], rec["provider"]), None)
+            merged[(rec["key"], rec["provider"])] = rec
+    suites = {d["suite"] for d in docs}
+    newest = ordered[-1]
+    return {
+        **{k: v for k, v in newest.items() if k not in ("results", "shard")},
+        "suite": suites.pop() if len(suites) == 1 else "merged",
+        "complete": all(d.get("complete") for d in docs),
+        "sources": [{"suite": d["suite"], "shard": d.get("shard"),
+                     "timestamp": d["env"].get("timestamp"),
+                     "git_commit": d["env"].get("git_commit"),
+                     "git_diff_sha256": d["env"].get("git_diff_sha256"),
+                     "records": len(d["results"])} for d in ordered],
+        "results": list(merged.values()),
+    }
 
 
 def write_csv(records: Sequence[dict], path: Path) -> None:

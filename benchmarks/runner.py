@@ -56,6 +56,20 @@ def oracle_precision(case: Case, device: torch.device) -> tuple[torch.device, to
 
 
 @contextlib.contextmanager
+def _tf32(allow: bool | None) -> Iterator[None]:
+    """cuBLAS's and cuDNN's TF32 switches set to ``allow`` (None: left as they are)."""
+    if allow is None:
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@contextlib.contextmanager
 def _exact_float32() -> Iterator[None]:
     """Switch off TF32 in cuBLAS and cuDNN so a float32 oracle really is float32."""
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
@@ -268,7 +282,18 @@ def run_case(
     s: RunSettings,
     on_record: Callable[[dict], None] | None = None,
 ) -> list[dict]:
-    """One record per provider for ``case``; speedups are against :data:`BASELINE`."""
+    """One record per provider for ``case``; speedups are against :data:`BASELINE`. A case
+    with ``tf32`` set runs (and is timed) with TF32 switched that way."""
+    with _tf32(case.tf32):
+        return _run_case(case, providers, s, on_record)
+
+
+def _run_case(
+    case: Case,
+    providers: Sequence[str],
+    s: RunSettings,
+    on_record: Callable[[dict], None] | None,
+) -> list[dict]:
     seed = s.seed + zlib.crc32(case.key.encode())
     torch.manual_seed(seed)
     base = torch_module(case)

@@ -88,18 +88,20 @@ def make_inputs(case: Case, generator: torch.Generator) -> Inputs:
         lengths = torch.randint(max(1, case.T // 2), case.T + 1, (case.B,), generator=generator)
         lengths[0] = case.T
         rows = int(lengths.sum())
-    h0 = randn(case.layers * dirs, case.B, case.H)
+    out = case.proj or case.H
+    h0 = randn(case.layers * dirs, case.B, out)
     hx = (h0, randn(case.layers * dirs, case.B, case.H)) if case.cell == "lstm" else h0
-    grad = randn(rows, dirs * case.H)
+    grad = randn(rows, dirs * out)
     if not case.packed:
-        grad = grad.view(case.T, case.B, dirs * case.H)
+        grad = grad.view(case.T, case.B, dirs * out)
     return Inputs(randn(case.T, case.B, case.I), hx, grad, lengths)
 
 
 def torch_module(case: Case) -> nn.Module:
     """The ``torch.nn`` module of ``case`` (float32, CPU, default initialisation)."""
     cls = getattr(nn, _CLASSES[case.cell])
-    return cls(case.I, case.H, num_layers=case.layers, bidirectional=case.bidirectional)
+    extra = {"proj_size": case.proj} if case.proj else {}
+    return cls(case.I, case.H, num_layers=case.layers, bidirectional=case.bidirectional, **extra)
 
 
 def _torch_provider(case: Case, base: nn.Module) -> nn.Module:
@@ -121,6 +123,7 @@ def _fastrnn_provider(backend: str) -> ProviderFactory:
             num_layers=case.layers,
             bidirectional=case.bidirectional,
             backend=backend,
+            **({"proj_size": case.proj} if case.proj else {}),
         )
         module.load_state_dict(base.state_dict())
         return module

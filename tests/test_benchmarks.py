@@ -535,3 +535,66 @@ def test_rows_against_the_measured_floor(tmp_path: Path):
     text = (tmp_path / "quick.md").read_text()
     assert "## Per time step, against the floor" in text and "2.00 µs" in text
     assert "| fastrnn triton | 10.00 | 5.0 |" in text
+
+
+def test_grid_covers_every_regime_and_shards_partition_it():
+    from benchmarks.cases import GRID_MEMORY_BYTES, cost, shard
+
+    grid = suite_cases("grid")
+    keys = [c.key for c in grid]
+    assert len(keys) == len(set(keys))
+    assert {(c.dtype, c.tf32) for c in grid} == {("bfloat16", None), ("float16", None),
+                                                 ("float32", True), ("float32", False)}
+    assert {c.T for c in grid} == {100, 1024, 4096} and {c.layers for c in grid} == {1, 2, 4}
+    assert any(c.B == 256 and c.H == 2048 for c in grid)  # more programs than SMs
+    assert any(c.B == 64 and c.H >= 1024 and c.mode == "fwd_bwd" for c in grid)
+    assert {c.cell for c in grid if c.proj} == {"lstm"}
+    assert any(c.packed for c in grid) and any(c.bidirectional for c in grid)
+    gates = {"lstm": 5, "gru": 4, "rnn": 2}
+    assert all(c.T * c.B * c.H * gates[c.cell] * c.layers * 4 <= GRID_MEMORY_BYTES
+               for c in grid)
+    assert not any(c.T == 4096 and c.B == 256 and c.H == 2048 and c.cell == "lstm"
+                   for c in grid)  # 43 GB of activations: pruned
+    shards = [shard(grid, i, 7) for i in range(1, 8)]
+    assert sorted(k for s in shards for k in (c.key for c in s)) == sorted(keys)
+    loads = [sum(map(cost, s)) for s in shards]
+    assert max(loads) - min(loads) <= max(map(cost, grid))  # greedy balance
+    assert shard(grid, 3, 7) == shards[2]  # deterministic
+    with pytest.raises(ValueError, match="shard must be i/n"):
+        shard(grid, 0, 7)
+    with pytest.raises(ValueError, match="tf32 is a float32 setting"):
+        Case("lstm", 10, 2, 3, 4, dtype="bfloat16", tf32=True)
+    assert Case("lstm", 10, 2, 3, 4, tf32=False, proj=2).key.endswith("P=2 ieee fwd_bwd")
+
+
+def test_shards_run_and_merge_into_one_report(tmp_path: Path, monkeypatch, capsys):
+    """A shard writes SUITE-shard-I-of-N.json; ``report`` merges shards and reruns of one GPU
+    model (newest record per case and provider wins) and refuses to mix machines."""
+    out = tmp_path / "r"
+    args = ["run", "--suite", "smoke", "--out", str(out), "--quiet", "--no-plot",
+            "--providers", "reference", "--warmup-ms", "0", "--rep-ms", "1", "--min-reps", "2",
+            "--rounds", "1", "--cells", "rnn"]
+    assert main([*args, "--shard", "1/2"]) == 0 and main([*args, "--shard", "2/2"]) == 0
+    first = json.loads((out / "smoke-shard-01-of-02.json").read_text())
+    second = json.loads((out / "smoke-shard-02-of-02.json").read_text())
+    assert first["shard"] == [1, 2] and first["results"] and second["results"]
+    assert not {r["key"] for r in first["results"]} & {r["key"] for r in second["results"]}
+    rerun = copy.deepcopy(second)
+    rerun["env"]["timestamp"] = "9999-01-01T00:00:00+00:00"
+    for r in rerun["results"]:
+        r["median_ms"] = 123.0
+    (out / "rerun.json").write_text(json.dumps(rerun))
+    merged_path = out / "merged.json"
+    assert main(["report", str(out / "smoke-shard-01-of-02.json"),
+                 str(out / "smoke-shard-02-of-02.json"), str(out / "rerun.json"),
+                 "--out", str(merged_path), "--no-plot"]) == 0
+    merged = json.loads(merged_path.read_text())
+    assert len(merged["results"]) == len(first["results"]) + len(second["results"])
+    assert {r["median_ms"] for r in merged["results"] if r["key"] in
+            {x["key"] for x in second["results"]}} == {123.0}
+    assert [s["shard"] for s in merged["sources"]][:2] in ([[1, 2], [2, 2]], [[2, 2], [1, 2]])
+    assert (out / "merged.md").is_file()
+    other = copy.deepcopy(first)
+    other["env"]["gpu"] = "Another GPU"
+    with pytest.raises(ValueError, match="different machines"):
+        report.merge_docs([first, other])
