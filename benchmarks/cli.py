@@ -15,7 +15,7 @@ import torch
 
 from benchmarks.cases import SUITES, Case, shard, suite_cases
 from benchmarks.envinfo import default_out_dir, environment, gpu_state
-from benchmarks.plots import plot_speedups
+from benchmarks.plots import plot_heatmaps, plot_speedups
 from benchmarks.report import (
     SCHEMA,
     attach_floors,
@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="where a merge is written (default: SUITE-merged.json beside the "
                      "first file)")
     rep.add_argument("--no-plot", action="store_true", help="skip the PNG plots")
+    readme = sub.add_parser("readme", help="rewrite README.md's performance section from "
+                            "result files (merged)")
+    readme.add_argument("result", type=Path, metavar="RESULT.json", nargs="+")
+    readme.add_argument("--readme", type=Path, default=Path(__file__).parent.parent / "README.md")
     cmp = sub.add_parser("compare", help="per-configuration ratios of two result files")
     cmp.add_argument("new", type=Path, metavar="NEW.json")
     cmp.add_argument("old", type=Path, metavar="OLD.json")
@@ -125,7 +129,9 @@ def _write_outputs(doc: dict, json_path: Path, plot: bool) -> None:
     write_csv(doc["results"], out_dir / f"{stem}.csv")
     table = markdown(doc)
     (out_dir / f"{stem}.md").write_text(table)
-    plots = plot_speedups(doc["results"], out_dir, stem) if plot else []
+    fill_best_baselines(doc["results"])
+    plots = ([*plot_speedups(doc["results"], out_dir, stem),
+              *plot_heatmaps(doc["results"], out_dir, stem)] if plot else [])
     print(table)
     partial = "" if doc.get("complete") else " (incomplete run)"
     print(f"results{partial}: {json_path} (+ .csv, .md, {len(plots)} plots)")
@@ -223,6 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         fill_best_baselines(doc["results"])
         write_json(doc, path)
         _write_outputs(doc, path, plot=not args.no_plot)
+    elif args.command == "readme":
+        from benchmarks.readme import main as readme_main
+
+        return readme_main(args.result, args.readme)
     elif args.command == "compare":
         print(format_comparison(compare_docs(load_doc(args.new), load_doc(args.old))), end="")
     return 0

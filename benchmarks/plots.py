@@ -10,7 +10,7 @@ from pathlib import Path
 from benchmarks.cases import BASELINE
 from benchmarks.workloads import LABELS
 
-__all__ = ["plot_speedups"]
+__all__ = ["plot_heatmaps", "plot_speedups"]
 
 _MARKERS = "osD^v<>px*"
 
@@ -80,3 +80,59 @@ def _draw(ax, recs: list[dict]) -> None:  # noqa: ANN001 - a matplotlib Axes
     ax.set_xlabel("hidden size H")
     ax.set_ylabel("speedup")
     ax.legend(fontsize=7)
+
+
+def plot_heatmaps(records: Sequence[dict], out_dir: Path, stem: str) -> list[Path]:
+    """One PNG per mode (``<stem>-heatmap-<mode>.png``): a B x H grid per cell, dtype and T (one
+    layer, no variants) of fastrnn's triton rows against the best baseline (``vs_best``; red
+    below 1, a loss; green above), the ratio written in each cell. None without matplotlib or
+    rows."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.colors import LogNorm
+    except ImportError:
+        return []
+    panels: dict[str, dict[str, dict[tuple[int, int], float]]] = defaultdict(
+        lambda: defaultdict(dict))
+    for rec in records:
+        if (rec["provider"] == "triton" and rec.get("vs_best") and rec.get("layers", 1) == 1
+                and not rec.get("bidirectional") and not rec.get("packed")
+                and not rec.get("proj")):
+            tf32 = {True: " tf32", False: " ieee"}.get(rec.get("tf32"), "")
+            name = f"{rec['cell']} {rec['dtype']}{tf32} T={rec['T']}"
+            panels[rec["mode"]][name][(rec["B"], rec["H"])] = rec["vs_best"]
+    paths = []
+    for mode, groups in panels.items():
+        ncols = min(3, len(groups))
+        nrows = math.ceil(len(groups) / ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows),
+                                 squeeze=False, constrained_layout=True)
+        norm = LogNorm(vmin=0.25, vmax=4.0)
+        image = None
+        for ax, (name, cells) in zip(axes.flat, sorted(groups.items()), strict=False):
+            batches = sorted({b for b, _ in cells})
+            hidden = sorted({h for _, h in cells})
+            grid = [[cells.get((b, h), float("nan")) for h in hidden] for b in batches]
+            image = ax.imshow(grid, cmap="RdYlGn", norm=norm, aspect="auto")
+            for i, row in enumerate(grid):
+                for j, v in enumerate(row):
+                    if v == v:  # not NaN
+                        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+            ax.set_xticks(range(len(hidden)), [str(h) for h in hidden])
+            ax.set_yticks(range(len(batches)), [str(b) for b in batches])
+            ax.set_xlabel("hidden size H")
+            ax.set_ylabel("batch B")
+            ax.set_title(name, fontsize=9)
+        for ax in list(axes.flat)[len(groups):]:
+            ax.set_visible(False)
+        if image is not None:
+            fig.colorbar(image, ax=axes, shrink=0.8, label="× the best baseline")
+        fig.suptitle(f"{mode}: fastrnn triton against the best baseline (above 1 is a win)")
+        path = out_dir / f"{stem}-heatmap-{mode}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths

@@ -598,3 +598,58 @@ def test_shards_run_and_merge_into_one_report(tmp_path: Path, monkeypatch, capsy
     other["env"]["gpu"] = "Another GPU"
     with pytest.raises(ValueError, match="different machines"):
         report.merge_docs([first, other])
+
+
+def test_heatmap_and_generated_readme_section(tmp_path: Path):
+    """Reports people look at: a B x H heatmap against the best baseline per cell, dtype and
+    mode, and the README's performance section generated from results (losses included)."""
+    pytest.importorskip("matplotlib")
+    from benchmarks import plots, readme
+
+    rows = []
+    for B in (1, 16):
+        for H in (128, 256):
+            base = _rec("torch", "bfloat16", 2.0, reps=30, spread=0.02)
+            ours = _rec("triton", "bfloat16", 1.0 if H == 128 else 4.0, reps=31, spread=0.02,
+                        peak_mem_mib=50.0)
+            for r in (base, ours):
+                r.update(B=B, H=H, I=H, key=f"k{B}-{H}", config=f"lstm B={B} H={H}",
+                         peak_mem_mib=r.get("peak_mem_mib", 100.0))
+            rows += [base, ours]
+    report.fill_best_baselines(rows)
+    paths = plots.plot_heatmaps(rows, tmp_path, "grid")
+    assert [p.name for p in paths] == ["grid-heatmap-fwd_bwd.png"] and paths[0].stat().st_size
+    doc = {"schema": report.SCHEMA, "suite": "grid", "results": rows, "complete": True,
+           "env": {**envinfo.environment(torch.device("cpu")), "gpu": "Some GPU"}}
+    text = readme.performance_section(doc)
+    assert "Some GPU" in text and "no CUDA-graphed baseline" in text
+    assert "| lstm B=16 H=256 | fwd_bwd | torch.nn bfloat16 | 2.000 | 4.000 | **0.50×** |" in text
+    assert text.index("**0.50×**") < text.index("**2.00×**")  # losses first
+    assert "(2 at or above 1.0×, 2 below)" in text and "0.50–0.50× torch.nn's" in text
+    target = tmp_path / "README.md"
+    target.write_text(f"# x\n\n{readme.START} -->\nold\n{readme.END}\n\ntail\n")
+    readme.rewrite(target, text, ["a/quick.json", "b.json"])
+    new = target.read_text()
+    assert readme.sources(target) == ["a/quick.json", "b.json"]
+    assert "old" not in new and new.endswith("tail\n") and "**0.50×**" in new
+    with pytest.raises(ValueError, match="markers"):
+        readme.rewrite(_no_markers(tmp_path), text)
+
+
+def _no_markers(tmp_path: Path) -> Path:
+    path = tmp_path / "plain.md"
+    path.write_text("# nothing here\n")
+    return path
+
+
+def test_readme_performance_section_is_generated_from_the_committed_results():
+    """The README's numbers are the generator's output for the result files its marker names:
+    nothing hand-copied, nothing stale."""
+    from benchmarks import readme
+
+    path = REPO_ROOT / "README.md"
+    files = readme.sources(path)
+    assert files and all((REPO_ROOT / f).is_file() for f in files)
+    text = path.read_text()
+    current = text.split(readme.START, 1)[1].split("\n", 1)[1].split(readme.END, 1)[0]
+    assert current == readme.section_for([REPO_ROOT / f for f in files])
