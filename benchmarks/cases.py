@@ -273,9 +273,9 @@ SUITES = {
     ),
     "baselines": Suite(
         "the FlashRNN point, every cell, bfloat16 and float16: torch.nn and fastrnn eager and "
-        "CUDA-graphed, and FlashRNN's backends",
+        "CUDA-graphed, torch.nn with flat bfloat16 weights, and FlashRNN's backends",
         _baselines,
-        ("triton", "torch", "torch+graph", "triton+graph", "flashrnn-triton",
+        ("triton", "torch", "torch+graph", "torch-flat", "triton+graph", "flashrnn-triton",
          "flashrnn-cuda_fused", "flashrnn-cuda"),
         True,
     ),

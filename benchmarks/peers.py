@@ -19,8 +19,8 @@ from torch import Tensor, nn
 
 from benchmarks.cases import Case
 
-__all__ = ["FLASHRNN_BACKENDS", "GRAPH_SUFFIX", "FlashRNNLayer", "capture", "kernel_names",
-           "split_provider"]
+__all__ = ["FLASHRNN_BACKENDS", "GRAPH_SUFFIX", "FlashRNNLayer", "FlatTorch", "capture",
+           "kernel_names", "split_provider"]
 
 GRAPH_SUFFIX = "+graph"
 FLASHRNN_BACKENDS = ("vanilla", "triton", "cuda", "cuda_fused")
@@ -77,6 +77,42 @@ def kernel_names(run: Callable[[], object], device: torch.device, top: int = 4) 
     total = sum(self_time(e) for e in events) or 1.0
     events.sort(key=self_time, reverse=True)
     return "; ".join(f"{e.key[:90]} ({self_time(e) / total:.0%})" for e in events[:top]) or None
+
+
+class FlatTorch(nn.Module):
+    """torch.nn's module with its weights in one cuDNN buffer in bfloat16 too.
+
+    torch lays an RNN's weights out once for cuDNN (``flatten_parameters``) only for dtypes in
+    ``torch.backends.cudnn.CUDNN_TENSOR_DTYPES`` (half, float, double): a bfloat16 module
+    re-compacts its weights on every call, with a warning. This calls the same
+    ``torch._cudnn_rnn_flatten_weight`` without that check after every ``.to()``; where cuDNN
+    refuses it the provider is unavailable with its error.
+    """
+
+    def __init__(self, module: nn.Module, unavailable: type[Exception]) -> None:
+        super().__init__()
+        if not torch.cuda.is_available() or not torch.backends.cudnn.is_available():
+            raise unavailable("flattening cuDNN's weight buffer needs CUDA and cuDNN")
+        self.inner, self._unavailable = module, unavailable
+
+    def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 - nn.Module's signature
+        out = super()._apply(fn, recurse)
+        m = self.inner
+        if next(m.parameters()).is_cuda:
+            import torch.backends.cudnn.rnn as cudnn_rnn
+
+            try:
+                with torch.no_grad():
+                    torch._cudnn_rnn_flatten_weight(
+                        m._flat_weights, (4 if m.bias else 2) + (m.proj_size > 0),
+                        m.input_size, cudnn_rnn.get_cudnn_mode(m.mode), m.hidden_size,
+                        m.proj_size, m.num_layers, m.batch_first, bool(m.bidirectional))
+            except RuntimeError as exc:
+                raise self._unavailable(f"cuDNN refuses the flat buffer: {exc}") from exc
+        return out
+
+    def forward(self, *args: object) -> object:
+        return self.inner(*args)
 
 
 class FlashRNNLayer(nn.Module):

@@ -31,10 +31,10 @@ __all__ = [
 ]
 
 SCHEMA = 1
-#: Providers that are baselines (torch.nn eager and CUDA-graphed): every other provider's
-#: ``vs_best`` is against the fastest of them at its shape and mode (half precision: either
-#: half dtype; float32: the same TF32 setting).
-BASELINES = (BASELINE, BASELINE + "+graph")
+#: Providers that are baselines (torch.nn eager, CUDA-graphed, and with its bfloat16 weights in
+#: one cuDNN buffer): every other provider's ``vs_best`` is against the fastest of them at its
+#: shape and mode (half precision: either half dtype; float32: the same TF32 setting).
+BASELINES = (BASELINE, BASELINE + "+graph", BASELINE + "-flat", BASELINE + "-flat+graph")
 _HALF = ("bfloat16", "float16")
 #: The point whose barrier step (``benchmarks.floors``) is the floor every row is compared with:
 #: the FlashRNN point.

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from benchmarks.cases import Case
-from benchmarks.peers import FLASHRNN_BACKENDS, GRAPH_SUFFIX, split_provider
+from benchmarks.peers import FLASHRNN_BACKENDS, GRAPH_SUFFIX, FlatTorch, split_provider
 
 __all__ = [
     "LABELS",
@@ -145,6 +145,8 @@ PROVIDERS.update(
     {name: _fastrnn_provider(name) for name in ("triton", "reference", "native", "auto")}
 )
 PROVIDERS.update({f"flashrnn-{b}": _flashrnn_provider(b) for b in FLASHRNN_BACKENDS})
+PROVIDERS["torch-flat"] = lambda case, base: FlatTorch(copy.deepcopy(base), ProviderUnavailable)
+LABELS["torch-flat"] = "torch.nn flat weights"
 LABELS.update({f"flashrnn-{b}": f"FlashRNN {b}" for b in FLASHRNN_BACKENDS})
 
 

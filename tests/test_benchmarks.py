@@ -481,6 +481,9 @@ def test_graphed_and_flashrnn_providers(monkeypatch: pytest.MonkeyPatch):
         assert by["torch+graph"]["status"] == "unavailable"
         assert "CUDA graphs need a CUDA device" in by["torch+graph"]["message"]
         assert by[BASELINE]["kernels"] is None  # the profiler's kernel names: CUDA only
+    flat = runner.run_case(Case("lstm", 5, 3, 4, 6), ["torch-flat"], s)[-1]
+    assert flat["status"] == "unavailable" and "needs CUDA and cuDNN" in flat["message"]
+    assert "torch-flat" in report.BASELINES
     deep = runner.run_case(Case("lstm", 5, 3, 4, 6, layers=2), ["flashrnn-vanilla"], s)
     assert deep[-1]["status"] == "unavailable" and "one layer" in deep[-1]["message"]
     assert kernel_names(lambda: None, torch.device("cpu")) is None
