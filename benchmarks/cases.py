@@ -27,6 +27,8 @@ __all__ = [
 BASELINE = "torch"
 MODES = ("inference", "forward", "fwd_bwd")
 CELLS = ("lstm", "gru", "rnn")
+#: Cells a case may also name: torch.nn has no sLSTM (its oracle is fastrnn's reference).
+EXTRA_CELLS = ("slstm",)
 
 #: ``dtype -> (atol, rtol)``. An output passes when ``|out - ref| <= atol * s + rtol * |ref|``
 #: everywhere, with ``s = max(1, max|ref|)``. float32 leaves room for TF32 matrix units, which
@@ -68,10 +70,13 @@ class Case:
     label: str = ""
     proj: int = 0  # LSTM proj_size (0: none)
     tf32: bool | None = None  # float32 with TF32 allowed (True) or not (False); None: torch's
+    heads: int = 1  # heads of a block-diagonal recurrence (fastrnn's num_heads)
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+        if self.cell not in (*CELLS, *EXTRA_CELLS):
+            raise ValueError(f"cell must be one of {CELLS + EXTRA_CELLS}, got {self.cell!r}")
+        if self.heads < 1 or self.H % self.heads or (self.heads > 1 and self.proj):
+            raise ValueError(f"heads must divide H (and not come with proj), got {self.heads}")
         torch_dtype(self.dtype)
         if self.proj and (self.cell != "lstm" or not 0 < self.proj < self.H):
             raise ValueError(f"proj must be an LSTM's proj_size in (0, H), got {self.proj}")
@@ -83,13 +88,20 @@ class Case:
         """Stable identifier of the configuration and mode (the label is not part of it)."""
         extra = "".join(
             s for s, on in ((" bidir", self.bidirectional), (" packed", self.packed),
-                            (f" P={self.proj}", self.proj), (" tf32", self.tf32 is True),
+                            (f" P={self.proj}", self.proj), (f" N={self.heads}",
+                                                              self.heads > 1),
+                            (" tf32", self.tf32 is True),
                             (" ieee", self.tf32 is False)) if on
         )
         return (
             f"{self.cell} T={self.T} B={self.B} I={self.I} H={self.H} {self.dtype} "
             f"L={self.layers}{extra} {self.mode}"
         )
+
+    @property
+    def torch_equivalent(self) -> bool:
+        """Whether torch.nn has this layer (no sLSTM, no heads)."""
+        return self.cell in CELLS and self.heads == 1
 
     @property
     def config(self) -> str:
@@ -99,10 +111,10 @@ class Case:
     @property
     def macs(self) -> int:
         """Multiply-adds of one forward pass (input projection plus recurrence)."""
-        gates = {"lstm": 4, "gru": 3, "rnn": 1}[self.cell]
+        gates = {"lstm": 4, "gru": 3, "rnn": 1, "slstm": 4}[self.cell]
         dirs = 2 if self.bidirectional else 1
-        first = self.I + self.H
-        rest = dirs * self.H + self.H
+        first = self.I + self.H // self.heads
+        rest = dirs * self.H + self.H // self.heads
         per_dir = first + rest * (self.layers - 1)
         return self.T * self.B * gates * self.H * per_dir * dirs
 
@@ -208,6 +220,15 @@ def shard(cases: Sequence[Case], index: int, count: int) -> list[Case]:
     return [c for c in cases if owner[c.key] == index - 1]
 
 
+def _heads() -> list[Case]:
+    """FlashRNN's headline settings: T=1024, B=16, H=768 in bfloat16, one head of 768 and heads
+    of 384, 192 and 64 (N = 1, 2, 4, 12), LSTM and sLSTM, forward and forward+backward."""
+    return [Case(cell, T=1024, B=16, I=768, H=768, dtype="bfloat16", mode=mode, heads=n,
+                 label="FlashRNN heads")
+            for cell in ("lstm", "slstm") for n in (1, 2, 4, 12) for mode in ("forward",
+                                                                              "fwd_bwd")]
+
+
 def _variants(cells: Iterable[str], modes: Iterable[str], **shape: object) -> list[Case]:
     """Two layers, bidirectional and packed variable-length points around one shape."""
     out: list[Case] = []
@@ -277,6 +298,14 @@ SUITES = {
         _baselines,
         ("triton", "torch", "torch+graph", "torch-flat", "triton+graph", "flashrnn-triton",
          "flashrnn-cuda_fused", "flashrnn-cuda"),
+        True,
+    ),
+    "heads": Suite(
+        "FlashRNN's headline settings: LSTM and sLSTM with 1, 2, 4 and 12 heads of H=768 "
+        "against FlashRNN's backends (and cuDNN for the dense LSTM)",
+        _heads,
+        ("triton", "torch", "reference", "flashrnn-triton", "flashrnn-cuda_fused",
+         "flashrnn-cuda", "flashrnn-vanilla"),
         True,
     ),
     "grid": Suite(

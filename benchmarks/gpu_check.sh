@@ -12,8 +12,8 @@
 # of at least 30 calls and 1 s per measurement), so the whole check ends within about 9.5
 # minutes; a suite cut short still writes the cases it finished. Off by default, each with its
 # cap: the launch-configuration sweep (SWEEP_CAP, e.g. 90; SWEEP_POINTS lists its points), the
-# cells group (CELLS_CAP), the baselines suite (BASELINES_CAP: graphed, fp16, FlashRNN) and the
-# LayerNorm group (LAYERNORM_CAP). The results table is printed last. SUITE=NAME runs another
+# cells group (CELLS_CAP), the baselines suite (BASELINES_CAP: graphed, fp16, FlashRNN), the
+# heads suite (HEADS_CAP) and the LayerNorm group (LAYERNORM_CAP). The results table is printed last. SUITE=NAME runs another
 # suite (SUITE=smoke ACC_CAP=0 FLOORS_CAP=0 is a dry run of this script without a GPU).
 set -uo pipefail
 
@@ -133,6 +133,12 @@ if [ "${BASELINES_CAP:-0}" -gt 0 ]; then  # off by default: BASELINES_CAP=240 ad
   say "baselines at the FlashRNN point: graphed, fp16, FlashRNN (cap ${BASELINES_CAP}s)"
   timeout -k 10 "$BASELINES_CAP" "$py" -m benchmarks run --suite baselines --out "$out" \
     --quiet --no-plot 2>&1 | tail -n 40 | tee -a "$log"
+fi
+
+if [ "${HEADS_CAP:-0}" -gt 0 ]; then  # off by default: HEADS_CAP=240 adds it
+  say "heads suite: LSTM and sLSTM heads against FlashRNN (cap ${HEADS_CAP}s)"
+  timeout -k 10 "$HEADS_CAP" "$py" -m benchmarks run --suite heads --out "$out" --quiet \
+    --no-plot 2>&1 | tail -n 40 | tee -a "$log"
 fi
 
 if [ "${LAYERNORM_CAP:-0}" -gt 0 ]; then  # off by default: LAYERNORM_CAP=120 adds it

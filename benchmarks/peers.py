@@ -5,9 +5,9 @@
 as torch's whole-network capture does), which removes the host's launch overhead the way a
 careful user can today. ``flashrnn-<backend>`` runs NX-AI's ``flashrnn`` package (backends
 ``vanilla``, ``triton``, ``cuda``, ``cuda_fused``) on the case's weights converted by
-:func:`fastrnn.to_flashrnn`, one head of H: the same function as torch.nn's layer, so it is
-checked against the same oracle. Where a peer cannot run (no CUDA, no package, no compiler,
-a shape it does not take) the record says why.
+:func:`fastrnn.to_flashrnn`, one head of H or the case's heads, sLSTM too: the same function
+as torch.nn's (or fastrnn's) layer, so it is checked against the same oracle. Where a peer
+cannot run (no CUDA, no package, no compiler, a shape it does not take) the record says why.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ __all__ = ["FLASHRNN_BACKENDS", "GRAPH_SUFFIX", "FlashRNNLayer", "FlatTorch", "c
 
 GRAPH_SUFFIX = "+graph"
 FLASHRNN_BACKENDS = ("vanilla", "triton", "cuda", "cuda_fused")
-_CLASSES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+_CLASSES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "slstm": "SLSTM"}
 
 
 def split_provider(name: str) -> tuple[str, bool]:
@@ -131,20 +131,22 @@ class FlashRNNLayer(nn.Module):
             raise unavailable(f"flashrnn is not importable: {exc}") from exc
         import fastrnn
 
-        fast = getattr(fastrnn, _CLASSES[case.cell])(case.I, case.H)
+        fast = getattr(fastrnn, _CLASSES[case.cell])(case.I, case.H, num_heads=case.heads)
         fast.load_state_dict(base.state_dict())
         args = fastrnn.to_flashrnn(fast)
         self.W, self.R, self.b = (nn.Parameter(args[k]) for k in ("W", "R", "b"))
         self.function, self.flashrnn_backend, self.H = args["function"], backend, case.H
+        self.N = case.heads
         self._flashrnn, self._unavailable = flashrnn, unavailable
         self.mode = _CLASSES[case.cell]
 
     def forward(self, x: Tensor, hx: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, object]:
         """x: (T, B, I); hx as torch.nn's (one layer) -> (y: (T, B, H), final state)."""
         T, B, _ = x.shape
-        Wx = (x.transpose(0, 1) @ self.W.t()).view(B, T, -1, 1, self.H)
+        N, D = self.N, self.H // self.N
+        Wx = (x.transpose(0, 1) @ self.W.t()).view(B, T, -1, N, D)
         states = torch.stack(list(hx) if isinstance(hx, tuple) else [hx])  # (S, 1, B, H)
-        states = states.view(states.shape[0], B, 1, 1, self.H)
+        states = states.view(states.shape[0], B, 1, N, D)
         try:
             h, last = self._flashrnn(Wx, self.R, self.b, states=states, function=self.function,
                                      backend=self.flashrnn_backend,
@@ -154,4 +156,4 @@ class FlashRNNLayer(nn.Module):
                                     f"{str(exc).strip()[:200]}") from exc
         y = h[0].reshape(B, T, self.H).transpose(0, 1)
         finals = [last[k].reshape(1, B, self.H) for k in range(last.shape[0])]
-        return y, (tuple(finals[:2]) if self.mode == "LSTM" else finals[0])
+        return y, (tuple(finals) if len(finals) > 1 else finals[0])

@@ -32,9 +32,11 @@ __all__ = [
 
 SCHEMA = 1
 #: Providers that are baselines (torch.nn eager, CUDA-graphed, and with its bfloat16 weights in
-#: one cuDNN buffer): every other provider's ``vs_best`` is against the fastest of them at its
-#: shape and mode (half precision: either half dtype; float32: the same TF32 setting).
-BASELINES = (BASELINE, BASELINE + "+graph", BASELINE + "-flat", BASELINE + "-flat+graph")
+#: one cuDNN buffer; FlashRNN's backends): every other provider's ``vs_best`` is against the
+#: fastest of them at its shape and mode (half precision: either half dtype; float32: the same
+#: TF32 setting).
+BASELINES = (BASELINE, BASELINE + "+graph", BASELINE + "-flat", BASELINE + "-flat+graph",
+             *(f"flashrnn-{b}" for b in ("vanilla", "triton", "cuda", "cuda_fused")))
 _HALF = ("bfloat16", "float16")
 #: The point whose barrier step (``benchmarks.floors``) is the floor every row is compared with:
 #: the FlashRNN point.
@@ -144,7 +146,8 @@ def _shape_group(rec: dict) -> tuple:
     precisions together."""
     dtype = "half" if rec.get("dtype") in _HALF else rec.get("dtype")
     return (*(rec.get(k) for k in ("cell", "T", "B", "I", "H", "layers", "bidirectional",
-                                   "packed", "mode")), dtype, rec.get("tf32"))
+                                   "packed", "mode", "proj")), dtype, rec.get("tf32"),
+            rec.get("heads", 1))
 
 
 def fill_best_baselines(records: Sequence[dict]) -> None:

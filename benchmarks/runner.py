@@ -254,16 +254,18 @@ class OracleError(RuntimeError):
 
 
 def _oracle(case: Case, base: torch.nn.Module, inputs: Inputs, s: RunSettings):
-    """A memoised oracle: torch.nn at :func:`oracle_precision` on the same weights and inputs."""
+    """A memoised oracle: torch.nn at :func:`oracle_precision` on the same weights and inputs
+    (fastrnn's reference where torch.nn has no such layer)."""
     cache: dict = {}
+    provider = BASELINE if case.torch_equivalent else "reference"
 
     def compute() -> tuple[str, dict[str, Tensor]]:
         if not cache:
             device, dtype = oracle_precision(case, s.device)
-            name = f"{BASELINE} {str(dtype).removeprefix('torch.')} {device.type}"
+            name = f"{provider} {str(dtype).removeprefix('torch.')} {device.type}"
             guard = _exact_float32() if device.type == "cuda" else contextlib.nullcontext()
             try:
-                module = build_module(case, BASELINE, base, device, dtype)
+                module = build_module(case, provider, base, device, dtype)
                 with guard:
                     got = MODE_BUILDERS[case.mode](case, module, inputs.to(device, dtype))()
                 cache["value"] = name, {k: v.detach() for k, v in got.items()}

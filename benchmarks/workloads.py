@@ -42,7 +42,7 @@ Run = Callable[[], dict[str, Tensor]]
 ProviderFactory = Callable[[Case, nn.Module], nn.Module]
 ModeBuilder = Callable[[Case, nn.Module, "Inputs"], Run]
 
-_CLASSES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+_CLASSES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "slstm": "SLSTM"}
 LABELS = {
     "torch": "torch.nn",
     "triton": "fastrnn triton",
@@ -89,8 +89,14 @@ def make_inputs(case: Case, generator: torch.Generator) -> Inputs:
         lengths[0] = case.T
         rows = int(lengths.sum())
     out = case.proj or case.H
-    h0 = randn(case.layers * dirs, case.B, out)
-    hx = (h0, randn(case.layers * dirs, case.B, case.H)) if case.cell == "lstm" else h0
+    rows_l = case.layers * dirs
+    h0 = randn(rows_l, case.B, out)
+    hx: Tensor | tuple[Tensor, ...] = h0
+    if case.cell == "lstm":
+        hx = (h0, randn(rows_l, case.B, case.H))
+    elif case.cell == "slstm":  # a normaliser n >= 1, as the recurrence keeps it
+        hx = (h0, randn(rows_l, case.B, case.H), 1 + randn(rows_l, case.B, case.H).abs(),
+              randn(rows_l, case.B, case.H))
     grad = randn(rows, dirs * out)
     if not case.packed:
         grad = grad.view(case.T, case.B, dirs * out)
@@ -98,13 +104,24 @@ def make_inputs(case: Case, generator: torch.Generator) -> Inputs:
 
 
 def torch_module(case: Case) -> nn.Module:
-    """The ``torch.nn`` module of ``case`` (float32, CPU, default initialisation)."""
-    cls = getattr(nn, _CLASSES[case.cell])
+    """The ``torch.nn`` module of ``case`` (float32, CPU, default initialisation) whose weights
+    every provider loads; for a layer torch.nn does not have (sLSTM, heads), fastrnn's on the
+    reference backend."""
     extra = {"proj_size": case.proj} if case.proj else {}
+    if not case.torch_equivalent:
+        import fastrnn
+
+        cls = getattr(fastrnn, _CLASSES[case.cell])
+        return cls(case.I, case.H, num_layers=case.layers, bidirectional=case.bidirectional,
+                   num_heads=case.heads, backend="reference")
+    cls = getattr(nn, _CLASSES[case.cell])
     return cls(case.I, case.H, num_layers=case.layers, bidirectional=case.bidirectional, **extra)
 
 
 def _torch_provider(case: Case, base: nn.Module) -> nn.Module:
+    if not case.torch_equivalent:
+        what = "sLSTM" if case.cell == "slstm" else "multi-head"
+        raise ProviderUnavailable(f"torch.nn has no {what} layer")
     return copy.deepcopy(base)
 
 
@@ -117,6 +134,8 @@ def _fastrnn_provider(backend: str) -> ProviderFactory:
         cls = getattr(fastrnn, _CLASSES[case.cell], None)
         if cls is None:
             raise ProviderUnavailable(f"fastrnn has no {_CLASSES[case.cell]}")
+        if backend == "native" and case.cell == "slstm":
+            raise ProviderUnavailable("torch.nn has no sLSTM: the native backend cannot run it")
         module = cls(
             case.I,
             case.H,
@@ -124,6 +143,7 @@ def _fastrnn_provider(backend: str) -> ProviderFactory:
             bidirectional=case.bidirectional,
             backend=backend,
             **({"proj_size": case.proj} if case.proj else {}),
+            **({"num_heads": case.heads} if case.heads > 1 else {}),
         )
         module.load_state_dict(base.state_dict())
         return module
@@ -250,10 +270,8 @@ def _module_input(
 def _named(out: tuple) -> dict[str, Tensor]:
     y, state = out
     named = {"y": y.data if isinstance(y, PackedSequence) else y}
-    if isinstance(state, tuple):
-        named.update(h_n=state[0], c_n=state[1])
-    else:
-        named["h_n"] = state
+    states = state if isinstance(state, tuple) else (state,)
+    named.update(zip(("h_n", "c_n", "n_n", "m_n"), states))
     return named
 
 

@@ -452,12 +452,13 @@ def test_best_baseline_is_the_fastest_eager_or_graphed_in_either_half_dtype():
     assert rows[7]["best_baseline"] == "torch float32" and rows[7]["vs_best"] == 4.0
     assert rows[8]["best_baseline"] is None and rows[8]["vs_best"] is None  # no baseline timed
     assert rows[9]["best_baseline"] == "torch float16" and rows[9]["vs_best"] is None  # noisy
+    assert "flashrnn-cuda" in report.BASELINES  # FlashRNN is a baseline too
     doc = {"suite": "baselines", "env": envinfo.environment(torch.device("cpu")),
            "results": rows, "complete": True}
     text = report.markdown(doc)
     assert "## Against the best baseline" in text
-    assert "bfloat16 L=1 | fwd_bwd | torch.nn float16 | 2.000 | 2.00x | - |" in text
-    assert "float16 L=1 | fwd_bwd | torch.nn float16 | 2.000 | 0.50x | - |" in text
+    assert "bfloat16 L=1 | fwd_bwd | torch.nn float16 | 2.000 | 2.00x |" in text
+    assert "float16 L=1 | fwd_bwd | torch.nn float16 | 2.000 | 0.50x |" in text
     assert "torch.nn graphed" in text and "FlashRNN cuda" in text
 
 
@@ -656,3 +657,27 @@ def test_readme_performance_section_is_generated_from_the_committed_results():
     text = path.read_text()
     current = text.split(readme.START, 1)[1].split("\n", 1)[1].split(readme.END, 1)[0]
     assert current == readme.section_for([REPO_ROOT / f for f in files])
+
+
+def test_heads_suite_checks_flashrnn_and_sLSTM_against_the_reference():
+    """Multi-head and sLSTM cases (no torch.nn layer): the oracle is fastrnn's reference,
+    torch.nn is unavailable with the reason, FlashRNN's vanilla backend passes, and the suite
+    is FlashRNN's headline settings."""
+    pytest.importorskip("flashrnn")
+    s = runner.RunSettings(timing=TINY)
+    for case in (Case("slstm", 5, 3, 4, 8, heads=2), Case("lstm", 5, 3, 4, 8, heads=4,
+                                                          mode="forward")):
+        by = {r["provider"]: r for r in runner.run_case(
+            case, [BASELINE, "reference", "native", "flashrnn-vanilla"], s)}
+        assert by[BASELINE]["status"] == "unavailable" and "torch.nn has no" in by[BASELINE][
+            "message"]
+        assert by["reference"]["oracle"] == "reference float64 cpu"
+        assert by["flashrnn-vanilla"]["status"] == "ok" and by["flashrnn-vanilla"]["err_ratio"] <= 1
+        assert by["native"]["status"] == ("unavailable" if case.cell == "slstm" else "ok")
+    cases = suite_cases("heads")
+    assert {(c.cell, c.heads) for c in cases} == {(c, n) for c in ("lstm", "slstm")
+                                                 for n in (1, 2, 4, 12)}
+    assert all(c.T == 1024 and c.B == 16 and c.H == 768 and c.dtype == "bfloat16" for c in cases)
+    assert Case("lstm", 5, 3, 4, 8, heads=4).key.endswith("N=4 fwd_bwd")
+    with pytest.raises(ValueError, match="heads must divide H"):
+        Case("lstm", 5, 3, 4, 8, heads=3)

@@ -187,7 +187,7 @@ def test_flashrnn_conversion_round_trip():
     with pytest.raises(ValueError, match="FlashRNN has no RNN_RELU cell"):
         fastrnn.to_flashrnn(fastrnn.RNN(3, 4, nonlinearity="relu"))
     with pytest.raises(ValueError, match="function must be one of"):
-        fastrnn.from_flashrnn(args["W"], args["R"], args["b"], "slstm")
+        fastrnn.from_flashrnn(args["W"], args["R"], args["b"], "mlstm")
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])

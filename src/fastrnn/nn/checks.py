@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from fastrnn.ops.functional import num_states
+
 
 class TorchChecks:
     """``check_input``, ``check_forward_args`` and the state sizes, as torch.nn.RNNBase."""
@@ -46,8 +48,7 @@ class TorchChecks:
         rows = self.num_layers * (2 if self.bidirectional else 1)
         out = self.proj_size if self.proj_size > 0 else self.hidden_size
         sizes = [(rows, batch, out)]
-        if self.mode == "LSTM":
-            sizes.append((rows, batch, self.hidden_size))
+        sizes += [(rows, batch, self.hidden_size)] * (num_states(self.mode) - 1)
         return sizes
 
     def check_forward_args(
@@ -56,7 +57,7 @@ class TorchChecks:
         self.check_input(input, batch_sizes)
         for i, (h, size) in enumerate(zip(hx, self._state_sizes(input, batch_sizes))):
             if h.size() != size:
-                label = f"hidden[{i}] size" if self.mode == "LSTM" else "hidden size"
+                label = f"hidden[{i}] size" if num_states(self.mode) > 1 else "hidden size"
                 raise RuntimeError(f"Expected {label} {size}, got {list(h.size())}")
 
     def _prepare_state(
@@ -64,20 +65,25 @@ class TorchChecks:
     ) -> tuple[Tensor, ...]:
         if hx is None:
             sizes = self._state_sizes(input, batch_sizes)
-            if self.mode != "LSTM":  # torch.nn sizes the default state by hidden_size
+            if num_states(self.mode) == 1:  # torch.nn sizes the default state by hidden_size
                 sizes = [(sizes[0][0], sizes[0][1], self.hidden_size)]
             return tuple(torch.zeros(s, dtype=input.dtype, device=input.device) for s in sizes)
+        count = num_states(self.mode)
         if batch_sizes is not None:
-            return tuple(hx) if self.mode == "LSTM" else (hx,)
+            return tuple(hx) if count > 1 else (hx,)
         want = 3 if is_batched else 2
-        if self.mode == "LSTM":
-            if hx[0].dim() != want or hx[1].dim() != want:
+        if count > 1:
+            if count > 2 and (not isinstance(hx, tuple | list) or len(hx) != count):
+                raise RuntimeError(f"{type(self).__name__} expects hx as a tuple of {count} "
+                                   f"tensors, got {type(hx).__name__}")
+            if any(h.dim() != want for h in hx):
                 kind = "batched 3-D" if is_batched else "unbatched 2-D"
+                names = "hx and cx" if count == 2 else "every tensor of hx"
+                dims = ", ".join(f"{h.dim()}-D" for h in hx)
                 raise RuntimeError(
-                    f"For {kind} input, hx and cx should also be {want}-D but got "
-                    f"({hx[0].dim()}-D, {hx[1].dim()}-D) tensors"
+                    f"For {kind} input, {names} should also be {want}-D but got ({dims}) tensors"
                 )
-            state = (hx[0], hx[1])
+            state = tuple(hx)
         else:
             if hx.dim() != want:
                 kind = "batched 3-D" if is_batched else "unbatched 2-D"

@@ -12,6 +12,8 @@ n, so ``R`` is ``weight_hh`` reshaped, up to the gate order:
   ``(b_hn, b_ir + b_hr, b_iz + b_hz, b_in)``, FlashRNN's
   ``h' = z h + (1 - z) tanh(Wx_n + b_in + r (R_n h + b_hn))``, torch's GRU.
 - RNN (FlashRNN's ``elman``, tanh only): ``b = b_ih + b_hh``.
+- sLSTM: gates i, f, z, o in both; ``b = b_ih + b_hh``; from a zero state the same function
+  (FlashRNN floors n at 1, which fastrnn's stabiliser rule never goes below).
 """
 
 from __future__ import annotations
@@ -22,17 +24,18 @@ import torch
 from torch import Tensor
 
 from fastrnn.nn.rnn import GRU, LSTM, RNN, RNNBase
+from fastrnn.nn.slstm import SLSTM
 
 __all__ = ["from_flashrnn", "to_flashrnn"]
 
-_FUNCTIONS = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "elman"}
-_CLASSES = {"lstm": LSTM, "gru": GRU, "elman": RNN}
+_FUNCTIONS = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "elman", "SLSTM": "slstm"}
+_CLASSES = {"lstm": LSTM, "gru": GRU, "elman": RNN, "slstm": SLSTM}
 _GRU_R = [2, 0, 1]  # FlashRNN's recurrent gates (n, r, z) from torch's (r, z, n)
 _GRU_BACK = [1, 2, 0]
 
 
 def to_flashrnn(module: RNNBase, layer: int = 0, direction: int = 0) -> dict[str, Any]:
-    """One layer and direction of a fastrnn ``LSTM``/``GRU``/``RNN`` (tanh) as FlashRNN's
+    """One layer and direction of a fastrnn ``LSTM``/``GRU``/``RNN`` (tanh)/``SLSTM`` as FlashRNN's
     arguments: ``{"function", "W": (G*H, I), "R": (G_r, N, D, D), "b": (G_b, N, D)}``, where
     ``Wx = (x @ W.T).view(B, T, G, N, D)`` is FlashRNN's input (detached copies)."""
     if module.mode not in _FUNCTIONS:
@@ -62,7 +65,7 @@ def to_flashrnn(module: RNNBase, layer: int = 0, direction: int = 0) -> dict[str
 def from_flashrnn(W: Tensor, R: Tensor, b: Tensor, function: str = "lstm",
                   **kwargs: Any) -> RNNBase:
     """A one-layer fastrnn module computing FlashRNN's ``function`` (``"lstm"``, ``"gru"``,
-    ``"elman"``) with input weights ``W: (G*H, I)``, ``R: (G_r, N, D, D)`` and
+    ``"elman"``, ``"slstm"``) with input weights ``W: (G*H, I)``, ``R: (G_r, N, D, D)`` and
     ``b: (G_b, N, D)`` (see the module docstring): ``num_heads = N``, FlashRNN's bias in
     ``bias_ih`` (GRU's ``b_hn`` in ``bias_hh``). ``kwargs`` go to the constructor
     (``batch_first=True`` for FlashRNN's ``(B, T, ...)`` layout, ``backend``, ...)."""

@@ -31,6 +31,7 @@ from fastrnn.ops.autocast import NATIVE_LAYERS as _NATIVE
 from fastrnn.ops.autocast import result_dtypes
 from fastrnn.ops.backend import validate_backend, warn_once
 from fastrnn.ops.dispatch import resolve_backend
+from fastrnn.ops.functional import num_states
 
 __all__ = ["GRU", "LSTM", "RNN", "RNNBase"]
 
@@ -148,7 +149,7 @@ class RNNBase(TorchChecks, BackendModule):
         """Lay the weights out in one cuDNN buffer (CUDA + cuDNN only; otherwise a no-op)."""
         weights = self._flat_weights
         first = weights[0]
-        if self.num_heads > 1 or not all(
+        if self.num_heads > 1 or self.mode not in _NATIVE or not all(
             w.dtype == first.dtype and w.is_cuda and torch.backends.cudnn.is_acceptable(w)
             for w in weights
         ) or len({w.data_ptr() for w in weights}) != len(weights):
@@ -231,8 +232,9 @@ class RNNBase(TorchChecks, BackendModule):
             proj_size=self.proj_size, lengths=lengths, backend=backend, check=False,
             **self._functional_options(),
         )
-        dtypes = result_dtypes(self.mode, cell=False, input=input, weight=weights[0],
-                               states=hx, proj=self.proj_size > 0, packed=lengths is not None)
+        dtypes = None if self.mode not in _NATIVE else result_dtypes(
+            self.mode, cell=False, input=input, weight=weights[0], states=hx,
+            proj=self.proj_size > 0, packed=lengths is not None)
         if dtypes is not None:  # torch.nn's dtypes under autocast
             output = output.to(dtypes[0])
             states = tuple(s.to(d) for s, d in zip(states, dtypes[1:]))
@@ -321,7 +323,7 @@ class RNNBase(TorchChecks, BackendModule):
     def _forward(self, input: Any, hx: Any, lengths: Any) -> tuple[Any, Any]:
         if lengths is not None:
             return self._forward_lengths(input, hx, lengths)
-        is_lstm = self.mode == "LSTM"
+        is_lstm = num_states(self.mode) > 1  # states as a tuple (LSTM, sLSTM)
         name = {"LSTM": "LSTM", "GRU": "GRU"}.get(self.mode, "RNN")
         packed = isinstance(input, PackedSequence)
         sorted_indices = unsorted_indices = batch_sizes = None

@@ -21,11 +21,12 @@ from fastrnn.ops.backend import BackendUnavailableError
 
 __all__ = [
     "MODES", "LayerNormConfig", "call_recurrence", "check_tensors", "input_projection",
-    "num_gates", "recurrence", "rnn", "rnn_cell", "scalar_name", "zoneout_keep",
+    "num_gates", "num_states", "recurrence", "rnn", "rnn_cell", "scalar_name", "zoneout_keep",
 ]
 
-MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
-_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU", "SLSTM")
+_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1, "SLSTM": 4}
+_STATES = {"LSTM": 2, "GRU": 1, "RNN_TANH": 1, "RNN_RELU": 1, "SLSTM": 4}
 
 
 class LayerNormConfig(NamedTuple):
@@ -45,8 +46,13 @@ class LayerNormConfig(NamedTuple):
 
 
 def num_gates(mode: str) -> int:
-    """Gate count of a cell: 4 (LSTM), 3 (GRU) or 1 (RNN)."""
+    """Gate count of a cell: 4 (LSTM, sLSTM), 3 (GRU) or 1 (RNN)."""
     return _GATES[mode]
+
+
+def num_states(mode: str) -> int:
+    """States a cell carries: 1 (h: GRU, RNN), 2 (h, c: LSTM), 4 (h, c, n, m: sLSTM)."""
+    return _STATES[mode]
 
 
 def _fold_bias(
@@ -151,7 +157,8 @@ def recurrence(
     for name in extra:
         if backend != "reference":
             raise ValueError(f"{name} runs on the reference backend, not {backend!r}")
-    if backend == "reference" and not extra and torch.compiler.is_compiling():
+    if (backend == "reference" and not extra and mode != "SLSTM"
+            and torch.compiler.is_compiling()):
         from fastrnn.ops import opaque
 
         return opaque.recurrence(mode, gx, w_hh, list(state), b_hn, w_hr, lengths, reverse)
@@ -171,6 +178,9 @@ def call_recurrence(impl: object, mode: str, gx: Tensor, w_hh: Tensor, state: Se
     if mode == "GRU":
         y, h = impl.gru_recurrence(gx, w_hh, b_hn, state[0], lengths, reverse, **extra)
         return y, (h,)
+    if mode == "SLSTM":
+        y, *finals = impl.slstm_recurrence(gx, w_hh, *state, lengths, reverse, **extra)
+        return y, tuple(finals)
     act = "tanh" if mode == "RNN_TANH" else "relu"
     y, h = impl.rnn_recurrence(gx, w_hh, state[0], act, lengths, reverse, **extra)
     return y, (h,)

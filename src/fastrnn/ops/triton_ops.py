@@ -89,6 +89,8 @@ def unsupported_reason(
         )
     if dtype not in DTYPES:
         return f"dtype {dtype} (fused kernels take float32, float16, bfloat16)"
+    if mode not in common.CELLS:
+        return f"no fused kernel for {mode} yet"
     gate_width = common.GATES[common.CELLS[mode]] * hidden_size
     out = proj_size or hidden_size
     if 2 * 2 * batch_size * max(gate_width, out) > _INT32_MAX:

@@ -10,7 +10,8 @@ from fastrnn.reference.recurrence import (
     layer_norm,
     lstm_recurrence,
     rnn_recurrence,
+    slstm_recurrence,
 )
 
 __all__ = ["CELL_NORMS", "RecurrentNorm", "gru_recurrence", "layer_norm", "lstm_recurrence",
-           "rnn_recurrence"]
+           "rnn_recurrence", "slstm_recurrence"]

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["CELL_NORMS", "RecurrentNorm", "gru_recurrence", "layer_norm", "lstm_recurrence",
-           "rnn_recurrence"]
+           "rnn_recurrence", "slstm_recurrence"]
 
 CELL_NORMS = ("output", "state", None)
 
@@ -216,3 +216,42 @@ def rnn_recurrence(
 
     y, (h_n,) = _scan(step, gx, (h0,), lengths, reverse, zoneout)
     return y.to(dtype), h_n.to(dtype)
+
+
+def slstm_recurrence(
+    gx: Tensor,
+    w_hh: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    n0: Tensor,
+    m0: Tensor,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """sLSTM recurrence (xLSTM, Beck et al. 2024, eqs. 8-17; gate order i, f, z, o), with the
+    stabiliser state m of the exponential input gate::
+
+        i~, f~, z~, o~ = gx + h W_hh^T
+        m' = i~ where n == 0 (the first step from a zero state), else max(log sigmoid(f~) + m, i~)
+        i = exp(i~ - m'),   f = exp(log sigmoid(f~) + m - m')
+        c' = f c + i tanh(z~),   n' = f n + i,   h' = sigmoid(o~) c' / n'
+
+    gx: (T, B, 4H) = x W_ih^T + b_ih + b_hh; w_hh: (4H, H); h0, c0, n0, m0: (B, H).
+    Returns y: (T, B, H), h_n, c_n, n_n, m_n: (B, H).
+    """
+    dtype = gx.dtype
+    gx, w_hh, h0, c0, n0, m0 = _cast((gx, w_hh, h0, c0, n0, m0), _compute_dtype(dtype))
+
+    def step(g: Tensor, state: State) -> tuple[State, Tensor]:
+        h, c, n, m = state
+        i, f, z, o = (g + h @ w_hh.t()).chunk(4, dim=1)
+        log_f = F.logsigmoid(f) + m
+        m_new = torch.where(n == 0, i, torch.maximum(log_f, i))
+        i_gate, f_gate = torch.exp(i - m_new), torch.exp(log_f - m_new)
+        c = f_gate * c + i_gate * torch.tanh(z)
+        n = f_gate * n + i_gate
+        h = torch.sigmoid(o) * c / n
+        return (h, c, n, m_new), h
+
+    y, finals = _scan(step, gx, (h0, c0, n0, m0), lengths, reverse)
+    return (y.to(dtype), *(s.to(dtype) for s in finals))  # type: ignore[return-value]
