@@ -8,13 +8,14 @@
 # quick.csv and quick.md (the plots are left to `python -m benchmarks report`). The GPU tests
 # run in TEST_JOBS processes (default 8), capped at TEST_CAP seconds (default 120), the accuracy
 # table (benchmarks/accuracy.py) at ACC_CAP (default 60), the floors (benchmarks/floors.py) at
-# FLOORS_CAP (default 40), the suite at SUITE_CAP seconds (default 300: three interleaved rounds
-# of at least 30 calls and 1 s per measurement), so the whole check ends within about 9.5
+# FLOORS_CAP (default 40), the suite at SUITE_CAP seconds (default 240: three interleaved rounds
+# of at least 30 calls and 1 s per measurement), so the whole check ends within about 8.5
 # minutes; a suite cut short still writes the cases it finished. Off by default, each with its
 # cap: the launch-configuration sweep (SWEEP_CAP, e.g. 90; SWEEP_POINTS lists its points), the
 # cells group (CELLS_CAP), the baselines suite (BASELINES_CAP: graphed, fp16, FlashRNN), the
-# heads suite (HEADS_CAP) and the LayerNorm group (LAYERNORM_CAP). The results table is printed last. SUITE=NAME runs another
-# suite (SUITE=smoke ACC_CAP=0 FLOORS_CAP=0 is a dry run of this script without a GPU).
+# heads suite (HEADS_CAP) and the LayerNorm group (LAYERNORM_CAP). The results table is
+# printed last. SUITE=NAME runs another suite (SUITE=smoke ACC_CAP=0 FLOORS_CAP=0 is a dry run
+# of this script without a GPU).
 set -uo pipefail
 
 [ $# -eq 1 ] || { echo "usage: bash benchmarks/gpu_check.sh OUTDIR" >&2; exit 2; }
@@ -104,8 +105,8 @@ if [ "${FLOORS_CAP:-40}" -gt 0 ]; then  # before the suites: their reports divid
   timeout -k 10 "${FLOORS_CAP:-40}" "$py" -m benchmarks.floors --out "$out" 2>&1 | tee -a "$log"
 fi
 
-say "$suite suite (cap ${SUITE_CAP:-300}s)"
-timeout -k 20 "${SUITE_CAP:-300}" "$py" -m benchmarks run --suite "$suite" --out "$out" --no-plot 2>&1 |
+say "$suite suite (cap ${SUITE_CAP:-240}s)"
+timeout -k 20 "${SUITE_CAP:-240}" "$py" -m benchmarks run --suite "$suite" --out "$out" --no-plot 2>&1 |
   tee -a "$log"
 rc=${PIPESTATUS[0]}
 if [ "$rc" -ne 0 ]; then
