@@ -388,3 +388,41 @@ def test_decode_loop_replayed_from_a_cuda_graph():
             static_x.copy_(fresh)
             graph.replay()
             assert_close(static_out, decode(fresh, h0, c0), torch.float32)
+
+
+@pytest.mark.parametrize("cell,H", [("LSTM", 32), ("LSTM", 512), ("GRU", 768), ("RNN", 1024)])
+def test_layers_replayed_from_a_cuda_graph(cell, H):
+    """Whole layers on the triton backend (resident, and split behind the grid barrier, whose
+    counter is zeroed on the device each call) captured in a CUDA graph, inference and
+    forward+backward (autograd.grad inside the capture, torch's whole-network recipe): every
+    replay with new input equals the eager call."""
+    torch.manual_seed(0)
+    layer = getattr(fastrnn, cell)(16, H, backend="triton").to(CUDA, torch.bfloat16)
+    x = torch.randn(64, 16, 16, device=CUDA, dtype=torch.bfloat16, requires_grad=True)
+    grad = torch.randn(64, 16, H, device=CUDA, dtype=torch.bfloat16)
+    params = list(layer.parameters())
+
+    def train():
+        out = layer(x)[0]
+        return (out, *torch.autograd.grad(out, [x, *params], grad))
+
+    def infer():
+        with torch.no_grad():
+            return (layer(x)[0],)
+
+    for run in (infer, train):
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                run()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static = run()
+        for _ in range(2):
+            with torch.no_grad():
+                x.copy_(torch.randn_like(x))
+            graph.replay()
+            for got, want in zip(static, run()):
+                assert_close(got, want, torch.bfloat16, scaled=True)
