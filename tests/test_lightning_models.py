@@ -333,3 +333,22 @@ def test_layernorm_cells_in_the_encoder():
         2, 6, 10)
     with pytest.raises(ValueError, match="torch.nn has no layernorm_lstm cell"):
         RecurrentEncoder(3, cell="layernorm_lstm", backend="torch")
+
+
+def test_slstm_cell_and_heads_in_the_models():
+    """cell: slstm builds fastrnn.SLSTM; num_heads reaches the layers; a classifier trains a
+    step on them."""
+    from fastrnn.lightning import SequenceClassifier
+    from fastrnn.lightning.layers import RecurrentEncoder
+
+    enc = RecurrentEncoder(3, cell="slstm", hidden_size=8, num_heads=2, num_layers=2)
+    assert type(enc.rnn).__name__ == "SLSTM" and enc.rnn.num_heads == 2
+    assert enc(torch.randn(2, 5, 3), torch.tensor([5, 3])).shape == (2, 5, 8)
+    with pytest.raises(ValueError, match="num_heads need fastrnn's modules"):
+        RecurrentEncoder(3, cell="lstm", hidden_size=8, num_heads=2, backend="torch")
+    model = SequenceClassifier(input_size=3, num_classes=2, cell="gru", hidden_size=8,
+                               num_heads=4)
+    assert model.encoder.rnn.num_heads == 4 and model.encoder.rnn.weight_hh_l0.shape == (24, 2)
+    logits = model(torch.randn(4, 6, 3))
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 0, 1])).backward()
+    assert model.encoder.rnn.weight_hh_l0.grad is not None

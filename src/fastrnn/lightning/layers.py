@@ -14,16 +14,16 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from fastrnn import BACKENDS as FASTRNN_BACKENDS
-from fastrnn.nn import GRU, LSTM, RNN, LayerNormGRU, LayerNormLSTM
+from fastrnn.nn import GRU, LSTM, RNN, SLSTM, LayerNormGRU, LayerNormLSTM
 
 __all__ = ["CELLS", "BACKENDS", "POOLINGS", "RecurrentEncoder", "TemporalPooling", "make_rnn"]
 
-CELLS = ("rnn", "lstm", "gru", "layernorm_lstm", "layernorm_gru")
+CELLS = ("rnn", "lstm", "gru", "layernorm_lstm", "layernorm_gru", "slstm")
 BACKENDS = (*FASTRNN_BACKENDS, "torch")
 POOLINGS = ("last", "mean", "attention")
 
 _FASTRNN = {"rnn": RNN, "lstm": LSTM, "gru": GRU, "layernorm_lstm": LayerNormLSTM,
-            "layernorm_gru": LayerNormGRU}
+            "layernorm_gru": LayerNormGRU, "slstm": SLSTM}
 _TORCH = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
@@ -59,7 +59,8 @@ class RecurrentEncoder(nn.Module):
     given by ``lengths: (B,)``; they are packed, so padding never enters the recurrence, and
     outputs past each length are zero. With ``residual`` each layer whose input width is ``D``
     adds its input to its output; with ``layer_norm`` a ``LayerNorm(D)`` follows each layer.
-    ``zoneout`` and ``dropconnect``: the fastrnn modules' keywords (recurrent regularisers).
+    ``zoneout`` and ``dropconnect``: the fastrnn modules' keywords (recurrent regularisers);
+    ``num_heads``: their block-diagonal recurrence. ``cell="slstm"`` is :class:`fastrnn.SLSTM`.
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class RecurrentEncoder(nn.Module):
         backend: str | None = None,
         zoneout: float = 0.0,
         dropconnect: float = 0.0,
+        num_heads: int = 1,
     ) -> None:
         super().__init__()
         _check_positive("input_size", input_size)
@@ -92,11 +94,14 @@ class RecurrentEncoder(nn.Module):
         self.residual = residual
         common: dict = dict(hidden_size=hidden_size, batch_first=True,
                             bidirectional=bidirectional)
-        if zoneout or dropconnect:
+        extra: dict = {k: v for k, v, off in (("zoneout", zoneout, 0.0),
+                                              ("dropconnect", dropconnect, 0.0),
+                                              ("num_heads", num_heads, 1)) if v != off}
+        if extra:
             if backend == "torch":
-                raise ValueError("zoneout and dropconnect need fastrnn's modules, not "
+                raise ValueError(f"{', '.join(extra)} need fastrnn's modules, not "
                                  "backend='torch'")
-            common.update(zoneout=zoneout, dropconnect=dropconnect)
+            common.update(extra)
         if not self.stacked:
             self.rnn = make_rnn(
                 cell,

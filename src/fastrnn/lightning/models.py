@@ -107,6 +107,7 @@ class _SequenceModule(pl.LightningModule):
             backend=hp.backend,
             zoneout=hp.get("zoneout", 0.0),
             dropconnect=hp.get("dropconnect", 0.0),
+            num_heads=hp.get("num_heads", 1),
         )
         D = self.encoder.output_size
         self.pool = TemporalPooling(hp.pooling, D, hp.bidirectional)
@@ -236,8 +237,9 @@ class SequenceClassifier(_SequenceModule):
     Args:
         input_size: features per step (``None``: from the datamodule).
         num_classes: number of classes (``None``: from the datamodule).
-        cell: ``"rnn"``, ``"lstm"``, ``"gru"``, ``"layernorm_lstm"`` or ``"layernorm_gru"``
-            (:class:`fastrnn.LayerNormLSTM` / :class:`fastrnn.LayerNormGRU`).
+        cell: ``"rnn"``, ``"lstm"``, ``"gru"``, ``"layernorm_lstm"``, ``"layernorm_gru"``
+            (:class:`fastrnn.LayerNormLSTM` / :class:`fastrnn.LayerNormGRU`) or ``"slstm"``
+            (:class:`fastrnn.SLSTM`).
         hidden_size, num_layers, bidirectional, dropout: as in ``torch.nn.LSTM``; ``dropout``
             also applies before the output layer.
         pooling: ``"last"``, ``"mean"`` or ``"attention"`` over valid time steps.
@@ -248,6 +250,7 @@ class SequenceClassifier(_SequenceModule):
         scheduler: ``None``, ``"cosine"`` (per step, to the end of training) or ``"plateau"``
             (halve the lr when ``val_loss`` stalls).
         zoneout, dropconnect: the recurrent layers' regularisers (see :class:`fastrnn.LSTM`).
+        num_heads: heads of a block-diagonal recurrence (``num_heads`` of the fastrnn layers).
     """
 
     _data_sizes = ("input_size", "num_classes")
@@ -270,6 +273,7 @@ class SequenceClassifier(_SequenceModule):
         scheduler: str | None = None,
         zoneout: float = 0.0,
         dropconnect: float = 0.0,
+        num_heads: int = 1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -344,6 +348,7 @@ class SequenceForecaster(_SequenceModule):
         known_size: int | None = None,
         zoneout: float = 0.0,
         dropconnect: float = 0.0,
+        num_heads: int = 1,
     ) -> None:
         super().__init__()
         if known_size is None and None not in (input_size, horizon, output_size):
