@@ -39,22 +39,30 @@ def plot_speedups(records: Sequence[dict], out_dir: Path, stem: str) -> list[Pat
             by_mode[rec["mode"]][_group(rec)].append(rec)
     paths = []
     for mode, groups in by_mode.items():
-        ncols = min(3, len(groups))
-        nrows = math.ceil(len(groups) / ncols)
-        fig, axes = plt.subplots(
-            nrows, ncols, figsize=(5 * ncols, 3.6 * nrows), squeeze=False, constrained_layout=True
-        )
+        fig, axes = _panels(plt, len(groups), 5.0, 3.6)
         for ax, (group, recs) in zip(axes.flat, sorted(groups.items()), strict=False):
             _draw(ax, recs)
             ax.set_title(group, fontsize=9)
-        for ax in list(axes.flat)[len(groups) :]:
-            ax.set_visible(False)
         fig.suptitle(f"{mode}: speedup over {LABELS.get(BASELINE, BASELINE)} (higher is faster)")
-        path = out_dir / f"{stem}-{mode}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(plt, fig, out_dir / f"{stem}-{mode}.png"))
     return paths
+
+
+def _panels(plt, count: int, width: float, height: float):  # noqa: ANN001, ANN202 - matplotlib
+    """A figure of ``count`` subplots, three to a row, the unused ones hidden."""
+    ncols = min(3, count)
+    nrows = math.ceil(count / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
+                             squeeze=False, constrained_layout=True)
+    for ax in list(axes.flat)[count:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def _save(plt, fig, path: Path) -> Path:  # noqa: ANN001 - matplotlib
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _draw(ax, recs: list[dict]) -> None:  # noqa: ANN001 - a matplotlib Axes
@@ -106,10 +114,7 @@ def plot_heatmaps(records: Sequence[dict], out_dir: Path, stem: str) -> list[Pat
             panels[rec["mode"]][name][(rec["B"], rec["H"])] = rec["vs_best"]
     paths = []
     for mode, groups in panels.items():
-        ncols = min(3, len(groups))
-        nrows = math.ceil(len(groups) / ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows),
-                                 squeeze=False, constrained_layout=True)
+        fig, axes = _panels(plt, len(groups), 4.6, 3.4)
         norm = LogNorm(vmin=0.25, vmax=4.0)
         image = None
         for ax, (name, cells) in zip(axes.flat, sorted(groups.items()), strict=False):
@@ -126,13 +131,8 @@ def plot_heatmaps(records: Sequence[dict], out_dir: Path, stem: str) -> list[Pat
             ax.set_xlabel("hidden size H")
             ax.set_ylabel("batch B")
             ax.set_title(name, fontsize=9)
-        for ax in list(axes.flat)[len(groups):]:
-            ax.set_visible(False)
         if image is not None:
             fig.colorbar(image, ax=axes, shrink=0.8, label="× the best baseline")
         fig.suptitle(f"{mode}: fastrnn triton against the best baseline (above 1 is a win)")
-        path = out_dir / f"{stem}-heatmap-{mode}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(plt, fig, out_dir / f"{stem}-heatmap-{mode}.png"))
     return paths

@@ -69,15 +69,9 @@ def _tf32(allow: bool | None) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-@contextlib.contextmanager
-def _exact_float32() -> Iterator[None]:
+def _exact_float32() -> contextlib.AbstractContextManager[None]:
     """Switch off TF32 in cuBLAS and cuDNN so a float32 oracle really is float32."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    return _tf32(False)
 
 
 def compare_outputs(

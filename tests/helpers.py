@@ -116,3 +116,35 @@ def compare_configuration(config: dict, *, backend: str, dtype) -> None:
                       backend=backend, dtype=dtype, **kw)
     compare_with_torch(ref, ours, T=c["T"], B=c["B"], kind=c["kind"], dtype=dtype,
                        with_state=c["with_state"])
+
+
+def by_hand(module, x, states, lengths, step):
+    """An independent oracle for a stack: every sequence alone over its own length, every layer
+    and direction stepped in Python. x: (T, B, I) time-major; ``states``: the initial states
+    ``(L*D, B, *)`` (h first); ``step(suffix, x_t, state) -> state`` runs one step of the layer
+    and direction whose parameter names end in ``suffix`` on one row. Returns the output
+    ``(T, B, D*H)``, zero past each length, and the final states stacked like ``states``."""
+    T, B, _ = x.shape
+    D = 2 if module.bidirectional else 1
+    outs, finals = [], [[] for _ in states]
+    for b in range(B):
+        L = int(lengths[b])
+        seq = x[:L, b:b + 1]
+        last = [[] for _ in states]
+        for layer in range(module.num_layers):
+            per_dir = []
+            for d in range(D):
+                suffix = f"_l{layer}" + ("_reverse" if d else "")
+                state = tuple(s[layer * D + d, b:b + 1] for s in states)
+                ys = [None] * L
+                for t in (range(L - 1, -1, -1) if d else range(L)):
+                    state = step(suffix, seq[t], state)
+                    ys[t] = state[0]
+                per_dir.append(torch.cat(ys))
+                for acc, s in zip(last, state):
+                    acc.append(s)
+            seq = torch.cat(per_dir, 1).unsqueeze(1)
+        outs.append(torch.cat([seq[:, 0], seq.new_zeros(T - L, seq.shape[2])]))
+        for acc, s in zip(finals, last):
+            acc.append(torch.cat(s))
+    return (torch.stack(outs, 1), *(torch.stack(f, 1) for f in finals))

@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 import torch
+from helpers import by_hand
 from tolerances import assert_close
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -49,38 +50,18 @@ def _step(mode, p, sfx, x, h, c, groups, eps, cell_norm):
 
 
 def _oracle(m, x, h0, c0, lengths):
-    """x: (T, B, I) time-major; every sequence run alone over its own length, every layer and
-    direction by hand. Returns output (T, B, D*H) zero-padded, h_n, c_n."""
+    """x: (T, B, I) time-major -> output (T, B, D*H) zero-padded, h_n, c_n (None for GRU)."""
     p = dict(m.named_parameters())
-    T, B, _ = x.shape
-    D = 2 if m.bidirectional else 1
     groups = (4 if m.mode == "LSTM" else 3) if m.per_gate else 1
-    outs, hs, cs = [], [], []
-    for b in range(B):
-        L = int(lengths[b])
-        seq = x[:L, b:b + 1]
-        h_b, c_b = [], []
-        for layer in range(m.num_layers):
-            per_dir = []
-            for d in range(D):
-                sfx = f"_l{layer}" + ("_reverse" if d else "")
-                k = layer * D + d
-                h, c = h0[k, b:b + 1], None if c0 is None else c0[k, b:b + 1]
-                ys = [None] * L
-                for t in (range(L - 1, -1, -1) if d else range(L)):
-                    h, c = _step(m.mode, p, sfx, seq[t], h, c, groups, m.eps,
-                                 getattr(m, "cell_norm", None))
-                    ys[t] = h
-                per_dir.append(torch.cat(ys))
-                h_b.append(h)
-                c_b.append(c)
-            seq = torch.cat(per_dir, 1).unsqueeze(1)
-        outs.append(torch.cat([seq[:, 0], seq.new_zeros(T - L, seq.shape[2])]))
-        hs.append(torch.cat(h_b))
-        cs.append(torch.cat(c_b) if c0 is not None else None)
-    out = torch.stack(outs, 1)
-    h_n = torch.stack(hs, 1)
-    return out, h_n, (torch.stack(cs, 1) if c0 is not None else None)
+    cell_norm = getattr(m, "cell_norm", None)
+
+    def step(sfx, x_t, state):
+        h, c = _step(m.mode, p, sfx, x_t, state[0], state[1] if len(state) > 1 else None,
+                     groups, m.eps, cell_norm)
+        return (h,) if c is None else (h, c)
+
+    out = by_hand(m, x, (h0,) if c0 is None else (h0, c0), lengths, step)
+    return out[0], out[1], (out[2] if c0 is not None else None)
 
 
 def _randomise(m: torch.nn.Module) -> None:

@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 import torch
+from helpers import by_hand
 from tolerances import assert_close
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -41,33 +42,12 @@ def _step(x, state, w_ih, w_hh_blocks, b, N):
 
 def _oracle(m, x, hx, lengths):
     p = dict(m.named_parameters())
-    T, B, _ = x.shape
-    D = 2 if m.bidirectional else 1
-    outs, finals = [], [[] for _ in range(4)]
-    for b in range(B):
-        L = int(lengths[b])
-        seq = x[:L, b:b + 1]
-        per_state = [[] for _ in range(4)]
-        for layer in range(m.num_layers):
-            per_dir = []
-            for d in range(D):
-                sfx = f"_l{layer}" + ("_reverse" if d else "")
-                k = layer * D + d
-                state = tuple(s[k, b:b + 1] for s in hx)
-                bias = p["bias_ih" + sfx] + p["bias_hh" + sfx]
-                ys = [None] * L
-                for t in (range(L - 1, -1, -1) if d else range(L)):
-                    state = _step(seq[t], state, p["weight_ih" + sfx], p["weight_hh" + sfx],
-                                  bias, m.num_heads)
-                    ys[t] = state[0]
-                per_dir.append(torch.cat(ys))
-                for acc, s in zip(per_state, state):
-                    acc.append(s)
-            seq = torch.cat(per_dir, 1).unsqueeze(1)
-        outs.append(torch.cat([seq[:, 0], seq.new_zeros(T - L, seq.shape[2])]))
-        for acc, s in zip(finals, per_state):
-            acc.append(torch.cat(s))
-    return torch.stack(outs, 1), *(torch.stack(f, 1) for f in finals)
+
+    def step(sfx, x_t, state):
+        bias = p["bias_ih" + sfx] + p["bias_hh" + sfx]
+        return _step(x_t, state, p["weight_ih" + sfx], p["weight_hh" + sfx], bias, m.num_heads)
+
+    return by_hand(m, x, hx, lengths, step)
 
 
 def _grads(tensors, leaves):
