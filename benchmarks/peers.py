@@ -40,6 +40,12 @@ def capture(run: Callable[[], dict[str, Tensor]], device: torch.device,
     calling the result replays it and returns the captured outputs, refreshed."""
     if device.type != "cuda":
         raise unavailable("CUDA graphs need a CUDA device")
+    with torch.cuda.device(device):
+        return _capture(run, device)
+
+
+def _capture(run: Callable[[], dict[str, Tensor]],
+             device: torch.device) -> Callable[[], dict[str, Tensor]]:
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(side):
@@ -89,8 +95,10 @@ class FlatTorch(nn.Module):
     refuses it the provider is unavailable with its error.
     """
 
-    def __init__(self, module: nn.Module, unavailable: type[Exception]) -> None:
+    def __init__(self, case: Case, module: nn.Module, unavailable: type[Exception]) -> None:
         super().__init__()
+        if not case.torch_equivalent:
+            raise unavailable("torch.nn has no such layer to flatten")
         if not torch.cuda.is_available() or not torch.backends.cudnn.is_available():
             raise unavailable("flattening cuDNN's weight buffer needs CUDA and cuDNN")
         self.inner, self._unavailable = module, unavailable
@@ -102,12 +110,12 @@ class FlatTorch(nn.Module):
             import torch.backends.cudnn.rnn as cudnn_rnn
 
             try:
-                with torch.no_grad():
+                with torch.cuda.device_of(m._flat_weights[0]), torch.no_grad():
                     torch._cudnn_rnn_flatten_weight(
                         m._flat_weights, (4 if m.bias else 2) + (m.proj_size > 0),
                         m.input_size, cudnn_rnn.get_cudnn_mode(m.mode), m.hidden_size,
                         m.proj_size, m.num_layers, m.batch_first, bool(m.bidirectional))
-            except RuntimeError as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever cuDNN says, the row says it
                 raise self._unavailable(f"cuDNN refuses the flat buffer: {exc}") from exc
         return out
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from benchmarks.cases import BASELINE
 from benchmarks.workloads import LABELS
 
-__all__ = ["plot_heatmaps", "plot_speedups"]
+__all__ = ["heatmap_panels", "plot_heatmaps", "plot_speedups"]
 
 _MARKERS = "osD^v<>px*"
 
@@ -90,6 +90,22 @@ def _draw(ax, recs: list[dict]) -> None:  # noqa: ANN001 - a matplotlib Axes
     ax.legend(fontsize=7)
 
 
+def heatmap_panels(records: Sequence[dict]) -> dict[str, dict[str, dict[tuple[int, int], float]]]:
+    """``mode -> panel name -> (B, H) -> vs_best`` of fastrnn's triton rows in one layer, no
+    variants; a panel per cell, heads, dtype (TF32 setting) and T."""
+    panels: dict[str, dict[str, dict[tuple[int, int], float]]] = defaultdict(
+        lambda: defaultdict(dict))
+    for rec in records:
+        if (rec["provider"] == "triton" and rec.get("vs_best") and rec.get("layers", 1) == 1
+                and not rec.get("bidirectional") and not rec.get("packed")
+                and not rec.get("proj")):
+            tf32 = {True: " tf32", False: " ieee"}.get(rec.get("tf32"), "")
+            heads = f" N={rec['heads']}" if (rec.get("heads") or 1) > 1 else ""
+            name = f"{rec['cell']}{heads} {rec['dtype']}{tf32} T={rec['T']}"
+            panels[rec["mode"]][name][(rec["B"], rec["H"])] = rec["vs_best"]
+    return panels
+
+
 def plot_heatmaps(records: Sequence[dict], out_dir: Path, stem: str) -> list[Path]:
     """One PNG per mode (``<stem>-heatmap-<mode>.png``): a B x H grid per cell, dtype and T (one
     layer, no variants) of fastrnn's triton rows against the best baseline (``vs_best``; red
@@ -103,15 +119,7 @@ def plot_heatmaps(records: Sequence[dict], out_dir: Path, stem: str) -> list[Pat
         from matplotlib.colors import LogNorm
     except ImportError:
         return []
-    panels: dict[str, dict[str, dict[tuple[int, int], float]]] = defaultdict(
-        lambda: defaultdict(dict))
-    for rec in records:
-        if (rec["provider"] == "triton" and rec.get("vs_best") and rec.get("layers", 1) == 1
-                and not rec.get("bidirectional") and not rec.get("packed")
-                and not rec.get("proj")):
-            tf32 = {True: " tf32", False: " ieee"}.get(rec.get("tf32"), "")
-            name = f"{rec['cell']} {rec['dtype']}{tf32} T={rec['T']}"
-            panels[rec["mode"]][name][(rec["B"], rec["H"])] = rec["vs_best"]
+    panels = heatmap_panels(records)
     paths = []
     for mode, groups in panels.items():
         fig, axes = _panels(plt, len(groups), 4.6, 3.4)

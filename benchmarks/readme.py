@@ -4,8 +4,9 @@
 results (one GPU model, see :func:`benchmarks.report.merge_docs`) and rewrites what stands
 between the README's ``<!-- performance:start -->`` and ``<!-- performance:end -->`` markers:
 the machine and the run, then every configuration fastrnn's fused backend was timed at,
-against the fastest baseline measured beside it (torch.nn eager or CUDA-graphed; half
-precision: bfloat16 or float16), losses as prominent as wins, the geometric mean, and the peak
+against the fastest baseline measured beside it (:data:`benchmarks.report.BASELINES`: torch.nn
+eager, CUDA-graphed or with flat bfloat16 weights, FlashRNN's backends; half precision:
+bfloat16 or float16), losses as prominent as wins, the geometric mean, and the peak
 training memory against cuDNN's.
 """
 

@@ -85,7 +85,8 @@ def load_doc(path: str | Path) -> dict:
 def merge_docs(docs: Sequence[dict]) -> dict:
     """One result document from runs on one GPU model (shards of a suite, reruns): every
     (case, provider) once, from the newest run that has it; ``sources`` lists the runs (suite,
-    shard, time, commit and diff hash). Runs on different GPU models (or a GPU and a CPU) are
+    shard, time, commit and diff hash); ``complete`` only when every run was and, for shards,
+    every shard of its count is there. Runs on different GPU models (or a GPU and a CPU) are
     refused: their times do not mix."""
     if not docs:
         raise ValueError("nothing to merge")
@@ -100,10 +101,17 @@ def merge_docs(docs: Sequence[dict]) -> dict:
             merged[(rec["key"], rec["provider"])] = rec
     suites = {d["suite"] for d in docs}
     newest = ordered[-1]
+    shards: dict[int, set[int]] = defaultdict(set)
+    for d in docs:
+        if d.get("shard"):
+            shards[d["shard"][1]].add(d["shard"][0])
+    all_shards = all(found == set(range(1, n + 1)) for n, found in shards.items())
+    floors = next((d["floors"] for d in reversed(ordered) if d.get("floors")), None)
     return {
-        **{k: v for k, v in newest.items() if k not in ("results", "shard")},
+        **{k: v for k, v in newest.items() if k not in ("results", "shard", "floors")},
+        **({"floors": floors} if floors else {}),
         "suite": suites.pop() if len(suites) == 1 else "merged",
-        "complete": all(d.get("complete") for d in docs),
+        "complete": all(d.get("complete") for d in docs) and all_shards,
         "sources": [{"suite": d["suite"], "shard": d.get("shard"),
                      "timestamp": d["env"].get("timestamp"),
                      "git_commit": d["env"].get("git_commit"),
@@ -146,8 +154,8 @@ def _shape_group(rec: dict) -> tuple:
     precisions together."""
     dtype = "half" if rec.get("dtype") in _HALF else rec.get("dtype")
     return (*(rec.get(k) for k in ("cell", "T", "B", "I", "H", "layers", "bidirectional",
-                                   "packed", "mode", "proj")), dtype, rec.get("tf32"),
-            rec.get("heads", 1))
+                                   "packed", "mode")), rec.get("proj") or 0, dtype,
+            rec.get("tf32"), rec.get("heads") or 1)
 
 
 def fill_best_baselines(records: Sequence[dict]) -> None:

@@ -19,7 +19,7 @@ __all__ = ["Timing", "TimingSettings", "peak_memory_mib", "quantile", "summary",
 
 @dataclass(frozen=True)
 class TimingSettings:
-    """Warm-up and measuring budgets in milliseconds; repeat bounds apply to the CPU timer."""
+    """Warm-up and measuring budgets in milliseconds, and the bounds on the timed calls."""
 
     warmup_ms: float = 25.0
     rep_ms: float = 100.0
@@ -86,26 +86,32 @@ def _sample(one_call: Callable[[], float], s: TimingSettings) -> Timing:
     return summary(samples)
 
 
-def _cuda_calls(fn: Callable[[], object], s: TimingSettings) -> Timing:
-    """Warm up for ``warmup_ms`` (at least two calls), then enqueue the timed calls back to back,
-    an event pair around each (no host sync between calls), as many as ``min_reps`` and
-    ``rep_ms`` at the warm-up's pace ask for."""
+def _cuda_calls(fn: Callable[[], object], s: TimingSettings, device: torch.device) -> Timing:
+    """Warm up for ``warmup_ms`` (at least two calls), measure the pace of calls enqueued back
+    to back, then enqueue the timed calls that way, an event pair around each (no host sync
+    between calls), as many as ``min_reps`` and ``rep_ms`` at that pace ask for (up to
+    ``max_reps``)."""
     gc.collect()
-    torch.cuda.synchronize()
-    start, calls = time.perf_counter(), 0
-    while calls < 2 or (time.perf_counter() - start) * 1e3 < s.warmup_ms:
-        fn()
-        calls += 1
+    with torch.cuda.device(device):
         torch.cuda.synchronize()
-    per_call_ms = (time.perf_counter() - start) * 1e3 / calls
-    n = min(s.max_reps, max(s.min_reps, int(s.rep_ms / max(per_call_ms, 1e-3)) + 1))
-    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-              for _ in range(n)]
-    for begin, end in events:
-        begin.record()
-        fn()
-        end.record()
-    torch.cuda.synchronize()
+        start, calls = time.perf_counter(), 0
+        while calls < 2 or (time.perf_counter() - start) * 1e3 < s.warmup_ms:
+            fn()
+            calls += 1
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(3):
+            fn()
+        torch.cuda.synchronize()
+        per_call_ms = (time.perf_counter() - start) * 1e3 / 3
+        n = min(s.max_reps, max(s.min_reps, int(s.rep_ms / max(per_call_ms, 1e-3)) + 1))
+        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                  for _ in range(n)]
+        for begin, end in events:
+            begin.record()
+            fn()
+            end.record()
+        torch.cuda.synchronize()
     return summary([begin.elapsed_time(end) for begin, end in events])
 
 
@@ -114,7 +120,7 @@ def time_callable(fn: Callable[[], object], device: torch.device, s: TimingSetti
     the host clock on the CPU."""
     if device.type != "cuda":
         return _sample(lambda: _host_clock(fn), s)
-    return _cuda_calls(fn, s)
+    return _cuda_calls(fn, s, device)
 
 
 def peak_memory_mib(fn: Callable[[], object], device: torch.device) -> float | None:

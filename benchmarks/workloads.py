@@ -165,7 +165,8 @@ PROVIDERS.update(
     {name: _fastrnn_provider(name) for name in ("triton", "reference", "native", "auto")}
 )
 PROVIDERS.update({f"flashrnn-{b}": _flashrnn_provider(b) for b in FLASHRNN_BACKENDS})
-PROVIDERS["torch-flat"] = lambda case, base: FlatTorch(copy.deepcopy(base), ProviderUnavailable)
+PROVIDERS["torch-flat"] = lambda case, base: FlatTorch(case, copy.deepcopy(base),
+                                                      ProviderUnavailable)
 LABELS["torch-flat"] = "torch.nn flat weights"
 LABELS.update({f"flashrnn-{b}": f"FlashRNN {b}" for b in FLASHRNN_BACKENDS})
 
@@ -208,6 +209,9 @@ def served_by(
     backend = getattr(module, "backend", "")
     if backend == "":
         return None
+    features = getattr(module, "_reference_features", None)
+    if features is not None and features():  # what only the reference computes runs there
+        return "reference"
     try:
         from fastrnn.ops.dispatch import resolve_backend
     except ImportError:

@@ -681,3 +681,33 @@ def test_heads_suite_checks_flashrnn_and_sLSTM_against_the_reference():
     assert Case("lstm", 5, 3, 4, 8, heads=4).key.endswith("N=4 fwd_bwd")
     with pytest.raises(ValueError, match="heads must divide H"):
         Case("lstm", 5, 3, 4, 8, heads=3)
+
+
+def test_review_fixes_in_the_report_pipeline(tmp_path: Path):
+    """Old result files (no proj/heads fields) group with new records; a merge missing a shard
+    is incomplete; heatmap panels keep heads apart; the LayerNorm/sLSTM modules are reported
+    as running the reference; torch-flat refuses layers torch.nn does not have."""
+    old = _rec("torch", "bfloat16", 2.0)
+    for key in ("proj", "tf32", "heads"):
+        old.pop(key, None)
+    new = _rec("triton", "bfloat16", 1.0, proj=0, heads=1)
+    report.fill_best_baselines([old, new])
+    assert new["best_baseline"] == "torch bfloat16" and new["vs_best"] == 2.0
+    env = envinfo.environment(torch.device("cpu"))
+    docs = [{"suite": "grid", "shard": [i, 3], "complete": True, "env": env,
+             "results": [_rec("torch", "float32", 1.0 + i)]} for i in (1, 3)]
+    assert report.merge_docs(docs)["complete"] is False  # shard 2 of 3 is missing
+    rows = [_rec("triton", "bfloat16", 1.0, heads=n, vs_best=v) for n, v in ((1, 2.0), (4, 0.5))]
+    from benchmarks import plots
+
+    panels = plots.heatmap_panels(rows)["fwd_bwd"]
+    assert panels == {"lstm bfloat16 T=100": {(16, 64): 2.0},
+                      "lstm N=4 bfloat16 T=100": {(16, 64): 0.5}}
+    import fastrnn
+
+    case = Case("lstm", 5, 2, 3, 4)
+    ln = fastrnn.LayerNormLSTM(3, 4)
+    assert workloads.served_by(case, ln, torch.device("cpu"), torch.float32) == "reference"
+    flat = runner.run_case(Case("slstm", 5, 3, 4, 8), ["torch-flat"], runner.RunSettings(
+        timing=TINY))[-1]
+    assert flat["status"] == "unavailable" and "no such layer" in flat["message"]

@@ -190,3 +190,20 @@ def test_converted_weights_compute_flashrnns_vanilla_backend(mode):
     h, _ = flashrnn(Wx, args["R"], args["b"], function=args["function"], backend="vanilla",
                     dtype="float64")
     assert_close(h[0].reshape(B, T, N * D), m(x)[0], F64)
+
+
+def test_block_diagonal_keeps_exact_zeros_off_the_blocks():
+    """An inf in one head's block stays in that head: the other heads' outputs stay finite."""
+    from fastrnn.nn.common import block_diagonal
+
+    w = torch.randn(4 * 6, 2)
+    dense = block_diagonal(w, 3)
+    assert torch.equal(dense.reshape(4, 3, 2, 3, 2)[:, 0, :, 1], torch.zeros(4, 2, 2))
+    w[0, 0] = float("inf")
+    dense = block_diagonal(w, 3)
+    assert not dense.isnan().any() and dense[:, 2:].isfinite().all()
+    m = fastrnn.GRU(3, 6, num_heads=3, backend="reference")
+    with torch.no_grad():
+        m.weight_hh_l0[0, 0] = float("inf")
+    out = m(torch.randn(2, 1, 3), torch.ones(1, 1, 6))[0]
+    assert out[-1, 0, 2:].isfinite().all()  # heads 1 and 2 never see head 0's inf

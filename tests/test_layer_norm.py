@@ -260,3 +260,16 @@ def test_regularisers_reproducible_and_backward_in_evaluation():
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert all(p.grad is not None for p in m.parameters())
     assert "zoneout=(0.2, 0.4), dropconnect=0.3" in repr(m)
+
+
+def test_process_default_native_runs_the_reference(monkeypatch):
+    """torch.nn has no LayerNorm LSTM: backend='native' raises, a process default of native
+    runs the reference with a one-time warning."""
+    backend_state._warned.clear()
+    monkeypatch.setenv("FASTRNN_BACKEND", "native")
+    m = fastrnn.LayerNormLSTM(3, 4)
+    ref = fastrnn.LayerNormLSTM(3, 4, backend="reference")
+    ref.load_state_dict(m.state_dict())
+    x = torch.randn(5, 2, 3)
+    with pytest.warns(UserWarning, match="the process default backend native runs the reference"):
+        assert torch.equal(m(x)[0], ref(x)[0])

@@ -225,3 +225,17 @@ def test_valid_states_still_pass_the_check():
         out, _ = fastrnn.LSTM(3, 5, backend="reference")(x, _state("LSTM", 1,
                                                                  dtype=torch.float64))
     assert out.shape == (2, 4, 5)
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_lstm_state_of_the_wrong_kind_gets_torchs_error(layers):
+    """A tensor, a 1-tuple or a 3-tuple as an LSTM's hx: torch.nn's exception and message."""
+    x = torch.randn(4, 2, 3)
+    for hx in (torch.zeros(1, 2, 5), torch.zeros(3, 2, 5), (torch.zeros(1, 2, 5),),
+               (torch.zeros(1, 2, 5),) * 3, (torch.zeros(3, 2, 5),) * 3):
+        errors = []
+        for cls in (torch.nn.LSTM, fastrnn.LSTM):
+            with pytest.raises(Exception) as info:  # noqa: PT011 - compared below
+                cls(3, 5, num_layers=layers)(x, hx)
+            errors.append((type(info.value), str(info.value)))
+        assert errors[0] == errors[1]

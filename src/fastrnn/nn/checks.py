@@ -72,21 +72,26 @@ class TorchChecks:
         if batch_sizes is not None:
             return tuple(hx) if count > 1 else (hx,)
         want = 3 if is_batched else 2
-        if count > 1:
-            if count > 2 and (not isinstance(hx, tuple | list) or len(hx) != count):
-                raise RuntimeError(f"{type(self).__name__} expects hx as a tuple of {count} "
-                                   f"tensors, got {type(hx).__name__}")
-            if any(h.dim() != want for h in hx):
-                kind = "batched 3-D" if is_batched else "unbatched 2-D"
-                names = "hx and cx" if count == 2 else "every tensor of hx"
-                dims = ", ".join(f"{h.dim()}-D" for h in hx)
+        kind = "batched 3-D" if is_batched else "unbatched 2-D"
+        if count == 2:  # torch.nn.LSTM's checks and messages, in its order
+            if hx[0].dim() != want or hx[1].dim() != want:
                 raise RuntimeError(
-                    f"For {kind} input, {names} should also be {want}-D but got ({dims}) tensors"
+                    f"For {kind} input, hx and cx should also be {want}-D but got "
+                    f"({hx[0].dim()}-D, {hx[1].dim()}-D) tensors"
                 )
+            state = tuple(hx)  # more than two: torch's size checks, then its error (_forward)
+        elif count > 2:
+            if not isinstance(hx, tuple | list) or len(hx) != count:
+                got = f"{len(hx)} tensors" if isinstance(hx, tuple | list) else type(hx).__name__
+                raise RuntimeError(f"{type(self).__name__} expects hx as a tuple of {count} "
+                                   f"tensors, got {got}")
+            if any(h.dim() != want for h in hx):
+                dims = ", ".join(f"{h.dim()}-D" for h in hx)
+                raise RuntimeError(f"For {kind} input, every tensor of hx should also be "
+                                   f"{want}-D but got ({dims}) tensors")
             state = tuple(hx)
         else:
             if hx.dim() != want:
-                kind = "batched 3-D" if is_batched else "unbatched 2-D"
                 raise RuntimeError(
                     f"For {kind} input, hx should also be {want}-D but got {hx.dim()}-D tensor"
                 )

@@ -69,21 +69,28 @@ def block_diagonal(w_hh: Tensor, num_heads: int) -> Tensor:
         return w_hh
     D = w_hh.shape[1]
     G = w_hh.shape[0] // (num_heads * D)
-    eye = torch.eye(num_heads, dtype=w_hh.dtype, device=w_hh.device)
-    blocks = w_hh.reshape(G, num_heads, D, D)
-    return torch.einsum("gndp,nm->gndmp", blocks, eye).reshape(G * num_heads * D,
-                                                               num_heads * D)
+    heads = torch.arange(num_heads, device=w_hh.device)
+    dense = w_hh.new_zeros(G, num_heads, D, num_heads, D)
+    # exact zeros off the blocks (a product with an identity would spread inf/NaN there)
+    dense[:, heads, :, heads, :] = w_hh.reshape(G, num_heads, D, D).transpose(0, 1)
+    return dense.reshape(G * num_heads * D, num_heads * D)
 
 
 def reference_only_backend(requested: str | None, features: list[str], mode: str) -> str:
     """The backend of a module computing ``features`` that only the reference backend has:
-    torch.nn has none of them (``native`` raises), the fused kernels do not do them yet
-    (``triton`` falls back, warning once)."""
-    requested = requested if requested is not None else get_default_backend()
+    torch.nn has none of them (``backend="native"`` raises; a process default of native runs
+    the reference, warning once), the fused kernels do not do them yet (``triton`` falls back,
+    warning once)."""
     what = " and ".join(features)
     if requested == "native":
         raise ValueError(f"{what} is not part of torch.nn: use backend='auto', 'reference' or "
                          "'triton'")
+    if requested is None:
+        requested = get_default_backend()
+        if requested == "native":
+            warn_once(f"fastrnn: torch.nn has no {mode} with {what}; the process default "
+                      "backend native runs the reference backend for it")
+            return "reference"
     if requested == "triton":
         warn_once(f"fastrnn: the triton backend cannot fuse this {mode} ({what}); running the "
                   "reference backend instead")

@@ -152,6 +152,7 @@ class LayerNormLSTM(_LayerNormStack):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        *,
         device: Any = None,
         dtype: Any = None,
         zoneout: float | tuple[float, float] = 0.0,

@@ -217,7 +217,7 @@ class RNNBase(TorchChecks, BackendModule):
         if message is not None and (self._reference_features() or self.num_heads > 1):
             raise RuntimeError(message)  # torch.nn's words; its module would compute without
         if message is not None:  # torch's own error for these tensors, or torch's result
-            result = self._native(input, hx, batch_sizes)
+            result = self._native(input, hx, batch_sizes, self._dropconnected(weights))
             warn_once(f"fastrnn: {message}; torch.nn accepts them: running torch's own "
                       f"{self.mode} instead of the {backend} backend")
             return result
@@ -324,7 +324,7 @@ class RNNBase(TorchChecks, BackendModule):
         if lengths is not None:
             return self._forward_lengths(input, hx, lengths)
         is_lstm = num_states(self.mode) > 1  # states as a tuple (LSTM, sLSTM)
-        name = {"LSTM": "LSTM", "GRU": "GRU"}.get(self.mode, "RNN")
+        name = {"LSTM": "LSTM", "GRU": "GRU", "SLSTM": "SLSTM"}.get(self.mode, "RNN")
         packed = isinstance(input, PackedSequence)
         sorted_indices = unsorted_indices = batch_sizes = None
         is_batched = True
@@ -346,6 +346,8 @@ class RNNBase(TorchChecks, BackendModule):
         else:
             state = _permute(state, sorted_indices)
             self.check_forward_args(input, state, batch_sizes)
+        if len(state) != num_states(self.mode):
+            raise RuntimeError("lstm expects two hidden states")
         output, states = self._run(input, state, batch_sizes)
         if packed:
             output = PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices)

@@ -50,7 +50,8 @@ class SLSTM(RNNBase):
 
     Args:
         input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-        device, dtype: as :class:`torch.nn.LSTM`'s (no ``proj_size``).
+        device, dtype: as :class:`torch.nn.LSTM`'s (no ``proj_size``; the arguments after
+            ``bidirectional`` by keyword only, since torch.nn.LSTM's eighth is ``proj_size``).
         dropconnect: dropout on the elements of every ``W_hh``, one mask per call, in training.
         num_heads: heads of the block-diagonal recurrence (default 1: a dense ``W_hh``).
         backend: ``"auto"``, ``"reference"``, ``"triton"`` (falls back to the reference with a
@@ -73,6 +74,7 @@ class SLSTM(RNNBase):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        *,
         device: Any = None,
         dtype: Any = None,
         dropconnect: float = 0.0,
@@ -110,7 +112,7 @@ class SLSTMCell(BackendModule):
     mode = "SLSTM"
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 num_heads: int = 1, device: Any = None, dtype: Any = None,
+                 device: Any = None, dtype: Any = None, *, num_heads: int = 1,
                  backend: str | None = None) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
