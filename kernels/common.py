@@ -22,6 +22,17 @@ import torch
 import triton
 import triton.language as tl
 
+# ``reverse`` codes beyond 0 and 1 (see ``direction``): a launch's D programs along grid axis 2
+# are heads of one direction, all forward or all in reverse.
+HEADS_FORWARD, HEADS_REVERSE = 2, 3
+
+
+def runs_reversed(reverse: int, d: int) -> bool:
+    """Whether direction (or head) ``d`` of a launch with this ``reverse`` code runs in
+    reverse (``direction``'s rule, on the host)."""
+    return (d == 1 and reverse < HEADS_FORWARD) != (reverse % 2 == 1)
+
+
 # Cell codes (the ``CELL`` constexpr of every kernel).
 LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
 CELLS = {"LSTM": LSTM, "GRU": GRU, "RNN_TANH": RNN_TANH, "RNN_RELU": RNN_RELU}
@@ -105,8 +116,10 @@ def tile_masks(rows, hcols, pcols, B, H, P, len_ptr):
 @triton.jit
 def direction(reverse):
     """This program's direction ``d`` (grid axis 2: 0, or 0 and 1 for both directions in one
-    launch) and whether it runs in reverse: direction 0 when ``reverse``, direction 1 opposite
-    to direction 0.
+    launch) and whether it runs in reverse: direction 0 when ``reverse`` is 1, direction 1
+    opposite to direction 0. ``reverse`` 2 or 3 (HEADS_FORWARD, HEADS_REVERSE): the D
+    "directions" are the heads of a block-diagonal recurrence, all running forward (2) or all
+    in reverse (3).
 
     Direction ``d`` of a ``(T, B, D*X)`` tensor is its columns ``[d*X, (d+1)*X)`` (see
     ``seq_offsets``); of a ``(D, B, X)`` state, rows ``d*B + rows``; of ``W_hh: (D*G*H, P)``,
@@ -114,7 +127,7 @@ def direction(reverse):
     runtime values: one compiled kernel serves one direction either way and both.
     """
     d = tl.program_id(2)
-    return d, (d == 1) != (reverse != 0)
+    return d, ((d == 1) & (reverse < 2)) != ((reverse % 2) == 1)
 
 
 @triton.jit

@@ -110,8 +110,9 @@ def _lengths(lengths: Tensor | None, T: int, B: int, device: torch.device) -> Te
     return _aligned(lengths.to(device, torch.int32))
 
 
-def _runtime(cell: int, D: int, reverse: bool) -> tuple[int, int, int]:
-    """The kernels' runtime flags after T, B, H, P: relu, directions, reverse."""
+def _runtime(cell: int, D: int, reverse: int) -> tuple[int, int, int]:
+    """The kernels' runtime flags after T, B, H, P: relu, directions, the reverse code (0, 1,
+    or common.HEADS_FORWARD / HEADS_REVERSE)."""
     return int(cell == RNN_RELU), D, int(reverse)
 
 
@@ -131,7 +132,7 @@ def forward(
     w_hr: Tensor | None = None,
     b_hn: Tensor | None = None,
     lengths: Tensor | None = None,
-    reverse: bool = False,
+    reverse: int = 0,
     save: bool = True,
     config: Config | None = None,
     ws: Tensor | None = None,
@@ -206,7 +207,7 @@ def backward(
     y: Tensor,
     ws: Tensor,
     lengths: Tensor | None = None,
-    reverse: bool = False,
+    reverse: int = 0,
     config: Config | None = None,
     into: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:

@@ -95,9 +95,22 @@ def test_heads_match_the_per_head_oracle(mode, backend):
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
-def test_triton_heads_match_the_reference(mode):
-    """The fused kernels (interpreter) on the block-diagonal W_hh: outputs, states and every
+def test_triton_heads_match_the_reference(mode, monkeypatch):
+    """The fused kernels (interpreter) with the heads as the program groups of one launch per
+    direction (each head its own D x D blocks, all heads one way): outputs, states and every
     gradient, the blocks' included."""
+    from fastrnn.kernels.common import HEADS_FORWARD, HEADS_REVERSE
+
+    from fastrnn.ops import triton_ops
+
+    launches = []
+    layer = triton_ops.layer
+
+    def spy(*args, **kwargs):
+        launches.append((tuple(args[2].shape), kwargs["reverse"]))
+        return layer(*args, **kwargs)
+
+    monkeypatch.setattr(triton_ops, "layer", spy)
     torch.manual_seed(0)
     ref = CLASSES[mode](3, 6, num_heads=2, bidirectional=True, backend="reference")
     ours = CLASSES[mode](3, 6, num_heads=2, bidirectional=True, backend="triton")
@@ -105,6 +118,8 @@ def test_triton_heads_match_the_reference(mode):
     x, h0, c0 = _inputs(mode, 4, 3, 3, 6, 2, torch.float32)
     lengths = torch.tensor([4, 2, 3])
     want, got = _run(ref, mode, x, h0, c0, lengths), _run(ours, mode, x, h0, c0, lengths)
+    G = {"LSTM": 4, "GRU": 3, "RNN": 1}[mode]
+    assert launches == [((2, G * 3, 3), HEADS_FORWARD), ((2, G * 3, 3), HEADS_REVERSE)]
     for a, b in zip(got, want):
         if b is not None:
             assert_close(a, b, torch.float32)
@@ -207,3 +222,18 @@ def test_block_diagonal_keeps_exact_zeros_off_the_blocks():
         m.weight_hh_l0[0, 0] = float("inf")
     out = m(torch.randn(2, 1, 3), torch.ones(1, 1, 6))[0]
     assert out[-1, 0, 2:].isfinite().all()  # heads 1 and 2 never see head 0's inf
+
+
+def test_triton_heads_double_backward_matches_the_reference():
+    """create_graph=True through the fused heads: second derivatives equal the reference's."""
+    torch.manual_seed(1)
+    ref = fastrnn.GRU(3, 6, num_heads=3, backend="reference")
+    ours = fastrnn.GRU(3, 6, num_heads=3, backend="triton")
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(4, 2, 3, requires_grad=True)
+    results = []
+    for m in (ref, ours):
+        (gx,) = torch.autograd.grad(m(x)[0].square().sum(), [x], create_graph=True)
+        results.append(torch.autograd.grad(gx.square().sum(), [x, m.weight_hh_l0]))
+    for a, b in zip(*results):
+        assert_close(b, a, torch.float32)

@@ -8,10 +8,13 @@ import warnings
 from typing import Any
 
 import torch
-from torch import Tensor
 from torch.nn import Module, init
 
 from fastrnn.ops.backend import get_default_backend, warn_once
+from fastrnn.ops.functional import block_diagonal
+
+__all__ = ["LAYER_DOC", "BackendModule", "block_diagonal", "check_heads", "no_other_keywords",
+           "probabilities", "reference_only_backend"]
 
 
 class BackendModule(Module):
@@ -59,21 +62,6 @@ def check_heads(num_heads: Any, hidden_size: int, proj_size: int = 0) -> int:
     if num_heads > 1 and proj_size > 0:
         raise ValueError("num_heads > 1 does not combine with proj_size")
     return num_heads
-
-
-def block_diagonal(w_hh: Tensor, num_heads: int) -> Tensor:
-    """The dense recurrent matrix ``(G*H, H)`` of ``w_hh: (G*H, H/N)``, N heads' blocks:
-    rows ``g*H + n*D .. g*H + (n+1)*D`` of ``w_hh`` are gate g's ``D x D`` block for head n
-    (D = H/N), placed at columns ``n*D .. (n+1)*D``, zeros elsewhere."""
-    if num_heads == 1:
-        return w_hh
-    D = w_hh.shape[1]
-    G = w_hh.shape[0] // (num_heads * D)
-    heads = torch.arange(num_heads, device=w_hh.device)
-    dense = w_hh.new_zeros(G, num_heads, D, num_heads, D)
-    # exact zeros off the blocks (a product with an identity would spread inf/NaN there)
-    dense[:, heads, :, heads, :] = w_hh.reshape(G, num_heads, D, D).transpose(0, 1)
-    return dense.reshape(G * num_heads * D, num_heads * D)
 
 
 def reference_only_backend(requested: str | None, features: list[str], mode: str) -> str:

@@ -207,11 +207,10 @@ class RNNBase(TorchChecks, BackendModule):
         """Checked, time-major-or-batch_first input and full-rank state -> (output, states)."""
         backend = self._backend_for(input, batch_sizes)
         weights = self._flat_weights
-        if self.num_heads > 1:  # W_hh's blocks into the dense block-diagonal matrix
-            weights = self._dense(self._dropconnected(weights))
-        elif backend == "native":
+        if backend == "native":  # torch's own: DropConnect here, heads as the dense matrix
             weights = self._dropconnected(weights)
-        if backend == "native":
+            if self.num_heads > 1:
+                weights = self._dense(weights)
             return self._native(input, hx, batch_sizes, weights)
         message = ops.check_tensors(input, hx, weights)
         if message is not None and (self._reference_features() or self.num_heads > 1):
@@ -246,7 +245,7 @@ class RNNBase(TorchChecks, BackendModule):
 
     def _dropconnected(self, weights: list[Tensor]) -> list[Tensor]:
         """``weights`` with DropConnect on each W_hh in training (one mask per call; with
-        heads, on the blocks, before :meth:`_dense`)."""
+        heads, on the blocks, before :meth:`_dense`), for torch's own implementation."""
         p = self.dropconnect
         if not (p and self.training):
             return weights
@@ -315,10 +314,9 @@ class RNNBase(TorchChecks, BackendModule):
         return ["zoneout"] if any(self.zoneout) else []
 
     def _functional_options(self) -> dict[str, Any]:
-        """Keywords of :func:`fastrnn.ops.functional.rnn` beyond torch.nn's configuration
-        (with heads, DropConnect ran on the blocks already)."""
-        return {"zoneout": self.zoneout,
-                "dropconnect": self.dropconnect if self.num_heads == 1 else 0.0}
+        """Keywords of :func:`fastrnn.ops.functional.rnn` beyond torch.nn's configuration."""
+        return {"zoneout": self.zoneout, "dropconnect": self.dropconnect,
+                "num_heads": self.num_heads}
 
     def _forward(self, input: Any, hx: Any, lengths: Any) -> tuple[Any, Any]:
         if lengths is not None:

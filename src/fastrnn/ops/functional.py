@@ -20,8 +20,9 @@ from fastrnn import reference
 from fastrnn.ops.backend import BackendUnavailableError
 
 __all__ = [
-    "MODES", "LayerNormConfig", "call_recurrence", "check_tensors", "input_projection",
-    "num_gates", "num_states", "recurrence", "rnn", "rnn_cell", "scalar_name", "zoneout_keep",
+    "MODES", "LayerNormConfig", "block_diagonal", "call_recurrence", "check_tensors",
+    "input_projection", "num_gates", "num_states", "recurrence", "rnn", "rnn_cell",
+    "scalar_name", "zoneout_keep",
 ]
 
 MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU", "SLSTM")
@@ -43,6 +44,22 @@ class LayerNormConfig(NamedTuple):
     def per_layer(self) -> int:
         """Tensors per layer and direction."""
         return 2 + 2 * (self.cell is not None)
+
+
+def block_diagonal(w_hh: Tensor, num_heads: int) -> Tensor:
+    """The dense recurrent matrix ``(G*H, H)`` of ``w_hh: (G*H, H/N)``, N heads' blocks:
+    rows ``g*H + n*D .. g*H + (n+1)*D`` of ``w_hh`` are gate g's ``D x D`` block for head n
+    (D = H/N), placed at columns ``n*D .. (n+1)*D``, exact zeros elsewhere (differentiable:
+    its gradient is the blocks')."""
+    if num_heads == 1:
+        return w_hh
+    D = w_hh.shape[1]
+    G = w_hh.shape[0] // (num_heads * D)
+    heads = torch.arange(num_heads, device=w_hh.device)
+    dense = w_hh.new_zeros(G, num_heads, D, num_heads, D)
+    # exact zeros off the blocks (a product with an identity would spread inf/NaN there)
+    dense[:, heads, :, heads, :] = w_hh.reshape(G, num_heads, D, D).transpose(0, 1)
+    return dense.reshape(G * num_heads * D, num_heads * D)
 
 
 def num_gates(mode: str) -> int:
@@ -226,6 +243,7 @@ def rnn(
     zoneout: tuple[float, float] = (0.0, 0.0),
     dropconnect: float = 0.0,
     layer_norm: LayerNormConfig | None = None,
+    num_heads: int = 1,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """A whole stack, time-major: input: (T, B, I), hx: (h0,) or (h0, c0) each (L*D, B, *).
 
@@ -239,7 +257,9 @@ def rnn(
     :func:`zoneout_keep`); ``dropconnect``: dropout on the elements of each ``W_hh``, one mask
     per call and layer and direction, in training (any backend: the recurrence gets the
     masked matrix). ``layer_norm``: the LayerNorm cells' normalisation (reference backend;
-    see :class:`LayerNormConfig`).
+    see :class:`LayerNormConfig`). ``num_heads``: each ``W_hh`` is ``(G*H, H/N)``, N heads'
+    blocks (:func:`block_diagonal`); the triton backend runs every head as its own program
+    group of one launch (no exchange between heads), the reference the dense matrix.
     """
     if input.size(0) == 0:
         raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
@@ -268,7 +288,14 @@ def rnn(
             per_direction = [(w[0], F.dropout(w[1], dropconnect, training=True), *w[2:])
                              for w in per_direction]
         state = [h[layer * D : (layer + 1) * D] for h in hx]
-        if any(zoneout) or layer_norm is not None:
+        fused_heads = num_heads > 1 and backend == "triton" and not any(zoneout) and (
+            layer_norm is None)
+        if num_heads > 1 and not fused_heads:
+            per_direction = [(w[0], block_diagonal(w[1], num_heads), *w[2:])
+                             for w in per_direction]
+        if fused_heads:
+            x, last = _fused_heads_layer(mode, x, per_direction, state, lengths, num_heads)
+        elif any(zoneout) or layer_norm is not None:
             norms = None
             if layer_norm is not None:
                 n = layer_norm.per_layer()
@@ -366,6 +393,43 @@ def _fused_layer(
         mode, x, _stack(w_hh), state, w_ih=w, bias=bias, b_hn=b_hn,
         w_hr=None if w_hr[0] is None else _stack(w_hr), lengths=lengths,
     )
+
+
+def _fused_heads_layer(
+    mode: str, x: Tensor, per_direction: list[_Weights], state: list[Tensor],
+    lengths: Tensor | None, N: int,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """One layer of N heads on the triton backend: per direction one launch whose D = N
+    program groups are the heads (each its D x D blocks, its slice of h and c, no exchange
+    between heads), all running that direction's way. Weights and states are laid out head
+    by head for it (differentiable reshapes; the output comes back in torch's layout)."""
+    from fastrnn.kernels.common import HEADS_FORWARD, HEADS_REVERSE
+
+    G = num_gates(mode)
+    outs, finals = [], []
+    for d, (w_ih, w_hh, b_ih, b_hh, _) in enumerate(per_direction):
+        H = w_hh.shape[0] // G
+        Dh = H // N
+        bias, b_hn = _fold_bias(b_ih, b_hh, mode)
+
+        def by_head(t: Tensor, Dh: int = Dh) -> Tensor:  # gate-major -> head-major rows
+            return t.reshape(G, N, Dh, *t.shape[1:]).transpose(0, 1).reshape(t.shape)
+
+        w = by_head(w_ih)
+        if torch.is_autocast_enabled(x.device.type):
+            dtype = torch.get_autocast_dtype(x.device.type)
+            x, w, bias = (None if t is None else t.to(dtype) for t in (x, w, bias))
+        heads_state = [s[d].reshape(s.shape[1], N, Dh).transpose(0, 1).contiguous()
+                       for s in state]
+        y, last = _recurrences("triton").layer(
+            mode, x, by_head(w_hh).reshape(N, G * Dh, Dh), heads_state, w_ih=w,
+            bias=None if bias is None else by_head(bias),
+            b_hn=None if b_hn is None else b_hn.reshape(N, Dh), lengths=lengths,
+            reverse=HEADS_REVERSE if d == 1 else HEADS_FORWARD)
+        outs.append(y)
+        finals.append(tuple(s.transpose(0, 1).reshape(s.shape[1], H) for s in last))
+    y = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
+    return y, tuple(torch.stack(s) for s in zip(*finals))
 
 
 def rnn_cell(

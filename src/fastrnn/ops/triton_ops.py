@@ -161,9 +161,10 @@ def _project_into(out: Tensor, x: Tensor, w_ih: Tensor, bias: Tensor | None) -> 
 def _recurrence_impl(
     cell: int, x: Tensor, w_ih: Tensor | None, bias: Tensor | None, w_hh: Tensor, h0: Tensor,
     c0: Tensor | None, w_hr: Tensor | None, b_hn: Tensor | None, lengths: Tensor | None,
-    reverse: bool, save: bool,
+    reverse: int, save: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """D directions of a layer, any cell (direction 1 runs opposite to direction 0), from the
+    """D directions of a layer, any cell (direction 1 runs opposite to direction 0; with the
+    ``reverse`` codes HEADS_FORWARD/HEADS_REVERSE, D heads all one way), from the
     input x: (T, B, I) projected by w_ih: (D*G*H, I) and bias: (D*G*H,) (the biases folded
     in), or from gx = x: (T, B, D*G*H) when w_ih is None; w_hh: (D, G*H, P), h0: (D, B, P),
     c0: (D, B, H), w_hr: (D, P, H), b_hn: (D, H) -> y: (T, B, D*P), h_n: (D, B, P),
@@ -206,7 +207,7 @@ def _(cell, x, w_ih, bias, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, save):
 @torch.library.custom_op("fastrnn::recurrence_backward", mutates_args=())
 def _recurrence_backward(
     cell: int, dy: Tensor, dh_n: Tensor, dc_n: Tensor | None, w_hh: Tensor, w_hr: Tensor | None,
-    h0: Tensor, c0: Tensor | None, y: Tensor, ws: Tensor, lengths: Tensor | None, reverse: bool,
+    h0: Tensor, c0: Tensor | None, y: Tensor, ws: Tensor, lengths: Tensor | None, reverse: int,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Gradients through D directions' recurrences -> grads: (T, B, D*W*H) (the gate gradients
     dgx in the first D*G*H columns, then launch.backward's extra blocks), dh0: (D, B, P),
@@ -272,7 +273,7 @@ def _differentiable_backward(ctx, dy, dh_n, dc_n) -> tuple:
         y_d, last = functional.recurrence(
             "reference", mode, gx[..., d * GH : (d + 1) * GH], w_hh[d], state,
             b_hn=None if b_hn is None else b_hn[d], w_hr=None if w_hr is None else w_hr[d],
-            lengths=lengths, reverse=(d == 1) != ctx.reverse)
+            lengths=lengths, reverse=common.runs_reversed(ctx.reverse, d))
         ys.append(y_d)
         finals.append(last)
     outputs = [torch.cat(ys, dim=-1), torch.stack([f[0] for f in finals])]
@@ -334,7 +335,8 @@ def _backward(ctx, dy, dh_n, dc_n, _):
         blocks = [(rec[:, :, d],) if cell != common.GRU else (rec[:, :, d, : 2 * H], extra[:, :, d])
                   for d in range(D)]
         dw_hh = torch.stack([
-            _grad_w_hh(blocks[d], ys[:, :, d], h0[d], lengths, reverse != (d == 1), w_hh.dtype)
+            _grad_w_hh(blocks[d], ys[:, :, d], h0[d], lengths, common.runs_reversed(reverse, d),
+                       w_hh.dtype)
             for d in range(D)
         ])
     dw_hr = None
@@ -365,9 +367,10 @@ def layer(
     b_hn: Tensor | None = None,
     w_hr: Tensor | None = None,
     lengths: Tensor | None = None,
-    reverse: bool = False,
+    reverse: int = 0,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """All D directions of one layer in one launch (direction 1 runs in reverse), from the
+    """All D directions of one layer in one launch (direction 1 runs in reverse; ``reverse``
+    HEADS_FORWARD or HEADS_REVERSE: D heads of one direction, see ``kernels.common``), from the
     input x: (T, B, I) projected in the same op by w_ih: (D*G*H, I) and bias: (D*G*H,) (so in
     training the projection is written straight into the values saved for backward), or from
     gx = x: (T, B, D*G*H) when w_ih is None; w_hh: (D, G*H, P), state: (h0,) or (h0, c0) each
