@@ -10,5 +10,6 @@ if [ "$(uname -sm)" = "Linux x86_64" ]; then
     .venv/bin/python -m pip install -q --no-deps --target .triton-min "triton==3.6.0"
   export FASTRNN_MIN_TRITON_PATH="$PWD/.triton-min"
 fi
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# Both cores: pytest-xdist workers, the ahead-of-time compile check kept on one of them.
+.venv/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup "$@"
 .venv/bin/ruff check .

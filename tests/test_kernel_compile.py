@@ -32,6 +32,9 @@ import triton.language as tl  # noqa: E402
 from compile_worker import barrier_order, compile_config, use_triton  # noqa: E402
 from fastrnn.kernels import common, launch, recurrence, split  # noqa: E402
 
+# one pytest-xdist worker compiles every config (its own process pool), the other runs the rest
+pytestmark = pytest.mark.xdist_group("compile")
+
 # A folder holding the oldest Triton the project supports (``pip install --target``), to compile
 # every config with its ptxas as well as with the installed Triton's.
 MIN_TRITON_PATH = os.environ.get("FASTRNN_MIN_TRITON_PATH")
