@@ -21,26 +21,13 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from benchmarks.peers import capture
 from benchmarks.runner import NOISY_SPREAD as NOISY
 from benchmarks.timing import TimingSettings, time_callable
 
 __all__ = ["CELLS", "format_table", "main", "measure"]
 
 CELLS = ("LSTMCell", "GRUCell", "RNNCell")
-
-
-def _graphed(fn: Callable[[], object]) -> Callable[[], object]:
-    """``fn`` captured in a CUDA graph (after a warm-up on a side stream): replays it."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    return graph.replay
 
 
 def _host_us(fn: Callable[[], object], calls: int = 200) -> float:
@@ -76,7 +63,7 @@ def _point(name: str, B: int, H: int, dtype: torch.dtype, device: torch.device, 
         providers = dict(calls)
         if device.type == "cuda":
             for key in list(calls):
-                providers[key + " graphed"] = _graphed(calls[key])
+                providers[key + " graphed"] = capture(calls[key], device, RuntimeError)
         times: dict[str, list[float]] = {k: [] for k in providers}
         host: dict[str, list[float]] = {k: [] for k in calls}
         for r in range(rounds):
