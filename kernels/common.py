@@ -34,13 +34,24 @@ def runs_reversed(reverse: int, d: int) -> bool:
 
 
 # Cell codes (the ``CELL`` constexpr of every kernel).
-LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
-CELLS = {"LSTM": LSTM, "GRU": GRU, "RNN_TANH": RNN_TANH, "RNN_RELU": RNN_RELU}
-GATES = {LSTM: 4, GRU: 3, RNN_TANH: 1, RNN_RELU: 1}
+LSTM, GRU, RNN_TANH, RNN_RELU, SLSTM = 0, 1, 2, 3, 4
+CELLS = {"LSTM": LSTM, "GRU": GRU, "RNN_TANH": RNN_TANH, "RNN_RELU": RNN_RELU, "SLSTM": SLSTM}
+GATES = {LSTM: 4, GRU: 3, RNN_TANH: 1, RNN_RELU: 1, SLSTM: 4}
 # Values saved per step for backward, in units of H: LSTM the pre-activations of i, f, g, o
-# and (extra block) c; GRU those of r, z, n and (extra block) h W_hn^T + b_hn; an Elman RNN
-# only needs its output y (used as its saved activation).
-SAVED = {LSTM: 5, GRU: 4, RNN_TANH: 0, RNN_RELU: 0}
+# and (extra block) c; GRU those of r, z, n and (extra block) h W_hn^T + b_hn; sLSTM those of
+# i, f, z, o and (three extra blocks) c, n, m; an Elman RNN only needs its output y (used as
+# its saved activation).
+SAVED = {LSTM: 5, GRU: 4, RNN_TANH: 0, RNN_RELU: 0, SLSTM: 7}
+# Cell states besides h, laid out ``(D, C, B, H)`` (state ``j`` of direction ``d`` in rows
+# ``(d*C + j)*B ..``; the LSTM's c is ``(D, B, H)``): LSTM c; sLSTM c, n, m.
+CELL_STATES = {LSTM: 1, GRU: 0, RNN_TANH: 0, RNN_RELU: 0, SLSTM: 3}
+
+
+def saved_dtype(cell: int, dtype: torch.dtype) -> torch.dtype:
+    """dtype of the values a forward saves: the input's, except the sLSTM's (float32), whose
+    stabiliser m enters backward through ``exp``: rounded to half precision (an absolute error
+    of up to 2**-8 |m|) it would scale the gate gradients by ``exp`` of that error."""
+    return torch.float32 if cell == SLSTM else dtype
 
 # Bytes of W_hh (plus W_hr) one program may hold across the time loop; larger problems take
 # the split path. Sizes and warps are checked against spills by tests/test_kernel_compile.py,
@@ -84,6 +95,12 @@ VECTOR_WARPS = 8
 @triton.jit
 def sigmoid(x):
     return 1.0 / (1.0 + tl.exp(-x))
+
+
+@triton.jit
+def log_sigmoid(x):
+    """``log(sigmoid(x))`` without overflow: ``min(x, 0) - log(1 + exp(-|x|))``."""
+    return tl.minimum(x, 0.0) - tl.log(1.0 + tl.exp(-tl.abs(x)))
 
 
 @triton.jit
@@ -154,11 +171,20 @@ def seq_offsets(tt, rows, B, width, d, D):
 @triton.jit
 def block_offsets(tt, rows, B, H, d, D, G: tl.constexpr, W):
     """Element offsets of direction ``d``'s first gate block for rows ``rows`` at positions
-    ``tt`` in a (T, B, D*W*H) tensor of blocks of H, and the distance from there to its extra
-    block (when ``W > G``): all directions' G gate blocks come first (gate ``k`` of direction
-    ``d`` at ``(d*G + k)*H``, as in gx), then one extra block per direction."""
+    ``tt`` in a (T, B, D*W*H) tensor of blocks of H, and the distance from there to its first
+    extra block (when ``W > G``): all directions' G gate blocks come first (gate ``k`` of
+    direction ``d`` at ``(d*G + k)*H``, as in gx), then ``W - G`` extra blocks per direction
+    (direction ``d``'s from ``D*G + d*(W - G)``)."""
     base = (tt.to(tl.int64) * B + rows) * (D * W * H)
-    return base + d * G * H, (D * G + d - d * G) * H
+    return base + d * G * H, (D * G + d * (W - G) - d * G) * H
+
+
+@triton.jit
+def state_offsets(CELL: tl.constexpr, d, j, rows, B, H):
+    """Element offsets of rows ``rows`` of direction ``d``'s cell state ``j`` (CELL_STATES)."""
+    if CELL == 4:
+        return ((d * 3 + j) * B + rows) * H
+    return (d * B + rows) * H
 
 
 @triton.jit
@@ -257,7 +283,7 @@ class Config:
 def _exact_fp32_lstm_forward(cell: int, backward: bool, proj: bool, dtype: torch.dtype) -> bool:
     """The LSTM forward in float32 without projection and without TF32: it spills with more
     than 4 warps or 1 stage (with TF32 it takes 8 warps and 3 stages)."""
-    return cell == LSTM and not backward and not proj and _exact_fp32(dtype)
+    return cell in (LSTM, SLSTM) and not backward and not proj and _exact_fp32(dtype)
 
 
 def grad_blocks(cell: int, proj: bool) -> int:
@@ -296,7 +322,9 @@ def split_stages(cell: int, backward: bool, proj: bool, dtype: torch.dtype) -> i
     forward, the float32 LSTM and GRU backward and the projected LSTM forward, which spill."""
     if _exact_fp32_lstm_forward(cell, backward, proj, dtype) or (proj and not backward):
         return 1
-    if backward and dtype.itemsize == 4 and cell in (LSTM, GRU):
+    if cell == SLSTM and not backward and dtype.itemsize == 2:  # spills with 3
+        return 2
+    if backward and dtype.itemsize == 4 and cell in (LSTM, GRU, SLSTM):
         return 1
     return 3
 
@@ -309,7 +337,7 @@ def split_block_k(dtype: torch.dtype, backward: bool) -> int:
 def aligned_stream(cell: int, block_k: int, dtype: torch.dtype, backward: bool) -> Config:
     """A streaming split program for aligned sizes without projection: 4 warps, 3 stages,
     64-wide chunks (32 in the exact float32 LSTM and GRU backward, which spill with 64)."""
-    if backward and cell in (LSTM, GRU) and _exact_fp32(dtype):
+    if backward and cell in (LSTM, GRU, SLSTM) and _exact_fp32(dtype):
         block_k = min(block_k, FP32_FORWARD_BLOCK_K)
     return Config(False, MIN_BLOCK, SPLIT_BLOCK_H, min(SPLIT_BLOCK_K, block_k), 4, 3)
 
@@ -328,7 +356,7 @@ def chip_warps(cell: int, chip_bytes: int, backward: bool, dtype: torch.dtype,
     backward; else 4 (1.2-1.4x faster than 8 on an H100) for aligned sizes in half precision or
     TF32; otherwise 4 up to 32 KB except the GRU forward, 8 above (4 spill there, 16 cap
     registers at 128)."""
-    if backward and _exact_fp32(dtype):
+    if backward and (_exact_fp32(dtype) or cell == SLSTM):  # the sLSTM backward spills with 4
         return 8
     if aligned and not _exact_fp32(dtype):
         return 4
@@ -350,6 +378,12 @@ def chip_fits(cell: int, block_k: int, dtype: torch.dtype, backward: bool = Fals
             and GATES[cell] * block_k <= gate_k and block_k <= CHIP_MAX_K)
 
 
+def _resident_bytes(cell: int, backward: bool) -> int:
+    """RESIDENT_BYTES, halved for the sLSTM's backward (three state gradients and their saved
+    states per tile: its 32 KB tiles spill with 16 warps, which cap registers at 128)."""
+    return RESIDENT_BYTES // 2 if cell == SLSTM and backward else RESIDENT_BYTES
+
+
 def out_block(hidden_size: int, proj_size: int) -> int:
     """Padded width of h: P (at least PROJ_MIN_BLOCK) with a projection, else H."""
     return max(PROJ_MIN_BLOCK, pow2(proj_size)) if proj_size else pow2(hidden_size)
@@ -364,7 +398,7 @@ def pick_config(
     ``directions`` of a launch)."""
     bh, bp = pow2(hidden_size), out_block(hidden_size, proj_size)
     aligned = not proj_size and is_aligned(hidden_size)
-    if (GATES[cell] + (proj_size > 0)) * bh * bp * dtype.itemsize <= RESIDENT_BYTES:
+    if (GATES[cell] + (proj_size > 0)) * bh * bp * dtype.itemsize <= _resident_bytes(cell, backward):
         cfg = Config(True, MIN_BLOCK, bh, bp, resident_warps(bh * bp, dtype, backward))
     elif (vector and not proj_size and not backward and batch == 1
           and directions * bh <= VECTOR_MAX_H):

@@ -19,13 +19,13 @@ import torch
 from fastrnn.kernels.common import (
     GATES,
     GRU,
-    LSTM,
     RNN_RELU,
     RNN_TANH,
     SAVED,
     Config,
     grad_blocks,
     pick_config,
+    saved_dtype,
 )
 from fastrnn.kernels.common import torch_dot_precision as _precision
 from fastrnn.kernels.recurrence import resident_backward_kernel, resident_forward_kernel
@@ -136,47 +136,51 @@ def forward(
     save: bool = True,
     config: Config | None = None,
     ws: Tensor | None = None,
+    dtype: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
     """D directions in one launch (direction 1 runs opposite to direction 0, which runs in
     reverse when ``reverse``): gx: (T, B, D*G*H), w_hh: (D, G*H, P), h0: (D, B, P),
-    c0: (D, B, H), w_hr: (D, P, H), b_hn: (D, H) -> y: (T, B, D*P), h_n, c_n, ws.
+    c0: the cell states (D, B, H) (LSTM) or (D, 3, B, H) (sLSTM: c, n, m), w_hr: (D, P, H),
+    b_hn: (D, H) -> y: (T, B, D*P), h_n, c_n (like c0), ws.
 
     When saving, the kernel reads gx from the gate blocks of ws (common.block_offsets) and
-    overwrites them with the pre-activations: ``ws`` (T, B, D*S*H) may come with the input
-    projection already there (``gx`` its view), else gx is copied in."""
+    overwrites them with the pre-activations: ``ws`` (T, B, D*S*H) in ``saved_dtype`` may come
+    with the input projection already there (``gx`` its view), else gx is copied in. ``dtype``:
+    the layer's (y's and the products' operands'), gx's by default (gx may be ws's view)."""
     D, GH, P = w_hh.shape
     T, B, _ = gx.shape
     H = GH // GATES[cell]
     proj = P if w_hr is not None else 0
-    cfg = config or pick_config(cell, H, B, gx.dtype, proj, directions=D)
+    dtype = dtype or gx.dtype
+    cfg = config or pick_config(cell, H, B, dtype, proj, directions=D)
     grid, barrier = _grid(cfg, B, H, D, gx.device)
     if cfg.vector and config is None and not barrier and not is_interpreted(gx.device):
         # more vector programs than this GPU's SMs: a launch per step would reload every
         # slice, so take the batched config
-        cfg = pick_config(cell, H, B, gx.dtype, proj, vector=False)
+        cfg = pick_config(cell, H, B, dtype, proj, vector=False)
         grid, barrier = _grid(cfg, B, H, D, gx.device)
     S = SAVED[cell] if save else 0
     gx_blocks = S or GATES[cell]  # blocks of H per direction in the rows the kernel reads
+    y = gx.new_empty(T, B, D * P, dtype=dtype)
     if S:
         if ws is None:
-            ws = gx.new_empty(T, B, D * S * H)
+            ws = gx.new_empty(T, B, D * S * H, dtype=saved_dtype(cell, dtype))
             ws[..., : D * GH] = gx
         gx = ws  # the kernel reads the projection from ws's gate blocks
     else:
         gx = _aligned(gx)
-    y = gx.new_empty(T, B, D * P)
     ws = ws if S else y
-    w_hh = _aligned(w_hh.to(gx.dtype))
+    w_hh = _aligned(w_hh.to(y.dtype))
     lens = _lengths(lengths, T, B, gx.device)
     if cell == GRU and b_hn is None:  # the kernels always add it
         b_hn = gx.new_zeros(D, H)
     bhn = gx if b_hn is None else _aligned(b_hn)
-    wr = gx if w_hr is None else _aligned(w_hr.to(gx.dtype))
-    kernel, meta = kernel_meta(cell, gx.dtype, cfg, backward=False, proj=w_hr is not None,
+    wr = gx if w_hr is None else _aligned(w_hr.to(y.dtype))
+    kernel, meta = kernel_meta(cell, y.dtype, cfg, backward=False, proj=w_hr is not None,
                                interpreted=is_interpreted(gx.device))
     if cfg.resident:
-        h_n = gx.new_empty(D, B, P)
-        c_n = gx.new_empty(D, B, H) if cell == LSTM else None
+        h_n = y.new_empty(D, B, P)
+        c_n = None if c0 is None else y.new_empty(c0.shape)
         kernel[grid](
             gx, w_hh, wr, bhn, _aligned(h0), gx if c0 is None else _aligned(c0), lens, y,
             h_n, gx if c_n is None else c_n, ws, T, B, H, P, *_runtime(cell, D, reverse), gx_blocks,
@@ -191,8 +195,8 @@ def forward(
     args = (gx, w_hh, wr, bhn, lens, y, ws, hbuf, cbuf, mbuf, bar, T, B, H, P,
             *_runtime(cell, D, reverse), gx_blocks)
     _run_phases(kernel, grid, args, meta, T * (1 + (w_hr is not None)), barrier)
-    h_n = hbuf[:, (T - 1) % 2].to(gx.dtype)
-    return y, h_n, None if c0 is None else cbuf.to(gx.dtype), ws
+    h_n = hbuf[:, (T - 1) % 2].to(y.dtype)
+    return y, h_n, None if c0 is None else cbuf.to(y.dtype), ws
 
 
 def backward(
@@ -212,8 +216,8 @@ def backward(
     into: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """Gradients through D directions' recurrences (shapes as ``forward``'s): -> grads:
-    (T, B, D*W*H) (``into`` when given: ws, which they overwrite), dh0: (D, B, P),
-    dc0: (D, B, H), dhs: (T, B, D*P) (projection)."""
+    (T, B, D*W*H) (``into`` when given: ws, which they overwrite, in its dtype), dh0:
+    (D, B, P), dc0 (like c0), dhs: (T, B, D*P) (projection)."""
     D, GH, P = w_hh.shape
     T, B, _ = y.shape
     H = GH // GATES[cell]
@@ -238,7 +242,7 @@ def backward(
                                interpreted=is_interpreted(y.device))
     if cfg.resident:
         dh0 = y.new_empty(D, B, P)
-        dc0 = y.new_empty(D, B, H) if cell == LSTM else None
+        dc0 = None if dc_n is None else y.new_empty(dc_n.shape)
         dhs = y.new_empty(T, B, D * P) if w_hr is not None else None
         kernel[grid](
             dy, _aligned(dh_n), y if dc_n is None else _aligned(dc_n), w_hh, wr, h0, c0, y,

@@ -10,7 +10,7 @@ gradient of the input projection), dh0 and dc0; weight gradients are GEMMs in to
 
 import triton
 import triton.language as tl
-from fastrnn.kernels import gru, lstm, rnn
+from fastrnn.kernels import gru, lstm, rnn, slstm
 from fastrnn.kernels.common import (
     NOT_SPECIALIZED,
     block_offsets,
@@ -22,66 +22,82 @@ from fastrnn.kernels.common import (
     prev_rows,
     seq_offsets,
     sigmoid,
+    state_offsets,
     step_rows,
     store_tile,
     tanh,
     tile_masks,
 )
 
-# CELL codes: 0 LSTM, 1 GRU, 2 Elman RNN (common.CELLS; its relu variant is the runtime flag
-# ``relu``, so tanh and relu share one compiled kernel).
+# CELL codes: 0 LSTM, 1 GRU, 2 Elman RNN, 4 sLSTM (common.CELLS; the RNN's relu variant is the
+# runtime flag ``relu``, so tanh and relu share one compiled kernel). Cell states besides h
+# (common.CELL_STATES) are the tiles ``c`` (LSTM, sLSTM), ``n`` and ``m`` (sLSTM; elsewhere
+# unused placeholders).
 
 
 @triton.jit
-def cell_forward(CELL: tl.constexpr, x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn,
-                 relu):
-    """Dispatch one step's gate math: returns (new h before projection, new c, the saved
-    values: 4 gate slots (the first G used) and the extra block's)."""
+def cell_forward(CELL: tl.constexpr, x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, n,
+                 m, bhn, relu):
+    """Dispatch one step's gate math: returns (new h before projection, new c, n, m, the
+    saved values: 4 gate slots (the first G used) and the first extra block's)."""
     if CELL == 0:
         h, c, s0, s1, s2, s3, se = lstm.forward(x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn)
     elif CELL == 1:
         h, c, s0, s1, s2, s3, se = gru.forward(x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn)
+    elif CELL == 4:
+        h, c, n, m, s0, s1, s2, s3 = slstm.forward(x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, c, n, m)
+        se = c
     else:
         h, c = rnn.forward(x_ptr, x_off, cols, H, mask, a0, hprev, c, relu)
         s0, s1, s2, s3, se = h, h, h, h, h
-    return h, c, s0, s1, s2, s3, se
+    return h, c, n, m, s0, s1, s2, s3, se
 
 
 @triton.jit
-def cell_backward(CELL: tl.constexpr, dh, dc, s0, s1, s2, s3, se, prev, relu):
-    """Dispatch one step's gradients: (4 gate grads, 4 recurrent grads, dh direct, dc_prev)."""
+def cell_backward(CELL: tl.constexpr, dh, dc, dn, dm, s0, s1, s2, s3, se, se1, se2, prev,
+                  prev_n, prev_m, relu):
+    """Dispatch one step's gradients: (4 gate grads, 4 recurrent grads, dh direct, the
+    gradients of the previous c, n and m)."""
     if CELL == 0:
         d0, d1, d2, d3, r0, r1, r2, r3, dhd, dc = lstm.backward(dh, dc, s0, s1, s2, s3, se, prev)
     elif CELL == 1:
         d0, d1, d2, d3, r0, r1, r2, r3, dhd, dc = gru.backward(dh, dc, s0, s1, s2, s3, se, prev)
+    elif CELL == 4:
+        d0, d1, d2, d3, dc, dn, dm = slstm.backward(dh, dc, dn, dm, s0, s1, s2, s3, se, se1, prev,
+                                                    prev_n, prev_m)
+        r0, r1, r2, r3, dhd = d0, d1, d2, d3, tl.zeros_like(dh)
     else:
         d0 = rnn.backward(dh, s0, relu)
         d1, d2, d3, r0, r1, r2, r3, dhd = d0, d0, d0, d0, d0, d0, d0, d0
-    return d0, d1, d2, d3, r0, r1, r2, r3, dhd, dc
+    return d0, d1, d2, d3, r0, r1, r2, r3, dhd, dc, dn, dm
 
 
 @triton.jit
 def store_blocks(ptr, off, extra, cols, H, mask, v, G: tl.constexpr, EXTRA: tl.constexpr, x0,
-                 x1, x2, x3, xe):
+                 x1, x2, x3, xe, xe1, xe2):
     """Store the first ``G`` of the [rows, hidden] tiles ``x0 .. x3`` at
-    ``ptr + off + k*H + cols`` and, when EXTRA, ``xe`` at ``ptr + extra + off + cols`` (see
-    common.block_offsets), zero in rows where ``v`` ([rows, 1]) is false."""
+    ``ptr + off + k*H + cols`` and the first ``EXTRA`` (0, 1 or 3) of ``xe, xe1, xe2`` at
+    ``ptr + extra + off + k*H + cols`` (see common.block_offsets), zero in rows where ``v``
+    ([rows, 1]) is false."""
     store_tile(ptr, off, cols, tl.where(v, x0, 0.0), mask)
     if G > 1:
         store_tile(ptr + H, off, cols, tl.where(v, x1, 0.0), mask)
         store_tile(ptr + 2 * H, off, cols, tl.where(v, x2, 0.0), mask)
     if G > 3:
         store_tile(ptr + 3 * H, off, cols, tl.where(v, x3, 0.0), mask)
-    if EXTRA:
+    if EXTRA > 0:
         store_tile(ptr + extra, off, cols, tl.where(v, xe, 0.0), mask)
+    if EXTRA > 1:
+        store_tile(ptr + extra + H, off, cols, tl.where(v, xe1, 0.0), mask)
+        store_tile(ptr + extra + 2 * H, off, cols, tl.where(v, xe2, 0.0), mask)
 
 
 @triton.jit
 def load_saved(ws_ptr, off, extra, cols, H, mask, G: tl.constexpr, S: tl.constexpr):
     """A step's saved tiles (see ``store_blocks``): ``G`` gate tiles (the rest repeat the
-    first) and the extra one when ``S > G``."""
+    first) and the ``S - G`` extra ones (the rest repeat the first tile)."""
     s0 = load_tile(ws_ptr, off, cols, mask)
-    s1, s2, s3, se = s0, s0, s0, s0
+    s1, s2, s3, se, se1, se2 = s0, s0, s0, s0, s0, s0
     if G > 1:
         s1 = load_tile(ws_ptr + H, off, cols, mask)
         s2 = load_tile(ws_ptr + 2 * H, off, cols, mask)
@@ -89,7 +105,10 @@ def load_saved(ws_ptr, off, extra, cols, H, mask, G: tl.constexpr, S: tl.constex
         s3 = load_tile(ws_ptr + 3 * H, off, cols, mask)
     if S > G:
         se = load_tile(ws_ptr + extra, off, cols, mask)
-    return s0, s1, s2, s3, se
+    if S > G + 1:
+        se1 = load_tile(ws_ptr + extra + H, off, cols, mask)
+        se2 = load_tile(ws_ptr + extra + 2 * H, off, cols, mask)
+    return s0, s1, s2, s3, se, se1, se2
 
 
 @triton.jit
@@ -103,25 +122,34 @@ def store_grads(dgx_ptr, off, extra, cols, H, mask, v, CELL: tl.constexpr,
     xe = r2
     if PROJ:
         xe = sigmoid(s3) * tanh(se)
-    store_blocks(dgx_ptr, off, extra, cols, H, mask, v, G, CELL == 1 or PROJ, d0, d1, d2, d3, xe)
+    store_blocks(dgx_ptr, off, extra, cols, H, mask, v, G, CELL == 1 or PROJ, d0, d1, d2, d3, xe,
+                 xe, xe)
 
 
 @triton.jit
 def load_prev_state(CELL: tl.constexpr, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B, H,
                     cols, mask, G: tl.constexpr, S: tl.constexpr, rev, d, D):
-    """The state before position ``tt`` that a cell's backward needs: LSTM c (ws's extra
-    block), GRU h (y)."""
+    """The states before position ``tt`` that a cell's backward needs: LSTM c (ws's extra
+    block), GRU h (y), sLSTM c, n and m (ws's extra blocks); the second and third are the
+    first again except for the sLSTM."""
     prev, first = prev_rows(tt, lens, rev)
     seq_mask = mask & (first == 0)[:, None]
     init_mask = mask & first[:, None]
-    if CELL == 0:
-        off, extra = block_offsets(prev, rows, B, H, d, D, G, S)
-        seq = load_tile(ws_ptr + extra, off, cols, seq_mask)
-        init_ptr = c0_ptr
+    if CELL == 1:
+        p0 = load_tile(y_ptr, seq_offsets(prev, rows, B, H, d, D), cols, seq_mask)
+        p0 += load_tile(h0_ptr, (d * B + rows) * H, cols, init_mask)
+        p1, p2 = p0, p0
     else:
-        seq = load_tile(y_ptr, seq_offsets(prev, rows, B, H, d, D), cols, seq_mask)
-        init_ptr = h0_ptr
-    return seq + load_tile(init_ptr, (d * B + rows) * H, cols, init_mask)
+        off, extra = block_offsets(prev, rows, B, H, d, D, G, S)
+        p0 = load_tile(ws_ptr + extra, off, cols, seq_mask)
+        p0 += load_tile(c0_ptr, state_offsets(CELL, d, 0, rows, B, H), cols, init_mask)
+        p1, p2 = p0, p0
+        if CELL == 4:
+            p1 = load_tile(ws_ptr + extra + H, off, cols, seq_mask)
+            p1 += load_tile(c0_ptr, state_offsets(CELL, d, 1, rows, B, H), cols, init_mask)
+            p2 = load_tile(ws_ptr + extra + 2 * H, off, cols, seq_mask)
+            p2 += load_tile(c0_ptr, state_offsets(CELL, d, 2, rows, B, H), cols, init_mask)
+    return p0, p1, p2
 
 
 @triton.jit(do_not_specialize=NOT_SPECIALIZED + ["gx_blocks"])
@@ -132,11 +160,11 @@ def resident_forward_kernel(
     wr_ptr,  # (D, P, H) W_hr when PROJ
     bhn_ptr,  # (D, H) GRU b_hn (zeros without biases)
     h0_ptr,  # (D, B, P) initial hidden state
-    c0_ptr,  # (D, B, H) initial cell state (LSTM)
+    c0_ptr,  # (D, C, B, H) initial cell states (common.CELL_STATES; LSTM c: (D, B, H))
     len_ptr,  # (B,) int32 sequence lengths (T each when none were given)
     y_ptr,  # (T, B, D*P) output: h of every step, zero past each length
     hn_ptr,  # (D, B, P) final hidden state
-    cn_ptr,  # (D, B, H) final cell state (LSTM)
+    cn_ptr,  # (D, C, B, H) final cell states
     ws_ptr,  # (T, B, D*S*H) values saved for backward when gx_blocks == S (common.SAVED)
     T, B, H, P,  # steps, batch, hidden size, output size (P = proj size or H)
     relu,  # Elman RNN: 1 for relu, 0 for tanh
@@ -167,8 +195,12 @@ def resident_forward_kernel(
         bhn = tl.load(bhn_ptr + d * H + hcols, mask=hcols < H, other=0.0).to(tl.float32)
     h = load_tile(h0_ptr, (d * B + rows) * P, pcols, mask_p)
     c = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)
-    if CELL == 0:
-        c = load_tile(c0_ptr, (d * B + rows) * H, hcols, mask_h)
+    n, m = c, c
+    if CELL == 0 or CELL == 4:
+        c = load_tile(c0_ptr, state_offsets(CELL, d, 0, rows, B, H), hcols, mask_h)
+    if CELL == 4:
+        n = load_tile(c0_ptr, state_offsets(CELL, d, 1, rows, B, H), hcols, mask_h)
+        m = load_tile(c0_ptr, state_offsets(CELL, d, 2, rows, B, H), hcols, mask_h)
     for s in range(T):
         tt, valid = step_rows(s, lens, rev)
         v = valid[:, None]
@@ -181,39 +213,46 @@ def resident_forward_kernel(
         if G > 3:
             a3 = mm(hq, w3, PREC)
         go, eo = block_offsets(tt, rows, B, H, d, D, G, gx_blocks)
-        hn, cn, s0, s1, s2, s3, se = cell_forward(CELL, gx_ptr, go, hcols, H, mask_h, a0, a1, a2, a3,
-                                                  h, c, bhn, relu)
+        hn, cn, nn, mn, s0, s1, s2, s3, se = cell_forward(CELL, gx_ptr, go, hcols, H, mask_h, a0,
+                                                          a1, a2, a3, h, c, n, m, bhn, relu)
         # padded lanes of h (and m) stay zero: a non-finite state (inf * the padded weights'
         # zeros is NaN there) must not reach the next product
         if PROJ:
             hn = mm(tl.where(hlanes, hn, 0.0).to(w_ptr.dtype.element_ty), wr, PREC)
         h = tl.where(v & planes, hn, h)
         c = tl.where(v, cn, c)
+        if CELL == 4:
+            n = tl.where(v, nn, n)
+            m = tl.where(v, mn, m)
         store_tile(y_ptr, seq_offsets(tt, rows, B, P, d, D), pcols, tl.where(v, h, 0.0), mask_p)
         if S > 0:
             if gx_blocks == S:  # this forward saves (S > G for every cell that saves)
-                store_blocks(ws_ptr, go, eo, hcols, H, mask_h, v, G, S > G, s0, s1, s2, s3, se)
+                store_blocks(ws_ptr, go, eo, hcols, H, mask_h, v, G, S - G, s0, s1, s2, s3, se, nn,
+                             mn)
     store_tile(hn_ptr, (d * B + rows) * P, pcols, h, mask_p)
-    if CELL == 0:
-        store_tile(cn_ptr, (d * B + rows) * H, hcols, c, mask_h)
+    if CELL == 0 or CELL == 4:
+        store_tile(cn_ptr, state_offsets(CELL, d, 0, rows, B, H), hcols, c, mask_h)
+    if CELL == 4:
+        store_tile(cn_ptr, state_offsets(CELL, d, 1, rows, B, H), hcols, n, mask_h)
+        store_tile(cn_ptr, state_offsets(CELL, d, 2, rows, B, H), hcols, m, mask_h)
 
 
 @triton.jit(do_not_specialize=NOT_SPECIALIZED + ["dgx_blocks"])
 def resident_backward_kernel(
     dy_ptr,  # (T, B, D*P) gradient of the output
     dhn_ptr,  # (D, B, P) gradient of the final hidden state
-    dcn_ptr,  # (D, B, H) gradient of the final cell state (LSTM)
+    dcn_ptr,  # (D, C, B, H) gradients of the final cell states (common.CELL_STATES)
     w_ptr,  # (D, G*H, P) W_hh
     wr_ptr,  # (D, P, H) W_hr when PROJ
     h0_ptr,  # (D, B, P) initial hidden state (GRU reads it)
-    c0_ptr,  # (D, B, H) initial cell state (LSTM reads it)
+    c0_ptr,  # (D, C, B, H) initial cell states (LSTM, sLSTM read them)
     y_ptr,  # (T, B, D*P) forward output
     ws_ptr,  # (T, B, D*S*H) values saved by the forward (an RNN passes y, S = 1)
     len_ptr,  # (B,) int32 sequence lengths (T each when none were given)
     dgx_ptr,  # (T, B, D*dgx_blocks*H) out: gate pre-activation gradients (zero past each
               # length) and store_grads' extra block; may be ws itself (common.block_offsets)
     dh0_ptr,  # (D, B, P) out: gradient of h0
-    dc0_ptr,  # (D, B, H) out: gradient of c0 (LSTM)
+    dc0_ptr,  # (D, C, B, H) out: gradients of the initial cell states
     dhs_ptr,  # (T, B, D*P) out when PROJ: total gradient of each step's h (for dW_hr)
     T, B, H, P,  # steps, batch, hidden size, output size
     relu,  # Elman RNN: 1 for relu, 0 for tanh
@@ -241,8 +280,12 @@ def resident_backward_kernel(
         wr = load_w(wr_ptr, d, pcols, hcols, P, H, False)  # W_hr: [BLOCK_P, BLOCK_H]
     dh = load_tile(dhn_ptr, (d * B + rows) * P, pcols, mask_p)
     dc = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)
-    if CELL == 0:
-        dc = load_tile(dcn_ptr, (d * B + rows) * H, hcols, mask_h)
+    dn, dst = dc, dc  # the sLSTM's n and m (stabiliser)
+    if CELL == 0 or CELL == 4:
+        dc = load_tile(dcn_ptr, state_offsets(CELL, d, 0, rows, B, H), hcols, mask_h)
+    if CELL == 4:
+        dn = load_tile(dcn_ptr, state_offsets(CELL, d, 1, rows, B, H), hcols, mask_h)
+        dst = load_tile(dcn_ptr, state_offsets(CELL, d, 2, rows, B, H), hcols, mask_h)
     for i in range(T):
         if PROJ:
             # store_grads writes m over this step's c, which the step before (in this loop)
@@ -256,13 +299,13 @@ def resident_backward_kernel(
             store_tile(dhs_ptr, seq_offsets(tt, rows, B, P, d, D), pcols, tl.where(v, dh, 0.0), mask_p)
             dm = tl.where(hlanes, mm(dh.to(w_ptr.dtype.element_ty), wr, PREC), 0.0)
         go, eo = block_offsets(tt, rows, B, H, d, D, G, S)
-        s0, s1, s2, s3, se = load_saved(ws_ptr, go, eo, hcols, H, mask_h & v, G, S)
-        prev = dm
-        if CELL < 2:
-            prev = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B, H, hcols,
-                                   mask_h & v, G, S, rev, d, D)
-        d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp = cell_backward(CELL, dm, dc, s0, s1, s2, s3, se, prev,
-                                                                     relu)
+        s0, s1, s2, s3, se, se1, se2 = load_saved(ws_ptr, go, eo, hcols, H, mask_h & v, G, S)
+        prev, prev_n, prev_m = dm, dm, dm
+        if CELL != 2:
+            prev, prev_n, prev_m = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens,
+                                                   rows, B, H, hcols, mask_h & v, G, S, rev, d, D)
+        d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp, dnp, dsp = cell_backward(
+            CELL, dm, dc, dn, dst, s0, s1, s2, s3, se, se1, se2, prev, prev_n, prev_m, relu)
         go, eo = block_offsets(tt, rows, B, H, d, D, G, dgx_blocks)
         store_grads(dgx_ptr, go, eo, hcols, H, mask_h, v, CELL, G, PROJ, d0, d1, d2, d3, r2, s3, se)
         dt = w_ptr.dtype.element_ty
@@ -276,6 +319,12 @@ def resident_backward_kernel(
         # padded lanes stay zero (see the forward): dm, dc and so every gate gradient there too
         dh = tl.where(v & planes, dhn, dh)
         dc = tl.where(v, dcp, dc)
+        if CELL == 4:
+            dn = tl.where(v, dnp, dn)
+            dst = tl.where(v, dsp, dst)
     store_tile(dh0_ptr, (d * B + rows) * P, pcols, dh, mask_p)
-    if CELL == 0:
-        store_tile(dc0_ptr, (d * B + rows) * H, hcols, dc, mask_h)
+    if CELL == 0 or CELL == 4:
+        store_tile(dc0_ptr, state_offsets(CELL, d, 0, rows, B, H), hcols, dc, mask_h)
+    if CELL == 4:
+        store_tile(dc0_ptr, state_offsets(CELL, d, 1, rows, B, H), hcols, dn, mask_h)
+        store_tile(dc0_ptr, state_offsets(CELL, d, 2, rows, B, H), hcols, dst, mask_h)

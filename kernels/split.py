@@ -142,7 +142,7 @@ def split_forward_kernel(
     y_ptr,  # (T, B, D*P) output: h of every step, zero past each length
     ws_ptr,  # (T, B, D*S*H) values saved for backward when gx_blocks == S (common.SAVED)
     hbuf_ptr,  # (D, 2, B, P) float32: step s reads h from slot (s+1)%2, writes slot s%2
-    cbuf_ptr,  # (D, B, H) float32 cell state (LSTM), updated in place
+    cbuf_ptr,  # (D, C, B, H) float32 cell states (common.CELL_STATES), updated in place
     mbuf_ptr,  # (D, B, H) float32 m = o * tanh(c) of the current step when PROJ
     bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (when barrier)
     T, B, H, P,  # steps, batch, hidden size, output size (P = proj size or H)
@@ -172,7 +172,9 @@ def split_forward_kernel(
         bhn = tl.load(bhn_ptr + d * H + cols, mask=cols < H, other=0.0).to(tl.float32)
     w0, w1, w2, w3 = chip_weights(w_ptr, d * G, cols, H, P, G, BLOCK_H, BLOCK_K, True, W_ON_CHIP,
                                   VECTOR)
-    cbuf_ptr += d * B * H  # this direction's state buffers
+    cbuf_ptr += d * B * H  # this direction's state buffers (the sLSTM's three: CELL_STATES)
+    if CELL == 4:
+        cbuf_ptr += d * 2 * B * H
     mbuf_ptr += d * B * H
     nprog = tl.num_programs(0) * tl.num_programs(1) * D
     for q in range(q_begin, q_end):
@@ -200,23 +202,30 @@ def split_forward_kernel(
             if not PROJ:
                 hprev = load_tile(h_rd, rows * P, cols, mask_h)
             c = hprev
-            if CELL == 0:
+            n, m = c, c
+            if CELL == 0 or CELL == 4:
                 c = load_tile(cbuf_ptr, rows * H, cols, mask_h)
+            if CELL == 4:
+                n = load_tile(cbuf_ptr + B * H, rows * H, cols, mask_h)
+                m = load_tile(cbuf_ptr + 2 * B * H, rows * H, cols, mask_h)
             go, eo = block_offsets(tt, rows, B, H, d, D, G, gx_blocks)
-            hn, cn, s0, s1, s2, s3, se = cell_forward(CELL, gx_ptr, go, cols, H, mask_h, a0, a1, a2,
-                                                      a3, hprev, c, bhn, relu)
+            hn, cn, nn, mn, s0, s1, s2, s3, se = cell_forward(CELL, gx_ptr, go, cols, H, mask_h, a0,
+                                                              a1, a2, a3, hprev, c, n, m, bhn, relu)
             if PROJ:
                 store_tile(mbuf_ptr, rows * H, cols, tl.where(v, hn, 0.0), mask_h)
             else:
                 hn = tl.where(v, hn, hprev)
                 store_tile(h_wr, rows * P, cols, hn, mask_h)
                 store_tile(y_ptr, seq_offsets(tt, rows, B, P, d, D), cols, tl.where(v, hn, 0.0), mask_h)
-            if CELL == 0:
+            if CELL == 0 or CELL == 4:
                 store_tile(cbuf_ptr, rows * H, cols, tl.where(v, cn, c), mask_h)
+            if CELL == 4:
+                store_tile(cbuf_ptr + B * H, rows * H, cols, tl.where(v, nn, n), mask_h)
+                store_tile(cbuf_ptr + 2 * B * H, rows * H, cols, tl.where(v, mn, m), mask_h)
             if S > 0:
                 if gx_blocks == S:  # this forward saves (S > G for every cell that saves)
-                    store_blocks(ws_ptr, go, eo, cols, H, mask_h, v, G, S > G, s0, s1, s2, s3,
-                                 se)
+                    store_blocks(ws_ptr, go, eo, cols, H, mask_h, v, G, S - G, s0, s1, s2, s3,
+                                 se, nn, mn)
         if barrier:
             grid_barrier(bar_ptr, (q - q_begin + 1) * nprog)
 
@@ -257,7 +266,7 @@ def split_backward_kernel(
     w_ptr,  # (D, G*H, P) W_hh
     wr_ptr,  # (D, P, H) W_hr when PROJ
     h0_ptr,  # (D, B, H) initial hidden state (GRU reads it)
-    c0_ptr,  # (D, B, H) initial cell state (LSTM reads it)
+    c0_ptr,  # (D, C, B, H) initial cell states (LSTM, sLSTM read them)
     y_ptr,  # (T, B, D*P) forward output
     ws_ptr,  # (T, B, D*S*H) values saved by the forward (an RNN passes y, S = 1)
     len_ptr,  # (B,) int32 sequence lengths (T each when none were given)
@@ -265,7 +274,8 @@ def split_backward_kernel(
               # length) and store_grads' extra block; may be ws itself (common.block_offsets)
     dhs_ptr,  # (T, B, D*P) out when PROJ: total gradient of each step's h (for dW_hr)
     dhbuf_ptr,  # (D, B, P) float32 dh carried between steps (starts as dh_n, ends as dh0)
-    dcbuf_ptr,  # (D, B, H) float32 dc carried between steps (starts as dc_n, ends as dc0; LSTM)
+    dcbuf_ptr,  # (D, C, B, H) float32 gradients of the cell states carried between steps
+                # (start as those of the final states, end as those of the initial ones)
     rbuf_ptr,  # (D, 2, B, G*H) recurrent gradients of step s in slot s%2 (slot T%2 zero), in
                # W_hh's dtype: they are only ever the operand of the product with W_hh
     bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (when barrier)
@@ -291,8 +301,10 @@ def split_backward_kernel(
     cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
     rmask, mask_h, mask_p, lens = tile_masks(rows, cols, cols, B, H, P, len_ptr)
     w0, w1, w2, w3 = chip_weights(w_ptr, d * G, cols, H, P, G, BLOCK_H, BLOCK_K, False, W_ON_CHIP)
-    dhbuf_ptr += d * B * P  # this direction's state buffers
+    dhbuf_ptr += d * B * P  # this direction's state buffers (the sLSTM's three: CELL_STATES)
     dcbuf_ptr += d * B * H
+    if CELL == 4:
+        dcbuf_ptr += d * 2 * B * H
     nprog = tl.num_programs(0) * tl.num_programs(1) * D
     for q in range(q_begin, q_end):
         s = T - 1 - q
@@ -327,28 +339,36 @@ def split_backward_kernel(
                     dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, H, d, D), cols, mask_h & v)
             if s >= 0:
                 dc = dh
-                if CELL == 0:
+                dn, dst = dc, dc  # the sLSTM's n and m (stabiliser)
+                if CELL == 0 or CELL == 4:
                     dc = load_tile(dcbuf_ptr, rows * H, cols, mask_h)
+                if CELL == 4:
+                    dn = load_tile(dcbuf_ptr + B * H, rows * H, cols, mask_h)
+                    dst = load_tile(dcbuf_ptr + 2 * B * H, rows * H, cols, mask_h)
                 go, eo = block_offsets(tt, rows, B, H, d, D, G, S)
-                s0, s1, s2, s3, se = load_saved(ws_ptr, go, eo, cols, H, mask_h & v, G, S)
-                prev = dh
-                if CELL < 2:
-                    prev = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens, rows, B,
-                                           H, cols, mask_h & v, G, S, rev, d, D)
-                d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp = cell_backward(CELL, dh, dc, s0, s1, s2,
-                                                                         s3, se, prev, relu)
+                s0, s1, s2, s3, se, se1, se2 = load_saved(ws_ptr, go, eo, cols, H, mask_h & v, G, S)
+                prev, prev_n, prev_m = dh, dh, dh
+                if CELL != 2:
+                    prev, prev_n, prev_m = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt,
+                                                           lens, rows, B, H, cols, mask_h & v, G,
+                                                           S, rev, d, D)
+                d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp, dnp, dsp = cell_backward(
+                    CELL, dh, dc, dn, dst, s0, s1, s2, s3, se, se1, se2, prev, prev_n, prev_m, relu)
                 go, eo = block_offsets(tt, rows, B, H, d, D, G, dgx_blocks)
                 store_grads(dgx_ptr, go, eo, cols, H, mask_h, v, CELL, G, PROJ, d0, d1, d2, d3, r2,
                             s3, se)
                 store_blocks(rbuf_ptr + (2 * d + s % 2) * B * G * H, rows * G * H, 0, cols, H,
-                             mask_h, v, G, False, r0, r1, r2, r3, r0)
+                             mask_h, v, G, 0, r0, r1, r2, r3, r0, r0, r0)
                 if not PROJ:
                     carry = tl.zeros_like(d0)
                     if CELL == 1:
                         carry = dhd
                     store_tile(dhbuf_ptr, rows * H, cols, tl.where(v, carry, dh), mask_h)
-                if CELL == 0:
+                if CELL == 0 or CELL == 4:
                     store_tile(dcbuf_ptr, rows * H, cols, tl.where(v, dcp, dc), mask_h)
+                if CELL == 4:
+                    store_tile(dcbuf_ptr + B * H, rows * H, cols, tl.where(v, dnp, dn), mask_h)
+                    store_tile(dcbuf_ptr + 2 * B * H, rows * H, cols, tl.where(v, dsp, dst), mask_h)
             else:
                 store_tile(dhbuf_ptr, rows * H, cols, dh, mask_h)
         if barrier:

@@ -136,8 +136,10 @@ def test_cells_layers_contract_and_errors():
     tri.load_state_dict(layer.state_dict())
     layer2 = fastrnn.SLSTM(3, 4, num_heads=2, backend="reference")
     layer2.load_state_dict(layer.state_dict())
-    with pytest.warns(UserWarning, match="cannot fuse this SLSTM \\(the sLSTM cell\\)"):
-        assert torch.equal(tri(x)[0], layer2(x)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # fused: no fallback
+        fused = tri(x)
+    assert_close(fused[0], layer2(x)[0], torch.float32)
     with pytest.raises(RuntimeError, match="expects hx as a tuple of 4 tensors"):
         layer(x, torch.zeros(1, 2, 4))
     with pytest.raises(RuntimeError, match=r"Expected hidden\[2\] size \(1, 2, 4\)"):

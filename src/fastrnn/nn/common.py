@@ -13,8 +13,8 @@ from torch.nn import Module, init
 from fastrnn.ops.backend import get_default_backend, warn_once
 from fastrnn.ops.functional import block_diagonal
 
-__all__ = ["LAYER_DOC", "BackendModule", "block_diagonal", "check_heads", "no_other_keywords",
-           "probabilities", "reference_only_backend"]
+__all__ = ["LAYER_DOC", "BackendModule", "block_diagonal", "check_heads", "fused_only_backend",
+           "no_other_keywords", "probabilities", "reference_only_backend"]
 
 
 class BackendModule(Module):
@@ -83,6 +83,19 @@ def reference_only_backend(requested: str | None, features: list[str], mode: str
         warn_once(f"fastrnn: the triton backend cannot fuse this {mode} ({what}); running the "
                   "reference backend instead")
     return "reference"
+
+
+def fused_only_backend(requested: str | None, feature: str, mode: str, **call: Any) -> str:
+    """The backend of a module torch.nn has no counterpart for (``feature``), but the fused
+    kernels do: ``native`` raises (a process default of native runs the reference, warning
+    once), ``auto`` takes triton where it serves the call (``call``: resolve_backend's keywords)
+    and the reference elsewhere, ``triton`` falls back to the reference as for any layer."""
+    from fastrnn.ops.dispatch import resolve_backend
+
+    if requested == "native" or (requested is None and get_default_backend() == "native"):
+        return reference_only_backend(requested, [feature], mode)
+    backend = resolve_backend(requested, mode, **call)
+    return "reference" if backend == "native" else backend
 
 
 def probabilities(zoneout: Any, mode: str) -> tuple[float, float]:

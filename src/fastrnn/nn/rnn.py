@@ -213,7 +213,8 @@ class RNNBase(TorchChecks, BackendModule):
                 weights = self._dense(weights)
             return self._native(input, hx, batch_sizes, weights)
         message = ops.check_tensors(input, hx, weights)
-        if message is not None and (self._reference_features() or self.num_heads > 1):
+        if message is not None and (self._reference_features() or self.num_heads > 1
+                                    or self.mode not in _NATIVE):
             raise RuntimeError(message)  # torch.nn's words; its module would compute without
         if message is not None:  # torch's own error for these tensors, or torch's result
             result = self._native(input, hx, batch_sizes, self._dropconnected(weights))

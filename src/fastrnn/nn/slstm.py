@@ -11,8 +11,9 @@ Per layer and direction, gates i, f, z, o (in that order in every weight)::
 ``exp`` finite, and cancels in h). The states are ``(h, c, n, m)``, each ``(num_layers * D, B,
 H)``. With ``num_heads = N`` the recurrent matrix is block-diagonal over N heads of H/N (as
 xLSTM's sLSTM blocks and FlashRNN run it; the layout of :class:`fastrnn.LSTM`'s ``num_heads``).
-They run on the reference backend (``triton`` falls back with a one-time warning; torch.nn has
-no sLSTM, so ``native`` raises). FlashRNN's ``slstm`` computes the same function from a zero
+The triton backend fuses them (forward and backward, heads as program groups, states in
+float32 inside the kernels); ``auto`` runs it on CUDA and the reference elsewhere; torch.nn has
+no sLSTM, so ``native`` raises. FlashRNN's ``slstm`` computes the same function from a zero
 state (it floors n at 1, which that m rule never reaches): :func:`fastrnn.to_flashrnn`.
 """
 
@@ -28,8 +29,8 @@ from fastrnn.nn.common import (
     BackendModule,
     block_diagonal,
     check_heads,
+    fused_only_backend,
     no_other_keywords,
-    reference_only_backend,
 )
 from fastrnn.nn.rnn import RNNBase
 from fastrnn.ops import functional as ops
@@ -54,8 +55,9 @@ class SLSTM(RNNBase):
             ``bidirectional`` by keyword only, since torch.nn.LSTM's eighth is ``proj_size``).
         dropconnect: dropout on the elements of every ``W_hh``, one mask per call, in training.
         num_heads: heads of the block-diagonal recurrence (default 1: a dense ``W_hh``).
-        backend: ``"auto"``, ``"reference"``, ``"triton"`` (falls back to the reference with a
-            warning) or None (the process default).
+        backend: ``"auto"`` (triton on CUDA, else the reference), ``"reference"``,
+            ``"triton"`` (fused; falls back to the reference with a warning where it cannot
+            run) or None (the process default).
 
     Forward: ``module(input, hx=None, lengths=None)``: input ``(T, B, I)`` (``(B, T, I)`` with
     ``batch_first``), ``(T, I)`` unbatched, or a PackedSequence; ``hx = (h0, c0, n0, m0)``,
@@ -91,8 +93,15 @@ class SLSTM(RNNBase):
 
     __prepare_scriptable__ = _no_script
 
-    def _reference_features(self) -> list[str]:
-        return [_FEATURE, *super()._reference_features()]
+    def _backend_for(self, input: Tensor, batch_sizes: Tensor | None) -> str:
+        if batch_sizes is not None:
+            batch = int(batch_sizes[0])
+        else:
+            batch = input.size(0 if self.batch_first else 1) if input.dim() == 3 else 1
+        return fused_only_backend(
+            self.backend, _FEATURE, self.mode, device=input.device, dtype=input.dtype,
+            hidden_size=self.hidden_size, proj_size=0, packed=batch_sizes is not None,
+            requires_grad=torch.is_grad_enabled(), batch_size=batch)
 
 
 class SLSTMCell(BackendModule):
@@ -167,7 +176,10 @@ class SLSTMCell(BackendModule):
                    if w is not None]
         if (message := ops.check_tensors(x, state, weights)) is not None:
             raise RuntimeError(message)
-        backend = reference_only_backend(self.backend, [_FEATURE], self.mode)
+        backend = fused_only_backend(
+            self.backend, _FEATURE, self.mode, device=x.device, dtype=x.dtype,
+            hidden_size=self.hidden_size, proj_size=0, packed=False,
+            requires_grad=torch.is_grad_enabled(), batch_size=x.size(0))
         out = ops.rnn_cell(self.mode, x, state, self.weight_ih,
                            block_diagonal(self.weight_hh, self.num_heads), self.bias_ih,
                            self.bias_hh, backend=backend, check=False)

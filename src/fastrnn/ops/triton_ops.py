@@ -54,7 +54,8 @@ except ImportError as exc:  # no triton on this platform
 else:
     _IMPORT_ERROR = None
 
-__all__ = ["gru_recurrence", "layer", "lstm_recurrence", "rnn_recurrence", "unsupported_reason"]
+__all__ = ["gru_recurrence", "layer", "lstm_recurrence", "rnn_recurrence", "slstm_recurrence",
+           "unsupported_reason"]
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -180,13 +181,19 @@ def _recurrence_impl(
         if S:
             # the projection goes into the gate blocks of the saved values, which the kernel
             # overwrites with the pre-activations: it takes no tensor of its own
-            ws = x.new_empty(T, B, D * S * (GH // common.GATES[cell]))
+            ws = x.new_empty(T, B, D * S * (GH // common.GATES[cell]),
+                             dtype=common.saved_dtype(cell, x.dtype))
             gx = ws[..., : D * GH]
         else:
             gx = x.new_empty(T, B, D * GH)
-        _project_into(gx, x, w_ih, bias)
+        if gx.dtype == x.dtype:
+            _project_into(gx, x, w_ih, bias)
+        else:  # saved in float32 (common.saved_dtype): the projection in the input's dtype
+            projected = x.new_empty(T, B, D * GH)
+            _project_into(projected, x, w_ih, bias)
+            gx.copy_(projected)
     y, h_n, c_n, ws = launch.forward(cell, gx, w_hh, h0, c0, w_hr, b_hn, lengths, reverse,
-                                     save=save, ws=ws)
+                                     save=save, ws=ws, dtype=x.dtype)
     return y, h_n, _or_empty(c_n, y), ws if ws is not y else y.new_empty(0)
 
 
@@ -200,8 +207,9 @@ def _(cell, x, w_ih, bias, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, save):
     H = GH // common.GATES[cell]
     S = common.SAVED[cell] if save else 0
     return (x.new_empty(T, B, D * P), x.new_empty(h0.shape),
-            x.new_empty(D, B, H) if c0 is not None else x.new_empty(0),
-            x.new_empty(T, B, D * S * H) if S else x.new_empty(0))
+            x.new_empty(c0.shape) if c0 is not None else x.new_empty(0),
+            x.new_empty(T, B, D * S * H, dtype=common.saved_dtype(cell, x.dtype)) if S
+            else x.new_empty(0))
 
 
 @torch.library.custom_op("fastrnn::recurrence_backward", mutates_args=())
@@ -224,7 +232,8 @@ def _(cell, dy, dh_n, dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse):
     D, GH, _ = w_hh.shape
     H = GH // common.GATES[cell]
     return (y.new_empty(T, B, D * common.grad_blocks(cell, w_hr is not None) * H),
-            y.new_empty(dh_n.shape), y.new_empty(D, B, H) if dc_n is not None else y.new_empty(0),
+            y.new_empty(dh_n.shape),
+            y.new_empty(dc_n.shape) if dc_n is not None else y.new_empty(0),
             y.new_empty(y.shape) if w_hr is not None else y.new_empty(0))
 
 
@@ -269,7 +278,8 @@ def _differentiable_backward(ctx, dy, dh_n, dc_n) -> tuple:
     GH = w_hh.shape[1]
     ys, finals = [], []
     for d in range(D):
-        state = [h0[d]] + ([c0[d]] if c0 is not None else [])
+        cells = [] if c0 is None else list(c0[d].unbind(0)) if c0.dim() == 4 else [c0[d]]
+        state = [h0[d], *cells]
         y_d, last = functional.recurrence(
             "reference", mode, gx[..., d * GH : (d + 1) * GH], w_hh[d], state,
             b_hn=None if b_hn is None else b_hn[d], w_hr=None if w_hr is None else w_hr[d],
@@ -278,8 +288,9 @@ def _differentiable_backward(ctx, dy, dh_n, dc_n) -> tuple:
         finals.append(last)
     outputs = [torch.cat(ys, dim=-1), torch.stack([f[0] for f in finals])]
     grads_out = [dy, dh_n]
-    if c0 is not None:
-        outputs.append(torch.stack([f[1] for f in finals]))
+    if c0 is not None:  # the cell states, laid out as c0
+        outputs.append(torch.stack([torch.stack(f[1:]) if c0.dim() == 4 else f[1]
+                                    for f in finals]))
         grads_out.append(dc_n)
     inputs = (x, w_ih, bias, w_hh, h0, c0, w_hr, b_hn)
     wanted = [i for i, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[i + 1]]
@@ -310,6 +321,7 @@ def _backward(ctx, dy, dh_n, dc_n, _):
     if _overwrite_saved(cell, ws):
         grads, dh0, dc0, dhs = launch.backward(*args, into=ws)
         torch.autograd.graph.increment_version(ws)
+        grads = grads if grads.dtype == y.dtype else grads.to(y.dtype)  # common.saved_dtype
     else:
         grads, dh0, dc0, dhs = _recurrence_backward(*args)
     need = ctx.needs_input_grad
@@ -373,11 +385,15 @@ def layer(
     HEADS_FORWARD or HEADS_REVERSE: D heads of one direction, see ``kernels.common``), from the
     input x: (T, B, I) projected in the same op by w_ih: (D*G*H, I) and bias: (D*G*H,) (so in
     training the projection is written straight into the values saved for backward), or from
-    gx = x: (T, B, D*G*H) when w_ih is None; w_hh: (D, G*H, P), state: (h0,) or (h0, c0) each
-    (D, B, *), b_hn: (D, H), w_hr: (D, P, H) -> y: (T, B, D*P) and the final states
-    (D, B, *)."""
+    gx = x: (T, B, D*G*H) when w_ih is None; w_hh: (D, G*H, P), state: (h0,), (h0, c0) or
+    (sLSTM) (h0, c0, n0, m0), each (D, B, *), b_hn: (D, H), w_hr: (D, P, H) -> y: (T, B, D*P)
+    and the final states (D, B, *)."""
     cell = common.CELLS[mode]
-    c0 = state[1] if cell == common.LSTM else None
+    c0 = None
+    if cell == common.LSTM:
+        c0 = state[1]
+    elif cell == common.SLSTM:  # the kernels' (D, 3, B, H) layout of c, n, m
+        c0 = torch.stack(tuple(state[1:]), dim=1)
     tensors = (x, w_ih, bias, w_hh, state[0], c0, w_hr, b_hn)
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     # Nothing to differentiate or trace (inference, plain tensors, no autocast): the launcher
@@ -389,7 +405,9 @@ def layer(
         run = _recurrence_impl
     y, h_n, c_n, _ = run(cell, x, w_ih, bias, w_hh, state[0], c0, w_hr, b_hn, lengths, reverse,
                          save)
-    return y, (h_n,) if c0 is None else (h_n, c_n)
+    if c0 is None:
+        return y, (h_n,)
+    return y, (h_n, *c_n.unbind(1)) if cell == common.SLSTM else (h_n, c_n)
 
 
 def _one(t: Tensor | None) -> Tensor | None:
@@ -448,3 +466,23 @@ def rnn_recurrence(
     mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
     y, (h_n,) = layer(mode, gx, w_hh[None], (h0[None],), lengths=lengths, reverse=reverse)
     return y, h_n[0]
+
+
+def slstm_recurrence(
+    gx: Tensor,
+    w_hh: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    n0: Tensor,
+    m0: Tensor,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Fused sLSTM (:func:`fastrnn.reference.slstm_recurrence`'s equations): gx: (T, B, 4H),
+    w_hh: (4H, H), h0, c0, n0, m0: (B, H).
+
+    Returns y: (T, B, H), h_n, c_n, n_n, m_n: (B, H) in gx.dtype.
+    """
+    y, finals = layer("SLSTM", gx, w_hh[None], tuple(s[None] for s in (h0, c0, n0, m0)),
+                      lengths=lengths, reverse=reverse)
+    return (y, *(s[0] for s in finals))  # type: ignore[return-value]
