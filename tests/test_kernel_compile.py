@@ -29,11 +29,15 @@ import torch
 
 triton = pytest.importorskip("triton")
 import triton.language as tl  # noqa: E402
-from compile_worker import barrier_order, compile_config, use_triton  # noqa: E402
-from fastrnn.kernels import common, launch, recurrence, split  # noqa: E402
-
-# one pytest-xdist worker compiles every config (its own process pool), the other runs the rest
-pytestmark = pytest.mark.xdist_group("compile")
+from compile_worker import BARRIER_KERNELS, barrier_order, compile_config, use_triton  # noqa: E402
+from fastrnn.kernels import (  # noqa: E402
+    common,
+    launch,
+    layer_norm,
+    layer_norm_backward,
+    recurrence,
+    split,
+)
 
 # A folder holding the oldest Triton the project supports (``pip install --target``), to compile
 # every config with its ptxas as well as with the installed Triton's.
@@ -90,6 +94,25 @@ def _pickable() -> dict[str, tuple]:
                 if key not in keys:  # RNN_RELU runs RNN_TANH's kernels (relu is a runtime flag)
                     keys.add(key)
                     found[name] = key
+        for allow_tf32 in (True, False):  # the LayerNorm layers' kernels
+            torch.backends.cudnn.allow_tf32 = allow_tf32
+            for (cell_name, cell), dtype, H, (module, kernel_name) in itertools.product(
+                    [("LSTM", common.LSTM), ("GRU", common.GRU)], DTYPES, HIDDEN,
+                    [("fastrnn.kernels.layer_norm", "ln_forward_kernel"),
+                     ("fastrnn.kernels.layer_norm_backward", "ln_backward_kernel")]):
+                cfg = layer_norm.pick_ln_config(cell, H, dtype, kernel_name.startswith("ln_b"))
+                meta = layer_norm.ln_kernel_meta(cell, dtype, cfg, H)
+                options = {k: meta.pop(k) for k in ("num_warps", "num_stages", "maxnreg")}
+                divisible = ("H",) if H % common.ALIGN == 0 else ()
+                key = (module, kernel_name, DTYPES[dtype], tuple(sorted(meta.items())),
+                       tuple(sorted(options.items())), divisible)
+                name = (f"{cell_name}-{DTYPES[dtype]}-{kernel_name}-H{meta['BLOCK_H']}-"
+                        f"K{meta['BLOCK_K']}-S{meta['BLOCK_S']}-"
+                        f"{'chip-' if meta['W_ON_CHIP'] else ''}{meta['PREC']}-"
+                        f"w{options['num_warps']}{'-H16' if divisible else ''}")
+                if key not in keys:
+                    keys.add(key)
+                    found[name] = key
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
     return found
@@ -129,7 +152,8 @@ def compiled(request) -> dict[str, dict]:
 def test_enumeration_covers_both_paths_and_all_cells():
     kernels = {key[1] for key in CONFIGS.values()}
     assert kernels == {"resident_forward_kernel", "resident_backward_kernel",
-                       "split_forward_kernel", "split_backward_kernel"}
+                       "split_forward_kernel", "split_backward_kernel", "ln_forward_kernel",
+                       "ln_backward_kernel"}
     cells = {dict(key[3])["CELL"] for key in CONFIGS.values()}
     assert cells == set(common.CELLS.values()) - {common.RNN_RELU}  # relu: RNN_TANH's kernels
     split_proj = {key[1] for key in CONFIGS.values() if dict(key[3]).get("PROJ")
@@ -146,14 +170,17 @@ def _unspecialized(kernel) -> set[str]:
 
 @pytest.mark.parametrize("kernel", [split.split_forward_kernel, split.split_backward_kernel,
                                     recurrence.resident_forward_kernel,
-                                    recurrence.resident_backward_kernel])
+                                    recurrence.resident_backward_kernel,
+                                    layer_norm.ln_forward_kernel,
+                                    layer_norm_backward.ln_backward_kernel])
 def test_only_h_and_p_specialise(kernel):
     """The variants compiled here are the ones that run only if no other integer argument
     (the steps, the batch, the phase range, the relu flag) picks a variant of its own."""
     params = inspect.signature(kernel.fn).parameters.values()
-    ints = {p.name for p in params
-            if p.annotation is not tl.constexpr and not p.name.endswith("_ptr")}
-    assert ints - _unspecialized(kernel) == {"H", "P"}
+    ints = {p.name for p in params if p.annotation not in (tl.constexpr, "tl.constexpr")
+            and not p.name.endswith("_ptr")}
+    expected = {"H"} if kernel.__name__.startswith("ln_") else {"H", "P"}
+    assert ints - _unspecialized(kernel) == expected
 
 
 def test_launchers_align_views():
@@ -173,7 +200,8 @@ def test_compiles_without_spills(compiled, name):
     assert stats["STACK"] == 0 and stats["LOCAL"] == 0, stats
 
 
-@pytest.mark.parametrize("name", sorted(n for n in CONFIGS if CONFIGS[n][1].startswith("split")))
+@pytest.mark.parametrize("name", sorted(n for n in CONFIGS
+                                        if CONFIGS[n][1].startswith(BARRIER_KERNELS)))
 def test_grid_barrier_orders_memory(compiled, name):
     assert "barrier" in compiled[name], compiled[name]
     order = compiled[name]["barrier"]
