@@ -6,10 +6,10 @@ projection, ``nn.LayerNorm(H)`` on the cell state), eager and with the step ``to
 (the loop stays in Python: compiling T unrolled steps takes minutes). It computes exactly
 ``LayerNormLSTM(cell_norm="state")`` and shares its weights; outputs are checked against it
 first. Providers: ``composite``, ``composite compiled``, ``fastrnn reference`` and ``fastrnn``
-(``--backend``, default auto; the fused kernels do not normalise yet, so it runs the
-reference too). Timed: forward + backward of ``output.sum()``, in interleaved rounds; reported:
-the median per call and per time step, the spread over rounds, and fastrnn's speedup over each
-composite where both spreads stay within 25%.
+(``--backend``, default auto: the fused kernels on CUDA, the reference elsewhere). Timed:
+forward + backward of ``output.sum()``, in interleaved rounds; reported: the median per call
+and per time step, the spread over rounds, and fastrnn's speedup over each composite where
+both spreads stay within 25%.
 
 Run with ``python -m benchmarks.layernorm`` (GPU: T=1024, B=16, H in {256, 512, 768}, bf16;
 ``--quick`` for a CPU-sized point).

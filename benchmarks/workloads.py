@@ -209,25 +209,17 @@ def served_by(
     backend = getattr(module, "backend", "")
     if backend == "":
         return None
-    features = getattr(module, "_reference_features", None)
-    if features is not None and features():  # what only the reference computes runs there
-        return "reference"
-    try:
-        from fastrnn.ops.dispatch import resolve_backend
-    except ImportError:
-        return None
-    config = {
-        "hidden_size": case.H,
-        "proj_size": getattr(module, "proj_size", 0),
-        "packed": case.packed,
-        "requires_grad": case.mode != "inference",
-    }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the fallback warning; the caller reports it instead
-        try:
-            return resolve_backend(backend, module.mode, device, dtype, **config)
-        except TypeError:  # a dispatcher with another signature
-            return None
+    choose = getattr(module, "_backend_for", None)
+    if choose is not None:  # the module's own choice, for a one-step input of the case's batch
+        probe = torch.zeros((case.B, 1, 1) if getattr(module, "batch_first", False)
+                            else (1, case.B, 1), device=device, dtype=dtype)
+        with warnings.catch_warnings(), torch.set_grad_enabled(case.mode != "inference"):
+            warnings.simplefilter("ignore")  # the fallback warning; the caller reports it
+            try:
+                return choose(probe, None)
+            except TypeError:  # a module with another signature
+                return None
+    return None
 
 
 def _unavailable_types() -> tuple[type[BaseException], ...]:

@@ -13,8 +13,11 @@ import subprocess
 import sys
 import tempfile
 
-FP32_PTRS = {"hbuf_ptr", "cbuf_ptr", "mbuf_ptr", "dhbuf_ptr", "dcbuf_ptr"}
+FP32_PTRS = {"hbuf_ptr", "cbuf_ptr", "mbuf_ptr", "dhbuf_ptr", "dcbuf_ptr", "abuf_ptr",
+             "sbuf_ptr"}
 I32_PTRS = {"len_ptr", "bar_ptr"}
+FP32_ARGS = {"eps"}
+BARRIER_KERNELS = ("split", "ln_")  # kernels with the grid barrier (names start so)
 
 
 def use_triton(path: str | None) -> None:
@@ -68,7 +71,7 @@ def _compile(key: tuple) -> dict:
             signature[arg] = "*fp32" if arg in FP32_PTRS else "*i32" if arg in I32_PTRS else (
                 "*" + dname)
         else:
-            signature[arg] = "i32"
+            signature[arg] = "fp32" if arg in FP32_ARGS else "i32"
     # the runtime's specialisation: 16-byte aligned pointers (the launchers guarantee them),
     # integer arguments divisible by 16 among ``divisible``
     attrs = {(i,): [["tt.divisibility", 16]] for i, a in enumerate(fn.arg_names)
@@ -81,7 +84,7 @@ def _compile(key: tuple) -> dict:
         usage = subprocess.run([cuobjdump, "--dump-resource-usage", f.name], check=True,
                                capture_output=True, text=True).stdout
         sass = subprocess.run([cuobjdump, "-sass", f.name], check=True, capture_output=True,
-                              text=True).stdout if (kernel_name.startswith("split")
+                              text=True).stdout if (kernel_name.startswith(BARRIER_KERNELS)
                                                     or meta.get("BARRIER")) else ""
     stats = {k: int(v) for k, v in re.findall(r"\b(REG|STACK|LOCAL):(\d+)", usage)}
     return {"shared": compiled.metadata.shared, "triton": triton.__version__, **stats,

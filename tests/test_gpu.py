@@ -426,3 +426,44 @@ def test_layers_replayed_from_a_cuda_graph(cell, H):
             graph.replay()
             for got, want in zip(static, run()):
                 assert_close(got, want, torch.bfloat16, scaled=True)
+
+
+def _against_the_reference(cls, H, dtype, T=48, B=16, **kwargs):
+    """A fastrnn layer torch.nn lacks, triton against the reference in float64: outputs,
+    final states and every gradient (packed unsorted lengths)."""
+    torch.manual_seed(0)
+    ref = cls(INPUT, H, backend="reference", **kwargs).double().to(CUDA)
+    with torch.no_grad():
+        for name, p in ref.named_parameters():
+            if name.startswith("ln_"):
+                p.add_(torch.randn_like(p) * 0.3)
+    ours = cls(INPUT, H, backend="triton", **kwargs).to(CUDA, dtype)
+    ours.load_state_dict({k: v.to(dtype) for k, v in ref.state_dict().items()})
+    ref.load_state_dict({k: v.double() for k, v in ours.state_dict().items()})
+    x = torch.randn(T, B, INPUT, device=CUDA)
+    lengths = torch.randint(1, T + 1, (B,))
+    lengths[0] = T
+    got = run_and_grads(ours, x.to(dtype).requires_grad_(), None, lengths)
+    want = run_and_grads(ref, x.double().requires_grad_(), None, lengths)
+    for name in want:
+        assert_close(got[name], want[name], dtype, msg=name, scaled=True)
+
+
+@pytest.mark.parametrize("H,heads", [(64, 1), (256, 4), (768, 12), (768, 1)])
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_slstm_fused(precision, H, heads):
+    """The sLSTM: resident heads of 64, split heads, one dense head of 768 (split, streamed)."""
+    dtype, allowed = PRECISIONS[precision]
+    with tf32(allowed):
+        _against_the_reference(fastrnn.SLSTM, H, dtype, num_heads=heads, bidirectional=H == 256)
+
+
+@pytest.mark.parametrize("cls,kwargs", [
+    (fastrnn.LayerNormLSTM, {}), (fastrnn.LayerNormLSTM, {"cell_norm": "state", "per_gate": True}),
+    (fastrnn.LayerNormGRU, {"bidirectional": True}),
+])
+@pytest.mark.parametrize("H", [256, 768])
+def test_layer_norm_fused(cls, kwargs, H):
+    """The LayerNorm layers fused behind the grid barrier (W_hh on chip at 256, streamed at
+    768), in bfloat16."""
+    _against_the_reference(cls, H, torch.bfloat16, **kwargs)

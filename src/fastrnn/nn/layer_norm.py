@@ -13,9 +13,11 @@ normalises its cell state, by ``cell_norm``: ``"output"`` (haste, the default) `
 i g`` is carried and ``h' = o * tanh(ln_weight_c * LN(c') + ln_bias_c)``; ``"state"``
 (PyTorch's ``benchmarks/fastrnns`` LayerNorm LSTM) the normalised cell state is carried,
 ``c' = ln_weight_c * LN(f c + i g) + ln_bias_c``, ``h' = o * tanh(c')``; None for neither.
-Gains start at 1, ``ln_bias_c`` at 0; every other parameter as torch.nn's. These run on the
-reference backend (the fused kernels do not normalise yet: ``triton`` falls back with a
-one-time warning; torch.nn has no such cell, so ``native`` raises).
+Gains start at 1, ``ln_bias_c`` at 0; every other parameter as torch.nn's. torch.nn has no
+such layer, so ``native`` raises. The layers are fused on the triton backend, forward and
+backward (``fastrnn.kernels.layer_norm``), which ``auto`` takes on CUDA; zoneout, heads,
+torch.compile and the cells run on the reference backend (``triton`` falls back, warning
+once).
 """
 
 from __future__ import annotations
@@ -28,9 +30,15 @@ from torch import Tensor
 from torch.nn import Module, Parameter, init
 
 from fastrnn.nn.cell import _GatedCell
-from fastrnn.nn.common import LAYER_DOC, no_other_keywords
+from fastrnn.nn.common import (
+    LAYER_DOC,
+    fused_only_backend,
+    no_other_keywords,
+    reference_only_backend,
+)
 from fastrnn.nn.rnn import RNNBase
 from fastrnn.ops import functional as ops
+from fastrnn.ops.backend import get_default_backend
 from fastrnn.reference import CELL_NORMS
 
 __all__ = ["LayerNormGRU", "LayerNormGRUCell", "LayerNormLSTM", "LayerNormLSTMCell"]
@@ -127,6 +135,25 @@ class _LayerNormStack(_Norms, RNNBase):
 
     def _reference_features(self) -> list[str]:
         return ["layer normalisation", *super()._reference_features()]
+
+    def _backend_for(self, input: Tensor, batch_sizes: Tensor | None) -> str:
+        """The fused kernels where they serve the call (see the module docstring), else the
+        reference."""
+        from fastrnn.ops import fused_norm
+
+        requested = self.backend
+        if requested == "native" or (requested is None and get_default_backend() == "native"):
+            return reference_only_backend(requested, self._reference_features(), self.mode)
+        reason = fused_norm.fusable(self.zoneout, self.num_heads)
+        if reason is not None:
+            return reference_only_backend(requested, [reason], self.mode)
+        batch = int(batch_sizes[0]) if batch_sizes is not None else (
+            input.size(0 if self.batch_first else 1) if input.dim() == 3 else 1)
+        return fused_only_backend(
+            requested, "layer normalisation", self.mode, device=input.device,
+            dtype=input.dtype, hidden_size=self.hidden_size, proj_size=0,
+            packed=batch_sizes is not None, requires_grad=torch.is_grad_enabled(),
+            batch_size=batch)
 
     def _functional_options(self) -> dict[str, Any]:
         return {**super()._functional_options(), "layer_norm": self._layer_norm()}

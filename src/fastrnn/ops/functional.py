@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fastrnn import reference
-from fastrnn.ops.backend import BackendUnavailableError
+from fastrnn.ops.backend import BackendUnavailableError, warn_once
 
 __all__ = [
     "MODES", "LayerNormConfig", "block_diagonal", "call_recurrence", "check_tensors",
@@ -256,10 +256,12 @@ def rnn(
     each state element's previous value per step (reference backend; see
     :func:`zoneout_keep`); ``dropconnect``: dropout on the elements of each ``W_hh``, one mask
     per call and layer and direction, in training (any backend: the recurrence gets the
-    masked matrix). ``layer_norm``: the LayerNorm cells' normalisation (reference backend;
-    see :class:`LayerNormConfig`). ``num_heads``: each ``W_hh`` is ``(G*H, H/N)``, N heads'
-    blocks (:func:`block_diagonal`); the triton backend runs every head as its own program
-    group of one launch (no exchange between heads), the reference the dense matrix.
+    masked matrix). ``layer_norm``: the LayerNorm cells' normalisation (see
+    :class:`LayerNormConfig`; the triton backend fuses it where :func:`fused_norm.fusable`
+    says so, else runs the reference, warning once). ``num_heads``: each ``W_hh`` is
+    ``(G*H, H/N)``, N heads' blocks (:func:`block_diagonal`); the triton backend runs every
+    head as its own program group of one launch (no exchange between heads), the reference
+    the dense matrix.
     """
     if input.size(0) == 0:
         raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
@@ -267,6 +269,14 @@ def rnn(
             input, hx, [*weights, *(layer_norm.weights if layer_norm else ())])):
         raise RuntimeError(message)
     dtype = input.dtype
+    if backend == "triton" and layer_norm is not None:
+        from fastrnn.ops import fused_norm
+
+        reason = fused_norm.fusable(zoneout, num_heads)
+        if reason:
+            warn_once(f"fastrnn: the triton backend cannot fuse this {mode} ({reason}); "
+                      "running the reference backend instead")
+            backend = "reference"
     if backend == "reference":
         work = torch.promote_types(dtype, torch.float32)
         input = input.to(work)
@@ -274,8 +284,8 @@ def rnn(
         hx = [h.to(work) for h in hx]
         if layer_norm is not None:
             layer_norm = layer_norm._replace(weights=[w.to(work) for w in layer_norm.weights])
-    elif layer_norm is not None:
-        raise ValueError(f"layer_norm runs on the reference backend, not {backend!r}")
+    elif layer_norm is not None and backend != "triton":
+        raise ValueError(f"layer_norm runs on the reference or triton backend, not {backend!r}")
     D = 2 if bidirectional else 1
     x = input
     finals: list[list[Tensor]] = [[] for _ in hx]
@@ -293,14 +303,17 @@ def rnn(
         if num_heads > 1 and not fused_heads:
             per_direction = [(w[0], block_diagonal(w[1], num_heads), *w[2:])
                              for w in per_direction]
+        norms = None
+        if layer_norm is not None:
+            n = layer_norm.per_layer()
+            norms = [(layer_norm, layer_norm.weights[(layer * D + d) * n :][:n])
+                     for d in range(D)]
         if fused_heads:
             x, last = _fused_heads_layer(mode, x, per_direction, state, lengths, num_heads)
-        elif any(zoneout) or layer_norm is not None:
-            norms = None
-            if layer_norm is not None:
-                n = layer_norm.per_layer()
-                norms = [(layer_norm, layer_norm.weights[(layer * D + d) * n :][:n])
-                         for d in range(D)]
+        elif norms is not None and backend == "triton":
+            x, last = fused_norm.layer(mode, x, per_direction, state, lengths, norms,
+                                       _normalised_projection)
+        elif any(zoneout) or norms is not None:
             x, last = _layer(backend, mode, x, per_direction, state, lengths, zoneout, training,
                              norms)
         else:

@@ -292,15 +292,24 @@ def _differentiable_backward(ctx, dy, dh_n, dc_n) -> tuple:
         outputs.append(torch.stack([torch.stack(f[1:]) if c0.dim() == 4 else f[1]
                                     for f in finals]))
         grads_out.append(dc_n)
-    inputs = (x, w_ih, bias, w_hh, h0, c0, w_hr, b_hn)
-    wanted = [i for i, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[i + 1]]
+    grads = differentiable_grads(ctx.needs_input_grad[1:], outputs, grads_out,
+                                 (x, w_ih, bias, w_hh, h0, c0, w_hr, b_hn))
+    return (None, *grads, None, None, None)
+
+
+def differentiable_grads(needs: tuple, outputs: list, grads_out: list,
+                         inputs: tuple) -> list:
+    """The gradients of ``inputs`` whose ``needs`` flag is set (the others None) from the
+    recomputed ``outputs`` and their incoming ``grads_out``, with a graph of their own (zeros
+    for an input the outputs do not depend on)."""
+    wanted = [i for i, t in enumerate(inputs) if t is not None and needs[i]]
     pairs = [(o, g) for o, g in zip(outputs, grads_out) if g is not None]
     found = torch.autograd.grad([o for o, _ in pairs], [inputs[i] for i in wanted],
                                 [g for _, g in pairs], create_graph=True, allow_unused=True)
     grads: list = [None] * len(inputs)
     for i, g in zip(wanted, found):
         grads[i] = torch.zeros_like(inputs[i]) if g is None else g.to(inputs[i].dtype)
-    return (None, *grads, None, None, None)
+    return grads
 
 
 def _backward(ctx, dy, dh_n, dc_n, _):
