@@ -57,5 +57,5 @@ def backward(dh, dc, dn, dm, zi, zf, zz, zo, c, n, cprev, nprev, mprev):
     to_i = tl.where(first | (zi > lf), 1.0, tl.where(zi == lf, 0.5, 0.0))
     dlf = dfg + dmn * (1.0 - to_i)
     di = dig + dmn * to_i
-    df = dlf * (1.0 - sigmoid(zf))  # d log sigmoid(x) / dx = 1 - sigmoid(x)
+    df = dlf * sigmoid(-zf)  # d log sigmoid(x) / dx = 1 - sigmoid(x), without cancelling
     return di, df, dz, do, dc * fg, dn * fg, dlf

@@ -56,8 +56,10 @@ class SLSTM(RNNBase):
         dropconnect: dropout on the elements of every ``W_hh``, one mask per call, in training.
         num_heads: heads of the block-diagonal recurrence (default 1: a dense ``W_hh``).
         backend: ``"auto"`` (triton on CUDA, else the reference), ``"reference"``,
-            ``"triton"`` (fused; falls back to the reference with a warning where it cannot
-            run) or None (the process default).
+            ``"triton"`` (fused; a configuration it cannot fuse runs the reference with a
+            warning; without CUDA or ``TRITON_INTERPRET=1`` it raises
+            BackendUnavailableError, as :class:`fastrnn.LSTM`'s) or None (the process
+            default).
 
     Forward: ``module(input, hx=None, lengths=None)``: input ``(T, B, I)`` (``(B, T, I)`` with
     ``batch_first``), ``(T, I)`` unbatched, or a PackedSequence; ``hx = (h0, c0, n0, m0)``,

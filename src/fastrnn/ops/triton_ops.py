@@ -330,7 +330,8 @@ def _backward(ctx, dy, dh_n, dc_n, _):
     if _overwrite_saved(cell, ws):
         grads, dh0, dc0, dhs = launch.backward(*args, into=ws)
         torch.autograd.graph.increment_version(ws)
-        grads = grads if grads.dtype == y.dtype else grads.to(y.dtype)  # common.saved_dtype
+        if grads.dtype != y.dtype:  # saved in float32 (common.saved_dtype): the sLSTM's gate
+            grads = grads[..., : w_hh.shape[0] * w_hh.shape[1]].to(y.dtype)  # blocks only
     else:
         grads, dh0, dc0, dhs = _recurrence_backward(*args)
     need = ctx.needs_input_grad
