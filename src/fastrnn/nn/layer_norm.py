@@ -147,13 +147,8 @@ class _LayerNormStack(_Norms, RNNBase):
         reason = fused_norm.fusable(self.zoneout, self.num_heads)
         if reason is not None:
             return reference_only_backend(requested, [reason], self.mode)
-        batch = int(batch_sizes[0]) if batch_sizes is not None else (
-            input.size(0 if self.batch_first else 1) if input.dim() == 3 else 1)
-        return fused_only_backend(
-            requested, "layer normalisation", self.mode, device=input.device,
-            dtype=input.dtype, hidden_size=self.hidden_size, proj_size=0,
-            packed=batch_sizes is not None, requires_grad=torch.is_grad_enabled(),
-            batch_size=batch)
+        return fused_only_backend(requested, "layer normalisation", self.mode,
+                                  **self._call_config(input, batch_sizes))
 
     def _functional_options(self) -> dict[str, Any]:
         return {**super()._functional_options(), "layer_norm": self._layer_norm()}

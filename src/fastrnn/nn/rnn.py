@@ -300,15 +300,17 @@ class RNNBase(TorchChecks, BackendModule):
         features = self._reference_features()
         if features:
             return reference_only_backend(self.backend, features, self.mode)
+        return resolve_backend(self.backend, self.mode, **self._call_config(input, batch_sizes))
+
+    def _call_config(self, input: Tensor, batch_sizes: Tensor | None) -> dict[str, Any]:
+        """The dispatcher's description of a call (``resolve_backend``'s keywords)."""
         if batch_sizes is not None:
             batch = int(batch_sizes[0])
         else:
             batch = input.size(0 if self.batch_first else 1) if input.dim() == 3 else 1
-        return resolve_backend(
-            self.backend, self.mode, input.device, input.dtype, hidden_size=self.hidden_size,
-            proj_size=self.proj_size, packed=batch_sizes is not None,
-            requires_grad=torch.is_grad_enabled(), batch_size=batch,
-        )
+        return {"device": input.device, "dtype": input.dtype, "hidden_size": self.hidden_size,
+                "proj_size": self.proj_size, "packed": batch_sizes is not None,
+                "requires_grad": torch.is_grad_enabled(), "batch_size": batch}
 
     def _reference_features(self) -> list[str]:
         """What this module computes that only the reference backend does (zoneout)."""

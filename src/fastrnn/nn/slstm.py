@@ -96,14 +96,8 @@ class SLSTM(RNNBase):
     __prepare_scriptable__ = _no_script
 
     def _backend_for(self, input: Tensor, batch_sizes: Tensor | None) -> str:
-        if batch_sizes is not None:
-            batch = int(batch_sizes[0])
-        else:
-            batch = input.size(0 if self.batch_first else 1) if input.dim() == 3 else 1
-        return fused_only_backend(
-            self.backend, _FEATURE, self.mode, device=input.device, dtype=input.dtype,
-            hidden_size=self.hidden_size, proj_size=0, packed=batch_sizes is not None,
-            requires_grad=torch.is_grad_enabled(), batch_size=batch)
+        return fused_only_backend(self.backend, _FEATURE, self.mode,
+                                  **self._call_config(input, batch_sizes))
 
 
 class SLSTMCell(BackendModule):

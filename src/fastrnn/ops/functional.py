@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fastrnn import reference
+from fastrnn.ops import fused_norm
 from fastrnn.ops.backend import BackendUnavailableError, warn_once
 
 __all__ = [
@@ -270,8 +271,6 @@ def rnn(
         raise RuntimeError(message)
     dtype = input.dtype
     if backend == "triton" and layer_norm is not None:
-        from fastrnn.ops import fused_norm
-
         reason = fused_norm.fusable(zoneout, num_heads)
         if reason:
             warn_once(f"fastrnn: the triton backend cannot fuse this {mode} ({reason}); "

@@ -119,9 +119,9 @@ class _FusedNorm(torch.autograd.Function):
         dw_hh = torch.stack([
             _grad_w_hh((da[:, :, d].reshape(T, B, GH),), ys[:, :, d], h0[d], lengths,
                        common.runs_reversed(0, d), w_hh.dtype) for d in range(D)])
-        drec = grads[:, :, :, :G].clone()
-        if cell == common.GRU:  # the n block's recurrent gradient is r * dn
-            drec[:, :, :, 2] = grads[:, :, :, 2 * G]
+        drec = grads[:, :, :, :G]  # the gradients of gain * x^: the gates' (LSTM)
+        if cell == common.GRU:  # the n block's is r * dn
+            drec = torch.cat([grads[:, :, :, :2], grads[:, :, :, 2 * G :]], dim=3)
         dgain = _sum_rows(drec * ws[:, :, :, G : 2 * G]).reshape(D, GH).to(gain.dtype)
         dwc = dbc = db_hn = None
         if weight_c is not None and cell_norm is not None:
