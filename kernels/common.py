@@ -319,10 +319,12 @@ def split_warps(cell: int, backward: bool, proj: bool, dtype: torch.dtype) -> in
 def split_stages(cell: int, backward: bool, proj: bool, dtype: torch.dtype) -> int:
     """Software-pipelining stages of a streaming split program (sizes not aligned): 3 (its chunk
     loads overlap the products; 1.5-3x faster on an H100) except the exact float32 LSTM
-    forward, the float32 LSTM and GRU backward and the projected LSTM forward, which spill."""
+    forward, the float32 LSTM and GRU backward and the projected LSTM forward, which spill
+    (1 stage), and the half-precision LSTM and sLSTM forward (2: with zoneout's loads the
+    LSTM's spills with 3)."""
     if _exact_fp32_lstm_forward(cell, backward, proj, dtype) or (proj and not backward):
         return 1
-    if cell == SLSTM and not backward and dtype.itemsize == 2:  # spills with 3
+    if cell in (LSTM, SLSTM) and not backward and dtype.itemsize == 2:  # spill with 3
         return 2
     if backward and dtype.itemsize == 4 and cell in (LSTM, GRU, SLSTM):
         return 1

@@ -19,6 +19,7 @@ import torch
 from fastrnn.kernels.common import (
     GATES,
     GRU,
+    LSTM,
     RNN_RELU,
     RNN_TANH,
     SAVED,
@@ -116,6 +117,20 @@ def _runtime(cell: int, D: int, reverse: int) -> tuple[int, int, int]:
     return int(cell == RNN_RELU), D, int(reverse)
 
 
+def _zoneout(cell: int, zoneout: tuple[Tensor, ...] | None, proj: bool, like: Tensor,
+             ) -> tuple[int, Tensor, Tensor]:
+    """The kernels' zoneout code (1, or 0 without) and keep pointers of h and c from
+    ``zoneout``: the keep values of h (and the LSTM's c), each float32 ``(T, B, D*H)``
+    (``recurrence.keep_tile``)."""
+    if zoneout is None:
+        return 0, like, like
+    if proj:
+        raise ValueError("the fused kernels take no zoneout with a projection")
+    kh = _aligned(zoneout[0].float())
+    kc = _aligned(zoneout[1].float()) if cell == LSTM else kh
+    return 1, kh, kc
+
+
 def _aligned(t: Tensor) -> Tensor:
     """``t`` contiguous at a 16-byte aligned address (a copy if a view starts elsewhere), so
     each config runs the kernel variant it was checked as (see common.is_aligned)."""
@@ -137,6 +152,7 @@ def forward(
     config: Config | None = None,
     ws: Tensor | None = None,
     dtype: torch.dtype | None = None,
+    zoneout: tuple[Tensor, ...] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
     """D directions in one launch (direction 1 runs opposite to direction 0, which runs in
     reverse when ``reverse``): gx: (T, B, D*G*H), w_hh: (D, G*H, P), h0: (D, B, P),
@@ -146,7 +162,10 @@ def forward(
     When saving, the kernel reads gx from the gate blocks of ws (common.block_offsets) and
     overwrites them with the pre-activations: ``ws`` (T, B, D*S*H) in ``saved_dtype`` may come
     with the input projection already there (``gx`` its view), else gx is copied in. ``dtype``:
-    the layer's (y's and the products' operands'), gx's by default (gx may be ws's view)."""
+    the layer's (y's and the products' operands'), gx's by default (gx may be ws's view).
+    ``zoneout``: the keep values of h (and the LSTM's c), float32 (T, B, D*H) (no
+    projection); an Elman RNN saving under zoneout returns as ws its h before zoneout
+    (T, B, D*H), which its backward needs."""
     D, GH, P = w_hh.shape
     T, B, _ = gx.shape
     H = GH // GATES[cell]
@@ -169,7 +188,10 @@ def forward(
         gx = ws  # the kernel reads the projection from ws's gate blocks
     else:
         gx = _aligned(gx)
-    ws = ws if S else y
+    code, kh, kc = _zoneout(cell, zoneout, w_hr is not None, gx)
+    if not S and code and save:  # an RNN saves its h before zoneout
+        ws, code = gx.new_empty(T, B, D * H, dtype=dtype), 2
+    ws = ws if S or code == 2 else y
     w_hh = _aligned(w_hh.to(y.dtype))
     lens = _lengths(lengths, T, B, gx.device)
     if cell == GRU and b_hn is None:  # the kernels always add it
@@ -183,8 +205,8 @@ def forward(
         c_n = None if c0 is None else y.new_empty(c0.shape)
         kernel[grid](
             gx, w_hh, wr, bhn, _aligned(h0), gx if c0 is None else _aligned(c0), lens, y,
-            h_n, gx if c_n is None else c_n, ws, T, B, H, P, *_runtime(cell, D, reverse), gx_blocks,
-            **meta,
+            h_n, gx if c_n is None else c_n, ws, kh, kc, T, B, H, P, *_runtime(cell, D, reverse),
+            gx_blocks, code, **meta,
         )
         return y, h_n, c_n, ws
     hbuf = torch.empty(D, 2, B, P, device=gx.device, dtype=torch.float32)
@@ -192,8 +214,8 @@ def forward(
     cbuf = hbuf if c0 is None else c0.float().clone()
     mbuf = hbuf if w_hr is None else torch.empty(D, B, H, device=gx.device, dtype=torch.float32)
     bar = torch.zeros(1, device=gx.device, dtype=torch.int32)
-    args = (gx, w_hh, wr, bhn, lens, y, ws, hbuf, cbuf, mbuf, bar, T, B, H, P,
-            *_runtime(cell, D, reverse), gx_blocks)
+    args = (gx, w_hh, wr, bhn, lens, y, ws, kh, kc, hbuf, cbuf, mbuf, bar, T, B, H, P,
+            *_runtime(cell, D, reverse), gx_blocks, code)
     _run_phases(kernel, grid, args, meta, T * (1 + (w_hr is not None)), barrier)
     h_n = hbuf[:, (T - 1) % 2].to(y.dtype)
     return y, h_n, None if c0 is None else cbuf.to(y.dtype), ws
@@ -214,10 +236,12 @@ def backward(
     reverse: int = 0,
     config: Config | None = None,
     into: Tensor | None = None,
+    zoneout: tuple[Tensor, ...] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-    """Gradients through D directions' recurrences (shapes as ``forward``'s): -> grads:
-    (T, B, D*W*H) (``into`` when given: ws, which they overwrite, in its dtype), dh0:
-    (D, B, P), dc0 (like c0), dhs: (T, B, D*P) (projection)."""
+    """Gradients through D directions' recurrences (shapes as ``forward``'s; ``zoneout`` and
+    an RNN's ws under it as the forward's): -> grads: (T, B, D*W*H) (``into`` when given: ws,
+    which they overwrite, in its dtype), dh0: (D, B, P), dc0 (like c0), dhs: (T, B, D*P)
+    (projection)."""
     D, GH, P = w_hh.shape
     T, B, _ = y.shape
     H = GH // GATES[cell]
@@ -237,6 +261,7 @@ def backward(
     h0 = _aligned(h0)
     c0 = y if c0 is None else _aligned(c0)
     wr = y if w_hr is None else _aligned(w_hr.to(y.dtype))
+    code, kh, kc = _zoneout(cell, zoneout, w_hr is not None, y)
     grid, barrier = _grid(cfg, B, H, D, y.device)
     kernel, meta = kernel_meta(cell, y.dtype, cfg, backward=True, proj=w_hr is not None,
                                interpreted=is_interpreted(y.device))
@@ -246,8 +271,8 @@ def backward(
         dhs = y.new_empty(T, B, D * P) if w_hr is not None else None
         kernel[grid](
             dy, _aligned(dh_n), y if dc_n is None else _aligned(dc_n), w_hh, wr, h0, c0, y,
-            ws, lens, dgx, dh0, y if dc0 is None else dc0, y if dhs is None else dhs, T, B, H, P,
-            *_runtime(cell, D, reverse), blocks, **meta,
+            ws, kh, kc, lens, dgx, dh0, y if dc0 is None else dc0, y if dhs is None else dhs,
+            T, B, H, P, *_runtime(cell, D, reverse), blocks, code, **meta,
         )
         return dgx, dh0, dc0, dhs
     dhbuf = dh_n.float().clone()
@@ -255,7 +280,7 @@ def backward(
     rbuf = torch.zeros(D, 2, B, GH, device=y.device, dtype=y.dtype)  # only ever a dot operand
     dhs = None if w_hr is None else y.new_empty(T, B, D * P)
     bar = torch.zeros(1, device=y.device, dtype=torch.int32)
-    args = (dy, w_hh, wr, h0, c0, y, ws, lens, dgx, y if dhs is None else dhs, dhbuf, dcbuf, rbuf,
-            bar, T, B, H, P, *_runtime(cell, D, reverse), blocks)
+    args = (dy, w_hh, wr, h0, c0, y, ws, kh, kc, lens, dgx, y if dhs is None else dhs, dhbuf,
+            dcbuf, rbuf, bar, T, B, H, P, *_runtime(cell, D, reverse), blocks, code)
     _run_phases(kernel, grid, args, meta, (T + 1) if w_hr is None else 2 * T + 1, barrier)
     return dgx, dhbuf.to(y.dtype), None if dc_n is None else dcbuf.to(y.dtype), dhs

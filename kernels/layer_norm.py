@@ -11,9 +11,13 @@ of a step, in running order:
 
 - 0: the recurrent products of the slice (into ``abuf``) and their statistics;
 - 1: the normalised products times their gains plus gx, the gate math; without a cell norm
-  the new h and c; with one, c' (into ``cbuf``, the o gate's pre-activation into ``abuf``)
-  and its statistics;
-- 2 (LSTM with a cell norm): ``LN(c')`` and the new h (and, ``cell_norm`` 2, c = LN(c')).
+  the new h and c; with one, c' and the o gate's pre-activation (into ``abuf``) and the
+  statistics of c';
+- 2 (LSTM with a cell norm): ``LN(c')`` and the new h and c (c', or with ``cell_norm`` 2
+  ``LN(c')``).
+
+Zoneout (``recurrence.keep_tile``'s masks) mixes each new h and c with the previous ones where
+they are made, as the reference does.
 
 As on the split path, the phases run behind the grid barrier in one launch (every program
 resident) or one launch per phase.
@@ -48,6 +52,7 @@ from fastrnn.kernels.common import (
     torch_dot_precision,
     with_registers,
 )
+from fastrnn.kernels.recurrence import zoneout_forward
 from fastrnn.kernels.split import chip_weights, stream_gates
 from torch import Tensor
 
@@ -150,7 +155,7 @@ def gain(g_ptr, gate, cols, H):
 
 
 @triton.jit(do_not_specialize=NOT_SPECIALIZED + ["eps", "per_gate", "cell_norm", "save",
-                                                 "barrier", "q_begin", "q_end"])
+                                                 "zoneout", "barrier", "q_begin", "q_end"])
 def ln_forward_kernel(
     gx_ptr,  # (T, B, D*G*H) input projection g_ih * LN(x W_ih^T) + biases (GRU: all but b_hn)
     w_ptr,  # (D, G*H, H) W_hh; its dtype is the tl.dot operand dtype
@@ -162,10 +167,11 @@ def ln_forward_kernel(
     y_ptr,  # (T, B, D*H) output: h of every step, zero past each length
     hbuf_ptr,  # (D, 2, B, H) float32: step s reads h from slot (s+1)%2, writes slot s%2
     cbuf_ptr,  # (D, B, H) float32 cell state (LSTM), updated in place
-    abuf_ptr,  # (D, B, G*H) float32 this step's recurrent products (then the o gate's z)
+    abuf_ptr,  # (D, B, G*H) float32 this step's recurrent products (then c', the o gate's z)
     sbuf_ptr,  # (D, NS, B, STATS) float32 moments of every slice (NS = cdiv(H, BLOCK_H))
     ws_ptr,  # (T, B, D, NB, H) float32 values saved for backward when save (saved_blocks)
     st_ptr,  # (T, B, D, 8) float32 saved 1/std of the recurrent norm (per gate) and the cell's
+    kh_ptr, kc_ptr,  # zoneout's keep values of h and (LSTM) c (recurrence.keep_tile)
     bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (when barrier)
     T, B, H,  # steps, batch, hidden size
     eps,  # the norms' epsilon
@@ -174,6 +180,7 @@ def ln_forward_kernel(
     per_gate,  # 1: statistics per gate block of H, 0: over all G*H
     cell_norm,  # LSTM: 0 none, 1 h = o * tanh(LN(c)) (haste), 2 also c = LN(c) (fastrnns)
     save,  # 1: save what backward needs into ws and st
+    zoneout,  # 0: none; 1: zoneout (recurrence.keep_tile's masks)
     barrier,  # 1: a grid barrier after each phase (all programs resident), 0: one phase
     q_begin, q_end,  # this launch runs phases q_begin .. q_end-1 (see the module docstring)
     CELL: tl.constexpr,  # cell code: 0 LSTM, 1 GRU
@@ -276,15 +283,19 @@ def ln_forward_kernel(
                 c = load_tile(cbuf_ptr, rows * H, cols, mask_h)
                 hn, cn, zi, zf, zg, zo, ce = lstm.forward(gx_ptr, go, cols, H, mask_h, r0, r1, r2,
                                                           r3, hprev, c, bhn)
-                store_tile(cbuf_ptr, rows * H, cols, tl.where(v, cn, c), mask_h)
-                if save != 0:  # pre-activations, c' (the carried c unless cell_norm 2)
+                if save != 0:  # pre-activations
                     store_blocks4(ws_ptr, so, cols, H, mask_h, v, 4, zi, zf, zg, zo)
-                    store_tile(ws_ptr + 2 * G * H, so, cols, tl.where(v, cn, 0.0), mask_h)
-                if cell_norm > 0:  # h after the cell norm, in the next phase
+                if cell_norm > 0:  # h and c after the cell norm, in the next phase
+                    store_tile(abuf_ptr, a_off, cols, cn, mask_h)
                     store_tile(abuf_ptr + 3 * H, a_off, cols, zo, mask_h)
                     mean, m2 = slice_moments(cn, cn, cn, cn, lanes, n, G, False)
                     store_moments(own, 4, mean, m2, rows, rmask)
                 else:
+                    hn, cn = zoneout_forward(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, H, d, D,
+                                             cols, mask_h & v, hprev, c, hn, cn)
+                    store_tile(cbuf_ptr, rows * H, cols, tl.where(v, cn, c), mask_h)
+                    if save != 0:  # the carried c
+                        store_tile(ws_ptr + 2 * G * H, so, cols, tl.where(v, cn, 0.0), mask_h)
                     hn = tl.where(v, hn, hprev)
                     store_tile(h_wr, rows * H, cols, hn, mask_h)
                     store_tile(y_ptr, seq_offsets(tt, rows, B, H, d, D), cols,
@@ -295,6 +306,8 @@ def ln_forward_kernel(
                 if save != 0:  # pre-activations, h W_hn^T's normalised part + b_hn
                     store_blocks4(ws_ptr, so, cols, H, mask_h, v, 3, zr, zz, zn, zn)
                     store_tile(ws_ptr + 2 * G * H, so, cols, tl.where(v, ze, 0.0), mask_h)
+                hn, cn = zoneout_forward(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, H, d, D, cols,
+                                         mask_h & v, hprev, hprev, hn, hprev)
                 hn = tl.where(v, hn, hprev)
                 store_tile(h_wr, rows * H, cols, hn, mask_h)
                 store_tile(y_ptr, seq_offsets(tt, rows, B, H, d, D), cols, tl.where(v, hn, 0.0),
@@ -302,24 +315,28 @@ def ln_forward_kernel(
         else:  # the cell norm (LSTM)
             mean, rstd = combined_rstd(sbuf_ptr, 4, rows, rmask, B, H, NS, 1, eps, BLOCK_H,
                                        BLOCK_S)
+            cp = load_tile(abuf_ptr, a_off, cols, mask_h)  # c'
             c = load_tile(cbuf_ptr, rows * H, cols, mask_h)
             wc = tl.load(wc_ptr + d * H + cols, mask=cols < H, other=0.0).to(tl.float32)
             bc = tl.load(bc_ptr + d * H + cols, mask=cols < H, other=0.0).to(tl.float32)
-            out = (c - mean[:, None]) * rstd[:, None] * wc[None, :] + bc[None, :]
+            chat = (cp - mean[:, None]) * rstd[:, None]
+            out = chat * wc[None, :] + bc[None, :]
             zo = load_tile(abuf_ptr + 3 * H, a_off, cols, mask_h)
             hprev = load_tile(h_rd, rows * H, cols, mask_h)
-            hn = tl.where(v, sigmoid(zo) * tanh(out), hprev)
+            cn = cp
+            if cell_norm == 2:
+                cn = out
+            hn, cn = zoneout_forward(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, H, d, D, cols,
+                                     mask_h & v, hprev, c, sigmoid(zo) * tanh(out), cn)
+            hn = tl.where(v, hn, hprev)
             store_tile(h_wr, rows * H, cols, hn, mask_h)
             store_tile(y_ptr, seq_offsets(tt, rows, B, H, d, D), cols, tl.where(v, hn, 0.0),
                        mask_h)
-            if cell_norm == 2:
-                store_tile(cbuf_ptr, rows * H, cols, tl.where(v, out, c), mask_h)
-            if save != 0:  # the normalised c' and its 1/std; the carried c when it is LN(c')
+            store_tile(cbuf_ptr, rows * H, cols, tl.where(v, cn, c), mask_h)
+            if save != 0:  # the normalised c', its 1/std and the carried c
                 so = saved_offsets(tt, rows, B, H, d, D, G)
-                chat = (c - mean[:, None]) * rstd[:, None]
                 store_tile(ws_ptr + (2 * G + 1) * H, so, cols, tl.where(v, chat, 0.0), mask_h)
-                if cell_norm == 2:
-                    store_tile(ws_ptr + 2 * G * H, so, cols, tl.where(v, out, 0.0), mask_h)
+                store_tile(ws_ptr + 2 * G * H, so, cols, tl.where(v, cn, 0.0), mask_h)
                 if tl.program_id(1) == 0:
                     st = ((tt.to(tl.int64) * B + rows) * D + d) * 8 + 4
                     tl.store(st_ptr + st, rstd, mask=rmask & valid)
@@ -391,13 +408,21 @@ def ln_forward(
     per_gate: bool = False,
     cell_norm: str | None = None,
     save: bool = False,
+    zoneout: tuple[Tensor, ...] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]:
     """D directions of a LayerNorm layer in one launch: gx: (T, B, D*G*H), w_hh: (D, G*H, H),
     gain: (D, G*H), h0: (D, B, H), c0, weight_c, bias_c: (D, B, H) / (D, H) (LSTM), b_hn:
     (D, H) (GRU) -> y: (T, B, D*H), h_n, c_n and, when saving, ws: (T, B, D, NB, H) (see
     ``saved_blocks``) and st: (T, B, D, 8) (1/std of the recurrent norm, per gate with
-    per_gate, and of the cell norm in slot 4), float32."""
-    from fastrnn.kernels.launch import _aligned, _grid, _lengths, _run_phases, is_interpreted
+    per_gate, and of the cell norm in slot 4), float32. ``zoneout``: as ``launch.forward``'s."""
+    from fastrnn.kernels.launch import (
+        _aligned,
+        _grid,
+        _lengths,
+        _run_phases,
+        _zoneout,
+        is_interpreted,
+    )
 
     D, GH, H = w_hh.shape
     T, B, _ = gx.shape
@@ -415,11 +440,13 @@ def ln_forward(
     ws = torch.empty(T, B, D, saved_blocks(cell), H, **f32) if save else hbuf
     st = torch.empty(T, B, D, 8, **f32) if save else hbuf
     like = gx.new_zeros(D, H)
+    code, kh, kc = _zoneout(cell, zoneout, False, hbuf)
     args = (_aligned(gx), _aligned(w_hh.to(gx.dtype)), _aligned(gain), like if weight_c is None
             else _aligned(weight_c), like if bias_c is None else _aligned(bias_c),
             like if b_hn is None else _aligned(b_hn), _lengths(lengths, T, B, gx.device), y,
-            hbuf, cbuf, abuf, sbuf, ws, st, torch.zeros(1, device=gx.device, dtype=torch.int32),
-            T, B, H, float(eps), D, int(reverse), int(per_gate), norm, int(save))
+            hbuf, cbuf, abuf, sbuf, ws, st, kh, kc,
+            torch.zeros(1, device=gx.device, dtype=torch.int32), T, B, H, float(eps), D,
+            int(reverse), int(per_gate), norm, int(save), code)
     _run_phases(ln_forward_kernel, grid, args, meta, T * (2 + (norm > 0)), barrier)
     h_n = hbuf[:, (T - 1) % 2].to(gx.dtype)
     c_n = None if c0 is None else cbuf.to(gx.dtype)

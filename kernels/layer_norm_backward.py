@@ -12,7 +12,9 @@ backward from ``T-1``):
   carried dc, and the sums of the normalised recurrent products' gradients;
 - last: the recurrent norm's backward, ``da`` (the gradient of ``h W_hh^T``) into ``rbuf``.
 
-A last phase (``s = -1``) only brings step 0's ``da`` through W_hh into dh0. The gradients of
+A last phase (``s = -1``) only brings step 0's ``da`` through W_hh into dh0. Under zoneout
+(``recurrence.keep_split``) ``keep`` of the gradients of h and c passes to the previous state,
+the rest to the cell's new values. The gradients of
 the parameters are sums over steps and rows of the saved values and ``grads`` (in torch).
 """
 
@@ -48,6 +50,7 @@ from fastrnn.kernels.layer_norm import (
     store_blocks4,
     store_moments,
 )
+from fastrnn.kernels.recurrence import keep_split
 from fastrnn.kernels.split import chip_weights, gather_dh
 from torch import Tensor
 
@@ -90,12 +93,9 @@ def norm_backward(dxhat, xhat, m1, m2, rstd):
 
 
 @triton.jit
-def lstm_gates(dc, do, ws_ptr, so, gr_ptr, gro, dcbuf_ptr, c0_ptr, g_ptr, own, tt, lens,
-               rows, rmask, cols, B, H, d, D, mask_h, mask, v, lanes, rev, per_gate,
-               G: tl.constexpr):
-    """The LSTM's gate gradients from dc' and do: stores dgx (grads blocks 0..3) and the carried
-    dc, and this slice's sums for the recurrent norm's backward (``mask``: the valid rows'
-    ``mask_h``; rows past their length get zero gradients and keep their carried dc)."""
+def lstm_inputs(ws_ptr, so, c0_ptr, tt, lens, rows, cols, B, H, d, D, mask, rev,
+                G: tl.constexpr):
+    """A step's i, f, g and the carried c before it (from the saved values, or c0)."""
     zi = load_tile(ws_ptr, so, cols, mask)
     zf = load_tile(ws_ptr + H, so, cols, mask)
     zg = load_tile(ws_ptr + 2 * H, so, cols, mask)
@@ -103,12 +103,24 @@ def lstm_gates(dc, do, ws_ptr, so, gr_ptr, gro, dcbuf_ptr, c0_ptr, g_ptr, own, t
     cprev = load_tile(ws_ptr + 2 * G * H, saved_offsets(prev, rows, B, H, d, D, G), cols,
                       mask & (first == 0)[:, None])
     cprev += load_tile(c0_ptr, (d * B + rows) * H, cols, mask & first[:, None])
-    i, f, g = sigmoid(zi), sigmoid(zf), tanh(zg)
+    return sigmoid(zi), sigmoid(zf), tanh(zg), cprev
+
+
+@triton.jit
+def lstm_gates(dc, do, dc_keep, ws_ptr, so, gr_ptr, gro, dcbuf_ptr, c0_ptr, g_ptr, own, tt,
+               lens, rows, rmask, cols, B, H, d, D, mask_h, mask, v, lanes, rev, per_gate,
+               G: tl.constexpr):
+    """The LSTM's gate gradients from dc' and do: stores dgx (grads blocks 0..3) and the carried
+    dc (plus ``dc_keep``, zoneout's share), and this slice's sums for the recurrent norm's
+    backward (``mask``: the valid rows' ``mask_h``; rows past their length get zero gradients
+    and keep their carried dc)."""
+    i, f, g, cprev = lstm_inputs(ws_ptr, so, c0_ptr, tt, lens, rows, cols, B, H, d, D, mask,
+                                 rev, G)
     di = dc * g * i * (1.0 - i)
     df = dc * cprev * f * (1.0 - f)
     dg = dc * i * (1.0 - g * g)
     store_blocks4(gr_ptr, gro, cols, H, mask_h, v, 4, di, df, dg, do)
-    store_tile(dcbuf_ptr, rows * H, cols, dc * f, mask)  # rows past their length keep theirs
+    store_tile(dcbuf_ptr, rows * H, cols, dc * f + dc_keep, mask)  # past their length: theirs
     recurrent_sums(di, df, dg, do, ws_ptr, so, g_ptr, own, rows, rmask, cols, H, mask, lanes,
                    per_gate, G)
 
@@ -143,8 +155,8 @@ def recurrent_sums(r0, r1, r2, r3, ws_ptr, so, g_ptr, own, rows, rmask, cols, H,
         store_moments(own, 0, s1, s2, rows, rmask)
 
 
-@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["per_gate", "cell_norm", "barrier", "q_begin",
-                                                 "q_end"])
+@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["per_gate", "cell_norm", "zoneout", "barrier",
+                                                 "q_begin", "q_end"])
 def ln_backward_kernel(
     dy_ptr,  # (T, B, D*H) gradient of the output
     w_ptr,  # (D, G*H, H) W_hh
@@ -163,12 +175,14 @@ def ln_backward_kernel(
     dcbuf_ptr,  # (D, B, H) float32 dc carried between steps (LSTM; dc_n to dc0)
     rbuf_ptr,  # (D, 2, B, G*H) da of step s in slot s%2 (slot T%2 zero), W_hh's dtype
     sbuf_ptr,  # (D, NS, B, STATS) float32 every slice's sums
+    kh_ptr, kc_ptr,  # zoneout's keep values of h and (LSTM) c (recurrence.keep_tile)
     bar_ptr,  # int32 arrival counter of the grid barrier, zero at launch (when barrier)
     T, B, H,  # steps, batch, hidden size
     D,  # directions in this launch: 1, or 2 (grid axis 2)
     reverse,  # 1: direction 0 ran from each sequence's last step back
     per_gate,  # 1: statistics per gate block of H, 0: over all G*H
     cell_norm,  # LSTM: 0 none, 1 h = o * tanh(LN(c)), 2 also c = LN(c)
+    zoneout,  # the forward's zoneout code (recurrence.keep_tile)
     barrier,  # 1: a grid barrier after each phase (all programs resident), 0: one phase
     q_begin, q_end,  # this launch runs phases q_begin .. q_end-1 (see the module docstring)
     CELL: tl.constexpr,  # cell code: 0 LSTM, 1 GRU
@@ -212,32 +226,39 @@ def ln_backward_kernel(
                            d * G, w0, w1, w2, w3, cols, H, H, G, BLOCK_K, W_ON_CHIP, PREC)
             if s >= 0:
                 dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, H, d, D), cols, mask)
+                dhc, dh_keep = keep_split(kh_ptr, zoneout, tt, rows, B, H, d, D, cols, mask, dh)
                 if CELL == 0:
                     zo = load_tile(ws_ptr + 3 * H, so, cols, mask)
-                    dcarry = load_tile(dcbuf_ptr, rows * H, cols, mask_h)
+                    dcarry, dc_keep = keep_split(kc_ptr, zoneout, tt, rows, B, H, d, D, cols,
+                                                 mask, load_tile(dcbuf_ptr, rows * H, cols, mask_h))
                     o = sigmoid(zo)
                     if cell_norm > 0:
                         chat = load_tile(ws_ptr + (2 * G + 1) * H, so, cols, mask)
                         wc = tl.load(wc_ptr + d * H + cols, mask=cols < H, other=0.0)
                         bc = tl.load(bc_ptr + d * H + cols, mask=cols < H, other=0.0)
                         t = tanh(chat * wc.to(tl.float32)[None, :] + bc.to(tl.float32)[None, :])
-                        dout = dh * o * (1.0 - t * t)
+                        dout = dhc * o * (1.0 - t * t)
                         if cell_norm == 2:  # the carried c is the norm's output
                             dout += dcarry
-                        store_tile(gr_ptr + 3 * H, gro, cols, tl.where(v, dh * t * o * (1.0 - o),
-                                                                        0.0), mask_h)
+                        store_tile(gr_ptr + 3 * H, gro, cols,
+                                   tl.where(v, dhc * t * o * (1.0 - o), 0.0), mask_h)
                         store_tile(gr_ptr + 2 * G * H, gro, cols, tl.where(v, dout, 0.0), mask_h)
                         dchat = dout * wc.to(tl.float32)[None, :]
                         s1, s2 = slice_sums(dchat, dchat, dchat, dchat, chat, chat, chat, chat,
                                             lanes, G, False)
                         store_moments(own, 4, s1, s2, rows, rmask)
                     else:
-                        t = tanh(load_tile(ws_ptr + 2 * G * H, so, cols, mask))
-                        dc = dcarry + dh * o * (1.0 - t * t)
-                        lstm_gates(dc, dh * t * o * (1.0 - o), ws_ptr, so, gr_ptr, gro,
-                                   dcbuf_ptr, c0_ptr, g_ptr, own, tt, lens, rows, rmask, cols, B,
-                                   H, d, D, mask_h, mask, v, lanes, rev, per_gate, G)
-                    store_tile(dhbuf_ptr, rows * H, cols, tl.where(v, 0.0, dh), mask_h)
+                        cp = load_tile(ws_ptr + 2 * G * H, so, cols, mask)  # c' = the carried c
+                        if zoneout > 0:  # the carried c is zoneout's mix: c' again
+                            i, f, g, cprev = lstm_inputs(ws_ptr, so, c0_ptr, tt, lens, rows,
+                                                         cols, B, H, d, D, mask, rev, G)
+                            cp = f * cprev + i * g
+                        t = tanh(cp)
+                        dc = dcarry + dhc * o * (1.0 - t * t)
+                        lstm_gates(dc, dhc * t * o * (1.0 - o), dc_keep, ws_ptr, so, gr_ptr,
+                                   gro, dcbuf_ptr, c0_ptr, g_ptr, own, tt, lens, rows, rmask,
+                                   cols, B, H, d, D, mask_h, mask, v, lanes, rev, per_gate, G)
+                    store_tile(dhbuf_ptr, rows * H, cols, tl.where(v, dh_keep, dh), mask_h)
                 else:
                     zr = load_tile(ws_ptr, so, cols, mask)
                     zz = load_tile(ws_ptr + H, so, cols, mask)
@@ -247,11 +268,11 @@ def ln_backward_kernel(
                     hprev = load_tile(y_ptr, seq_offsets(prev, rows, B, H, d, D), cols,
                                       mask & (first == 0)[:, None])
                     hprev += load_tile(h0_ptr, (d * B + rows) * H, cols, mask & first[:, None])
-                    dr, dz, dn, dn_, r0, r1, r2, r3, dhd, dcx = gru.backward(dh, dh, zr, zz, zn, zn,
-                                                                            hn, hprev)
+                    dr, dz, dn, dn_, r0, r1, r2, r3, dhd, dcx = gru.backward(dhc, dhc, zr, zz, zn,
+                                                                            zn, hn, hprev)
                     store_blocks4(gr_ptr, gro, cols, H, mask_h, v, 3, dr, dz, dn, dn)
                     store_tile(gr_ptr + 2 * G * H, gro, cols, tl.where(v, r2, 0.0), mask_h)
-                    store_tile(dhbuf_ptr, rows * H, cols, tl.where(v, dhd, dh), mask_h)
+                    store_tile(dhbuf_ptr, rows * H, cols, tl.where(v, dhd + dh_keep, dh), mask_h)
                     recurrent_sums(r0, r1, r2, r2, ws_ptr, so, g_ptr, own, rows, rmask, cols, H,
                                    mask, lanes, per_gate, G)
             else:
@@ -282,12 +303,14 @@ def ln_backward_kernel(
             wc = tl.load(wc_ptr + d * H + cols, mask=cols < H, other=0.0).to(tl.float32)
             dout = load_tile(gr_ptr + 2 * G * H, gro, cols, mask)
             dc = norm_backward(dout * wc[None, :], chat, m1, m2, rstd)
+            dcarry, dc_keep = keep_split(kc_ptr, zoneout, tt, rows, B, H, d, D, cols, mask,
+                                         load_tile(dcbuf_ptr, rows * H, cols, mask_h))
             if cell_norm == 1:  # the carried c is c' itself
-                dc += load_tile(dcbuf_ptr, rows * H, cols, mask_h)
+                dc += dcarry
             do = load_tile(gr_ptr + 3 * H, gro, cols, mask)
-            lstm_gates(dc, do, ws_ptr, so, gr_ptr, gro, dcbuf_ptr, c0_ptr, g_ptr, own, tt,
-                       lens, rows, rmask, cols, B, H, d, D, mask_h, mask, v, lanes, rev, per_gate,
-                       G)
+            lstm_gates(dc, do, dc_keep, ws_ptr, so, gr_ptr, gro, dcbuf_ptr, c0_ptr, g_ptr, own,
+                       tt, lens, rows, rmask, cols, B, H, d, D, mask_h, mask, v, lanes, rev,
+                       per_gate, G)
         if barrier:
             grid_barrier(bar_ptr, (q - q_begin + 1) * nprog)
 
@@ -300,12 +323,20 @@ def ln_backward(
     weight_c: Tensor | None, bias_c: Tensor | None, h0: Tensor, c0: Tensor | None, y: Tensor,
     ws: Tensor, st: Tensor, lengths: Tensor | None = None, reverse: int = 0,
     per_gate: bool = False, cell_norm: str | None = None,
+    zoneout: tuple[Tensor, ...] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Gradients through D directions of a LayerNorm layer (shapes as ``ln_forward``'s; ws and
     st what it saved) -> grads: (T, B, D, 2G+1, H) float32 (dgx, da = the gradient of
     ``h W_hh^T``, and the LSTM's gradient of the cell norm's output or the GRU's of its n
     block), dh0: (D, B, H), dc0 (LSTM)."""
-    from fastrnn.kernels.launch import _aligned, _grid, _lengths, _run_phases, is_interpreted
+    from fastrnn.kernels.launch import (
+        _aligned,
+        _grid,
+        _lengths,
+        _run_phases,
+        _zoneout,
+        is_interpreted,
+    )
 
     D, GH, H = w_hh.shape
     T, B, _ = y.shape
@@ -321,13 +352,14 @@ def ln_backward(
     sbuf = torch.empty(D, grid[1], B, STATS, **f32)
     norm = CELL_NORM_CODES[cell_norm] if cell == LSTM else 0
     like = y.new_zeros(D, H)
+    code, kh, kc = _zoneout(cell, zoneout, False, sbuf)
     args = (_aligned(dy), _aligned(w_hh.to(y.dtype)), _aligned(gain),
             like if weight_c is None else _aligned(weight_c),
             like if bias_c is None else _aligned(bias_c), _aligned(h0),
             like if c0 is None else _aligned(c0), _aligned(y), ws, st,
-            _lengths(lengths, T, B, y.device), grads, dhbuf, dcbuf, rbuf, sbuf,
+            _lengths(lengths, T, B, y.device), grads, dhbuf, dcbuf, rbuf, sbuf, kh, kc,
             torch.zeros(1, device=y.device, dtype=torch.int32), T, B, H, D, int(reverse),
-            int(per_gate), norm)
+            int(per_gate), norm, code)
     phases = 2 + (norm > 0)
     _run_phases(ln_backward_kernel, grid, args, meta, T * phases + 1, barrier)
     return grads, dhbuf.to(y.dtype), None if dc_n is None else dcbuf.to(y.dtype)

@@ -25,12 +25,14 @@ def forward(x_ptr, x_off, cols, H, mask, a0, a1, a2, a3, hprev, c, bhn):
 @triton.jit
 def backward(dm, dc, zi, zf, zg, zo, c, cprev):
     """Gradients of one step from dm (w.r.t. o * tanh(c)) and dc, given the saved
-    pre-activations, c and the previous c.
+    pre-activations and the previous c (the step's c is ``f * c_prev + i * g`` again, as the
+    forward computed it: the saved c is the state, which zoneout may have mixed; ``c`` is
+    unused).
 
     Returns (dgates i, f, g, o; recurrent gradients i, f, g, o; dh not through W_hh; dc_prev).
     """
     i, f, g, o = sigmoid(zi), sigmoid(zf), tanh(zg), sigmoid(zo)
-    tc = tanh(c)
+    tc = tanh(f * cprev + i * g)
     dc = dc + dm * o * (1.0 - tc * tc)
     di = dc * g * i * (1.0 - i)
     df = dc * cprev * f * (1.0 - f)

@@ -73,6 +73,71 @@ def cell_backward(CELL: tl.constexpr, dh, dc, dn, dm, s0, s1, s2, s3, se, se1, s
 
 
 @triton.jit
+def keep_tile(k_ptr, tt, rows, B, X, d, D, cols, mask):
+    """Zoneout's keep values (float32 [rows, cols]) at positions ``tt`` of the ``(T, B, D*X)``
+    keep tensor: Bernoulli masks in training, the probability itself in evaluation (the
+    launchers fill it; a constant in the kernel would cost registers the spill checks do not
+    have). The offsets are y's (X = P), computed once for both."""
+    return load_tile(k_ptr, seq_offsets(tt, rows, B, X, d, D), cols, mask)
+
+
+@triton.jit
+def zoneout_forward(CELL: tl.constexpr, zoneout, kh_ptr, kc_ptr, tt, rows, B, H, d, D, cols,
+                    mask, h, c, hn, cn):
+    """A step's new h and (LSTM) c after zoneout (``zoneout`` > 0, masks in ``keep_tile``):
+    ``keep * previous + (1 - keep) * new``, the reference's formula (not compiled into the
+    sLSTM's kernels, which take no zoneout)."""
+    if CELL != 4:
+        if zoneout > 0:
+            kh = keep_tile(kh_ptr, tt, rows, B, H, d, D, cols, mask)
+            hn = kh * h + (1.0 - kh) * hn
+            if CELL == 0:
+                kc = keep_tile(kc_ptr, tt, rows, B, H, d, D, cols, mask)
+                cn = kc * c + (1.0 - kc) * cn
+    return hn, cn
+
+
+@triton.jit
+def zoneout_backward(CELL: tl.constexpr, zoneout, kh_ptr, kc_ptr, tt, rows, B, H, d, D, cols,
+                     mask, dh, dc):
+    """Zoneout's share of a step's gradients of h and (LSTM) c that reaches the cell's new
+    values, ``(1 - keep)`` of each (``zoneout_carry`` adds the rest to the previous state's;
+    the LSTM's backward recomputes its c before zoneout, see ``lstm.backward``)."""
+    if CELL != 4:
+        if zoneout > 0:
+            dh = (1.0 - keep_tile(kh_ptr, tt, rows, B, H, d, D, cols, mask)) * dh
+            if CELL == 0:
+                dc = (1.0 - keep_tile(kc_ptr, tt, rows, B, H, d, D, cols, mask)) * dc
+    return dh, dc
+
+
+@triton.jit
+def zoneout_carry(CELL: tl.constexpr, zoneout, kh_ptr, kc_ptr, tt, rows, B, H, d, D, cols,
+                  mask, dh, dc, dh_prev, dc_prev):
+    """The previous state's gradients ``dh_prev``, ``dc_prev`` plus zoneout's ``keep`` of the
+    step's ``dh`` and (LSTM) ``dc`` (the keep values loaded again, not held through the
+    step's products)."""
+    if CELL != 4:
+        if zoneout > 0:
+            dh_prev += keep_tile(kh_ptr, tt, rows, B, H, d, D, cols, mask) * dh
+            if CELL == 0:
+                dc_prev += keep_tile(kc_ptr, tt, rows, B, H, d, D, cols, mask) * dc
+    return dh_prev, dc_prev
+
+
+@triton.jit
+def keep_split(k_ptr, zoneout, tt, rows, B, H, d, D, cols, mask, g):
+    """A state's gradient ``g`` split by zoneout's keep values: ``((1 - keep) g``, the new
+    value's, ``keep g``, the previous state's); ``(g, 0)`` without zoneout."""
+    kept = tl.zeros_like(g)
+    if zoneout > 0:
+        k = keep_tile(k_ptr, tt, rows, B, H, d, D, cols, mask)
+        kept = k * g
+        g = (1.0 - k) * g
+    return g, kept
+
+
+@triton.jit
 def store_blocks(ptr, off, extra, cols, H, mask, v, G: tl.constexpr, EXTRA: tl.constexpr, x0,
                  x1, x2, x3, xe, xe1, xe2):
     """Store the first ``G`` of the [rows, hidden] tiles ``x0 .. x3`` at
@@ -152,7 +217,7 @@ def load_prev_state(CELL: tl.constexpr, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens,
     return p0, p1, p2
 
 
-@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["gx_blocks"])
+@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["gx_blocks", "zoneout"])
 def resident_forward_kernel(
     gx_ptr,  # (T, B, D*gx_blocks*H) input projection, biases folded in (GRU: all but b_hn);
              # when the forward saves, ws itself, the projection in its gate blocks
@@ -165,12 +230,15 @@ def resident_forward_kernel(
     y_ptr,  # (T, B, D*P) output: h of every step, zero past each length
     hn_ptr,  # (D, B, P) final hidden state
     cn_ptr,  # (D, C, B, H) final cell states
-    ws_ptr,  # (T, B, D*S*H) values saved for backward when gx_blocks == S (common.SAVED)
+    ws_ptr,  # (T, B, D*S*H) values saved for backward when gx_blocks == S (common.SAVED);
+             # an Elman RNN under zoneout (code 2): (T, B, D*H) its h before zoneout
+    kh_ptr, kc_ptr,  # zoneout's keep values of h and (LSTM) c (see keep_tile), when zoneout
     T, B, H, P,  # steps, batch, hidden size, output size (P = proj size or H)
     relu,  # Elman RNN: 1 for relu, 0 for tanh
     D,  # directions in this launch: 1, or 2 (grid axis 2)
     reverse,  # 1: direction 0 runs (ran) from each sequence's last step back
     gx_blocks,  # blocks of H per direction in gx's rows: S when the forward saves, else G
+    zoneout,  # 0: none; 1: zoneout (keep_tile's masks); 2: also the RNN saves its h before
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell: 4, 3, 1
     S: tl.constexpr,  # saved tiles per step of ws (0: the cell saves none, see SAVED)
@@ -215,6 +283,15 @@ def resident_forward_kernel(
         go, eo = block_offsets(tt, rows, B, H, d, D, G, gx_blocks)
         hn, cn, nn, mn, s0, s1, s2, s3, se = cell_forward(CELL, gx_ptr, go, hcols, H, mask_h, a0,
                                                           a1, a2, a3, h, c, n, m, bhn, relu)
+        if CELL == 2:
+            if zoneout == 2:  # an RNN's backward needs its h before zoneout
+                store_tile(ws_ptr, seq_offsets(tt, rows, B, H, d, D), hcols,
+                           tl.where(v, hn, 0.0), mask_h)
+        if not PROJ:  # (the launchers take no zoneout with a projection)
+            hn, cn = zoneout_forward(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, P, d, D, hcols,
+                                     mask_h & v, h, c, hn, cn)
+        if CELL == 0:
+            se = cn  # the LSTM saves its state c (after zoneout)
         # padded lanes of h (and m) stay zero: a non-finite state (inf * the padded weights'
         # zeros is NaN there) must not reach the next product
         if PROJ:
@@ -237,7 +314,7 @@ def resident_forward_kernel(
         store_tile(cn_ptr, state_offsets(CELL, d, 2, rows, B, H), hcols, m, mask_h)
 
 
-@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["dgx_blocks"])
+@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["dgx_blocks", "zoneout"])
 def resident_backward_kernel(
     dy_ptr,  # (T, B, D*P) gradient of the output
     dhn_ptr,  # (D, B, P) gradient of the final hidden state
@@ -247,7 +324,9 @@ def resident_backward_kernel(
     h0_ptr,  # (D, B, P) initial hidden state (GRU reads it)
     c0_ptr,  # (D, C, B, H) initial cell states (LSTM, sLSTM read them)
     y_ptr,  # (T, B, D*P) forward output
-    ws_ptr,  # (T, B, D*S*H) values saved by the forward (an RNN passes y, S = 1)
+    ws_ptr,  # (T, B, D*S*H) values saved by the forward (an RNN passes y, S = 1, or under
+             # zoneout its h before zoneout)
+    kh_ptr, kc_ptr,  # zoneout's keep values of h and (LSTM) c (see keep_tile), when zoneout
     len_ptr,  # (B,) int32 sequence lengths (T each when none were given)
     dgx_ptr,  # (T, B, D*dgx_blocks*H) out: gate pre-activation gradients (zero past each
               # length) and store_grads' extra block; may be ws itself (common.block_offsets)
@@ -259,6 +338,7 @@ def resident_backward_kernel(
     D,  # directions in this launch: 1, or 2 (grid axis 2)
     reverse,  # 1: direction 0 runs (ran) from each sequence's last step back
     dgx_blocks,  # blocks of H per direction in dgx's rows: S when it is ws, else grad_blocks
+    zoneout,  # the forward's zoneout code (keep_tile; no projection)
     CELL: tl.constexpr,  # cell code
     G: tl.constexpr,  # gates per cell
     S: tl.constexpr,  # saved tiles per step in ws
@@ -304,8 +384,12 @@ def resident_backward_kernel(
         if CELL != 2:
             prev, prev_n, prev_m = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt, lens,
                                                    rows, B, H, hcols, mask_h & v, G, S, rev, d, D)
+        dc_cell = dc
+        if not PROJ:
+            dm, dc_cell = zoneout_backward(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, P, d, D,
+                                           hcols, mask_h & v, dm, dc)
         d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp, dnp, dsp = cell_backward(
-            CELL, dm, dc, dn, dst, s0, s1, s2, s3, se, se1, se2, prev, prev_n, prev_m, relu)
+            CELL, dm, dc_cell, dn, dst, s0, s1, s2, s3, se, se1, se2, prev, prev_n, prev_m, relu)
         go, eo = block_offsets(tt, rows, B, H, d, D, G, dgx_blocks)
         store_grads(dgx_ptr, go, eo, hcols, H, mask_h, v, CELL, G, PROJ, d0, d1, d2, d3, r2, s3, se)
         dt = w_ptr.dtype.element_ty
@@ -316,6 +400,9 @@ def resident_backward_kernel(
             dhn += mm(r3.to(dt), w3, PREC)
         if CELL == 1:
             dhn += dhd
+        if not PROJ:
+            dhn, dcp = zoneout_carry(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, P, d, D, hcols,
+                                     mask_h & v, dh, dc, dhn, dcp)
         # padded lanes stay zero (see the forward): dm, dc and so every gate gradient there too
         dh = tl.where(v & planes, dhn, dh)
         dc = tl.where(v, dcp, dc)

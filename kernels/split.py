@@ -44,6 +44,9 @@ from fastrnn.kernels.recurrence import (
     load_saved,
     store_blocks,
     store_grads,
+    zoneout_backward,
+    zoneout_carry,
+    zoneout_forward,
 )
 
 
@@ -131,7 +134,8 @@ def stream_gates(h_ptr, rows, rmask, w_ptr, g0, w0, w1, w2, w3, cols, H, P, G: t
     return a0, a1, a2, a3
 
 
-@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["gx_blocks", "barrier", "q_begin", "q_end"])
+@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["gx_blocks", "zoneout", "barrier", "q_begin",
+                                                  "q_end"])
 def split_forward_kernel(
     gx_ptr,  # (T, B, D*gx_blocks*H) input projection, biases folded in (GRU: all but b_hn);
              # when the forward saves, ws itself, the projection in its gate blocks
@@ -140,7 +144,9 @@ def split_forward_kernel(
     bhn_ptr,  # (D, H) GRU b_hn (zeros without biases)
     len_ptr,  # (B,) int32 sequence lengths (T each when none were given)
     y_ptr,  # (T, B, D*P) output: h of every step, zero past each length
-    ws_ptr,  # (T, B, D*S*H) values saved for backward when gx_blocks == S (common.SAVED)
+    ws_ptr,  # (T, B, D*S*H) values saved for backward when gx_blocks == S (common.SAVED);
+             # an Elman RNN under zoneout (code 2): (T, B, D*H) its h before zoneout
+    kh_ptr, kc_ptr,  # zoneout's keep values of h and (LSTM) c (recurrence.keep_tile)
     hbuf_ptr,  # (D, 2, B, P) float32: step s reads h from slot (s+1)%2, writes slot s%2
     cbuf_ptr,  # (D, C, B, H) float32 cell states (common.CELL_STATES), updated in place
     mbuf_ptr,  # (D, B, H) float32 m = o * tanh(c) of the current step when PROJ
@@ -150,6 +156,7 @@ def split_forward_kernel(
     D,  # directions in this launch: 1, or 2 (grid axis 2)
     reverse,  # 1: direction 0 runs (ran) from each sequence's last step back
     gx_blocks,  # blocks of H per direction in gx's rows: S when the forward saves, else G
+    zoneout,  # 0: none; 1: zoneout (keep_tile's masks); 2: also the RNN saves its h before
     barrier,  # 1: a grid barrier after each phase (all programs resident), 0: one phase
     q_begin, q_end,  # this launch runs phases q_begin .. q_end-1 (see the module docstring)
     CELL: tl.constexpr,  # cell code
@@ -214,6 +221,14 @@ def split_forward_kernel(
             if PROJ:
                 store_tile(mbuf_ptr, rows * H, cols, tl.where(v, hn, 0.0), mask_h)
             else:
+                if CELL == 2:
+                    if zoneout == 2:  # an RNN's backward needs its h before zoneout
+                        store_tile(ws_ptr, seq_offsets(tt, rows, B, H, d, D), cols,
+                                   tl.where(v, hn, 0.0), mask_h)
+                hn, cn = zoneout_forward(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, P, d, D,
+                                         cols, mask_h & v, hprev, c, hn, cn)
+                if CELL == 0:
+                    se = cn  # the LSTM saves its state c (after zoneout)
                 hn = tl.where(v, hn, hprev)
                 store_tile(h_wr, rows * P, cols, hn, mask_h)
                 store_tile(y_ptr, seq_offsets(tt, rows, B, P, d, D), cols, tl.where(v, hn, 0.0), mask_h)
@@ -260,7 +275,8 @@ def gather_dh(dh, r_ptr, rows, rmask, w_ptr, g0, w0, w1, w2, w3, cols, H, P, G: 
     return dh
 
 
-@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["dgx_blocks", "barrier", "q_begin", "q_end"])
+@triton.jit(do_not_specialize=NOT_SPECIALIZED + ["dgx_blocks", "zoneout", "barrier", "q_begin",
+                                                  "q_end"])
 def split_backward_kernel(
     dy_ptr,  # (T, B, D*P) gradient of the output
     w_ptr,  # (D, G*H, P) W_hh
@@ -268,7 +284,9 @@ def split_backward_kernel(
     h0_ptr,  # (D, B, H) initial hidden state (GRU reads it)
     c0_ptr,  # (D, C, B, H) initial cell states (LSTM, sLSTM read them)
     y_ptr,  # (T, B, D*P) forward output
-    ws_ptr,  # (T, B, D*S*H) values saved by the forward (an RNN passes y, S = 1)
+    ws_ptr,  # (T, B, D*S*H) values saved by the forward (an RNN passes y, S = 1, or under
+             # zoneout its h before zoneout)
+    kh_ptr, kc_ptr,  # zoneout's keep values of h and (LSTM) c (recurrence.keep_tile)
     len_ptr,  # (B,) int32 sequence lengths (T each when none were given)
     dgx_ptr,  # (T, B, D*dgx_blocks*H) out: gate pre-activation gradients (zero past each
               # length) and store_grads' extra block; may be ws itself (common.block_offsets)
@@ -284,6 +302,7 @@ def split_backward_kernel(
     D,  # directions in this launch: 1, or 2 (grid axis 2)
     reverse,  # 1: direction 0 runs (ran) from each sequence's last step back
     dgx_blocks,  # blocks of H per direction in dgx's rows: S when it is ws, else grad_blocks
+    zoneout,  # the forward's zoneout code (keep_tile; no projection)
     barrier,  # 1: a grid barrier after each phase (all programs resident), 0: one phase
     q_begin, q_end,  # this launch runs phases q_begin .. q_end-1 (see the module docstring)
     CELL: tl.constexpr,  # cell code
@@ -352,8 +371,13 @@ def split_backward_kernel(
                     prev, prev_n, prev_m = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt,
                                                            lens, rows, B, H, cols, mask_h & v, G,
                                                            S, rev, d, D)
+                dh_cell, dc_cell = dh, dc
+                if not PROJ:
+                    dh_cell, dc_cell = zoneout_backward(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B,
+                                                        H, d, D, cols, mask_h & v, dh, dc)
                 d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp, dnp, dsp = cell_backward(
-                    CELL, dh, dc, dn, dst, s0, s1, s2, s3, se, se1, se2, prev, prev_n, prev_m, relu)
+                    CELL, dh_cell, dc_cell, dn, dst, s0, s1, s2, s3, se, se1, se2, prev, prev_n,
+                    prev_m, relu)
                 go, eo = block_offsets(tt, rows, B, H, d, D, G, dgx_blocks)
                 store_grads(dgx_ptr, go, eo, cols, H, mask_h, v, CELL, G, PROJ, d0, d1, d2, d3, r2,
                             s3, se)
@@ -363,6 +387,8 @@ def split_backward_kernel(
                     carry = tl.zeros_like(d0)
                     if CELL == 1:
                         carry = dhd
+                    carry, dcp = zoneout_carry(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, H, d, D,
+                                               cols, mask_h & v, dh, dc, carry, dcp)
                     store_tile(dhbuf_ptr, rows * H, cols, tl.where(v, carry, dh), mask_h)
                 if CELL == 0 or CELL == 4:
                     store_tile(dcbuf_ptr, rows * H, cols, tl.where(v, dcp, dc), mask_h)

@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 FP32_PTRS = {"hbuf_ptr", "cbuf_ptr", "mbuf_ptr", "dhbuf_ptr", "dcbuf_ptr", "abuf_ptr",
-             "sbuf_ptr"}
+             "sbuf_ptr", "kh_ptr", "kc_ptr"}
 I32_PTRS = {"len_ptr", "bar_ptr"}
 FP32_ARGS = {"eps"}
 BARRIER_KERNELS = ("split", "ln_")  # kernels with the grid barrier (names start so)

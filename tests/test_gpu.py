@@ -443,7 +443,9 @@ def _against_the_reference(cls, H, dtype, T=48, B=16, **kwargs):
     x = torch.randn(T, B, INPUT, device=CUDA)
     lengths = torch.randint(1, T + 1, (B,))
     lengths[0] = T
+    torch.manual_seed(1)  # the same zoneout masks for both
     got = run_and_grads(ours, x.to(dtype).requires_grad_(), None, lengths)
+    torch.manual_seed(1)
     want = run_and_grads(ref, x.double().requires_grad_(), None, lengths)
     for name in want:
         assert_close(got[name], want[name], dtype, msg=name, scaled=True)
@@ -467,3 +469,14 @@ def test_layer_norm_fused(cls, kwargs, H):
     """The LayerNorm layers fused behind the grid barrier (W_hh on chip at 256, streamed at
     768), in bfloat16."""
     _against_the_reference(cls, H, torch.bfloat16, **kwargs)
+
+
+@pytest.mark.parametrize("cls,kwargs", [
+    (fastrnn.LSTM, {"zoneout": (0.1, 0.2)}), (fastrnn.GRU, {"zoneout": 0.15}),
+    (fastrnn.RNN, {"zoneout": 0.1}), (fastrnn.LayerNormLSTM, {"zoneout": (0.1, 0.2)}),
+])
+@pytest.mark.parametrize("H", [64, 768])
+def test_zoneout_fused(cls, kwargs, H):
+    """Zoneout's masks in the fused kernels (resident at 64, split behind the barrier at 768),
+    bfloat16, against the float64 reference with the same masks."""
+    _against_the_reference(cls, H, torch.bfloat16, bidirectional=H == 64, **kwargs)

@@ -153,6 +153,26 @@ def test_training_matches_the_reference(monkeypatch, cls, kwargs, H):
     behind the barrier unless bidirectional; their statistics combined two slices at a time):
     outputs, final states and every gradient (input, h0, c0, each parameter and norm
     parameter), packed unsorted lengths."""
+    _check_gradients(monkeypatch, cls, kwargs, H, training=True)
+
+
+@pytest.mark.parametrize("cls,kwargs,H,training", [
+    (fastrnn.LayerNormLSTM, {"zoneout": (0.3, 0.5)}, 37, True),
+    (fastrnn.LayerNormLSTM, {"zoneout": (0.3, 0.5), "cell_norm": "state",
+                             "bidirectional": True}, 12, True),
+    (fastrnn.LayerNormLSTM, {"zoneout": (0.2, 0.4), "cell_norm": None}, 12, True),
+    (fastrnn.LayerNormLSTM, {"zoneout": (0.2, 0.4), "cell_norm": "state"}, 12, False),
+    (fastrnn.LayerNormGRU, {"zoneout": 0.3, "per_gate": True}, 37, True),
+    (fastrnn.LayerNormGRU, {"zoneout": 0.3}, 12, False),
+])
+def test_zoneout_matches_the_reference(monkeypatch, cls, kwargs, H, training):
+    """Zoneout in the fused kernels, in training (a seed draws the same masks on both
+    backends) and in evaluation (the expectation; backward too): every output and gradient
+    against the float64 reference, every cell norm option."""
+    _check_gradients(monkeypatch, cls, kwargs, H, training=training)
+
+
+def _check_gradients(monkeypatch, cls, kwargs: dict, H: int, training: bool) -> None:
     monkeypatch.setattr(kernel, "SLICE_CHUNK", 2)
     calls = []
     from fastrnn.kernels import layer_norm_backward
@@ -175,14 +195,14 @@ def test_training_matches_the_reference(monkeypatch, cls, kwargs, H):
     lengths = torch.tensor([3, 4, 2])
 
     def run(module, dtype):
-        torch.manual_seed(1)  # one DropConnect mask for both
+        torch.manual_seed(1)  # the same DropConnect and zoneout masks for both
         state = (tuple(h.to(dtype).requires_grad_() for h in hx) if isinstance(hx, tuple)
                  else hx.to(dtype).requires_grad_())
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             return run_and_grads(module, x.to(dtype).requires_grad_(), state, lengths)
 
-    got, want = run(ours.train(), torch.float32), run(ref.train(), F64)
+    got, want = run(ours.train(training), torch.float32), run(ref.train(training), F64)
     assert len(calls) == ref.num_layers and got.keys() == want.keys()
     for name in want:
         assert_close(got[name], want[name], torch.float32, msg=name, scaled=True)
@@ -206,14 +226,11 @@ def test_double_backward_on_the_reference_recurrences():
         assert_close(a, b, torch.float32, scaled=True)
 
 
-def test_zoneout_and_heads_run_the_reference():
+def test_heads_run_the_reference():
     """What the fused kernels do not do: the reference, warning once why; ``auto`` off CUDA:
     the reference, silently."""
     backend_state._warned.clear()
     x = torch.randn(4, 2, 5)
-    zone = fastrnn.LayerNormGRU(5, 12, zoneout=0.1, backend="triton").eval()
-    with pytest.warns(UserWarning, match="zoneout"), torch.no_grad():
-        zone(x)
     heads = fastrnn.LayerNormLSTM(5, 12, num_heads=2, backend="triton")
     with pytest.warns(UserWarning, match="several heads"):
         heads(x)

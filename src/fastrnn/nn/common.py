@@ -138,7 +138,9 @@ LAYER_DOC = """
         zoneout: probability that each element of the state keeps its previous value at a
             step (haste's and the zoneout paper's; the LSTM takes a pair (h, c)): a fresh
             Bernoulli mask per step in training, the expectation ``p h_prev + (1 - p) h_new``
-            in evaluation. Runs on the reference backend (not torch.nn: native raises).
+            in evaluation; a seed draws the same masks on every backend and dtype. Fused on
+            the triton backend (the reference with ``proj_size``; not torch.nn: native
+            raises).
         dropconnect: dropout on the elements of every ``W_hh``, one mask per call, in training
             (AWD-LSTM's weight drop), on every backend.
         num_heads: split h into N heads of D = H/N with a block-diagonal ``W_hh`` (FlashRNN's

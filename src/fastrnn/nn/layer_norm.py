@@ -15,9 +15,9 @@ i g`` is carried and ``h' = o * tanh(ln_weight_c * LN(c') + ln_bias_c)``; ``"sta
 ``c' = ln_weight_c * LN(f c + i g) + ln_bias_c``, ``h' = o * tanh(c')``; None for neither.
 Gains start at 1, ``ln_bias_c`` at 0; every other parameter as torch.nn's. torch.nn has no
 such layer, so ``native`` raises. The layers are fused on the triton backend, forward and
-backward (``fastrnn.kernels.layer_norm``), which ``auto`` takes on CUDA; zoneout, heads,
-torch.compile and the cells run on the reference backend (``triton`` falls back, warning
-once).
+backward, zoneout included (``fastrnn.kernels.layer_norm``), which ``auto`` takes on CUDA;
+heads, torch.compile and the cells run on the reference backend (``triton`` falls back,
+warning once).
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ class _LayerNormStack(_Norms, RNNBase):
         requested = self.backend
         if requested == "native" or (requested is None and get_default_backend() == "native"):
             return reference_only_backend(requested, self._reference_features(), self.mode)
-        reason = fused_norm.fusable(self.zoneout, self.num_heads)
+        reason = fused_norm.fusable(self.num_heads)
         if reason is not None:
             return reference_only_backend(requested, [reason], self.mode)
         return fused_only_backend(requested, "layer normalisation", self.mode,

@@ -22,6 +22,7 @@ from fastrnn.nn.common import (
     BackendModule,
     block_diagonal,
     check_heads,
+    fused_only_backend,
     no_other_keywords,
     probabilities,
     reference_only_backend,
@@ -295,12 +296,15 @@ class RNNBase(TorchChecks, BackendModule):
 
     def _backend_for(self, input: Tensor, batch_sizes: Tensor | None) -> str:
         """The backend a call with this input (a PackedSequence's data and batch sizes, or a
-        tensor) runs (features only the reference has: the reference, see
-        :func:`fastrnn.nn.common.reference_only_backend`)."""
-        features = self._reference_features()
-        if features:
-            return reference_only_backend(self.backend, features, self.mode)
-        return resolve_backend(self.backend, self.mode, **self._call_config(input, batch_sizes))
+        tensor) runs; with zoneout, which torch.nn lacks, the fused kernels where they serve
+        the call, else the reference (see :func:`fastrnn.nn.common.fused_only_backend`)."""
+        call = self._call_config(input, batch_sizes)
+        if not self._reference_features():
+            return resolve_backend(self.backend, self.mode, **call)
+        reason = ops.zoneout_unfusable(self.mode, self.proj_size)
+        if reason is not None:
+            return reference_only_backend(self.backend, [reason], self.mode)
+        return fused_only_backend(self.backend, "zoneout", self.mode, **call)
 
     def _call_config(self, input: Tensor, batch_sizes: Tensor | None) -> dict[str, Any]:
         """The dispatcher's description of a call (``resolve_backend``'s keywords)."""
@@ -313,7 +317,8 @@ class RNNBase(TorchChecks, BackendModule):
                 "requires_grad": torch.is_grad_enabled(), "batch_size": batch}
 
     def _reference_features(self) -> list[str]:
-        """What this module computes that only the reference backend does (zoneout)."""
+        """What this module computes that torch.nn does not (zoneout: the reference and, but
+        with a projection, the fused kernels run it)."""
         return ["zoneout"] if any(self.zoneout) else []
 
     def _functional_options(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from fastrnn.ops.backend import BackendUnavailableError, warn_once
 __all__ = [
     "MODES", "LayerNormConfig", "block_diagonal", "call_recurrence", "check_tensors",
     "input_projection", "num_gates", "num_states", "recurrence", "rnn", "rnn_cell",
-    "scalar_name", "zoneout_keep",
+    "scalar_name", "zoneout_keep", "zoneout_unfusable",
 ]
 
 MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU", "SLSTM")
@@ -166,14 +166,14 @@ def recurrence(
     norm: reference.RecurrentNorm | None = None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run one layer and direction's time loop: gx: (T, B, G) -> (y: (T, B, P), final state).
-    ``zoneout``: keep tensors per state entry; ``norm``: the recurrent layer normalisation
-    (both on the reference backend only; see ``reference._scan`` and
-    :class:`fastrnn.reference.RecurrentNorm`). Under torch.compile the reference's plain loop
-    is one opaque op (see :mod:`fastrnn.ops.opaque`)."""
+    ``zoneout``: keep tensors per state entry (reference and triton, without a projection on
+    triton); ``norm``: the recurrent layer normalisation (reference only); see
+    ``reference._scan`` and :class:`fastrnn.reference.RecurrentNorm`. Under torch.compile the
+    reference's plain loop is one opaque op (see :mod:`fastrnn.ops.opaque`)."""
     extra = {name: value for name, value in (("zoneout", zoneout), ("norm", norm))
              if value is not None}
     for name in extra:
-        if backend != "reference":
+        if backend != "reference" and not (name == "zoneout" and backend == "triton"):
             raise ValueError(f"{name} runs on the reference backend, not {backend!r}")
     if (backend == "reference" and not extra and mode != "SLSTM"
             and torch.compiler.is_compiling()):
@@ -207,11 +207,38 @@ def call_recurrence(impl: object, mode: str, gx: Tensor, w_hh: Tensor, state: Se
 def zoneout_keep(p: float, training: bool, like: Tensor, T: int) -> Tensor:
     """Zoneout's keep tensor for a state like ``like: (B, X)`` over T steps: a Bernoulli(p)
     mask ``(T, B, X)`` from torch's generator in training, the constant p in evaluation (the
-    expectation, as in the zoneout paper and haste)."""
+    expectation, as in the zoneout paper and haste). The masks are drawn in float32 whatever
+    the state's dtype (torch's draws depend on it), so a seed gives the same masks on every
+    backend and dtype."""
+    dtype = torch.promote_types(like.dtype, torch.float32)
     if training:
-        return torch.bernoulli(torch.full((T, *like.shape), p, dtype=like.dtype,
-                                          device=like.device))
-    return torch.full((1, 1, 1), p, dtype=like.dtype, device=like.device)
+        drawn = torch.bernoulli(torch.full((T, *like.shape), p, device=like.device))
+        return drawn if drawn.dtype == dtype else drawn.to(dtype)
+    return torch.full((1, 1, 1), p, dtype=dtype, device=like.device)
+
+
+def zoneout_unfusable(mode: str, proj_size: int) -> str | None:
+    """Why the fused kernels cannot run zoneout for this layer (None: they can; with heads,
+    as the dense block-diagonal matrix)."""
+    if mode not in ("LSTM", "GRU", "RNN_TANH", "RNN_RELU"):
+        return f"zoneout on {mode}"
+    if proj_size:
+        return "zoneout with proj_size"
+    return None
+
+
+def _zoneout_keeps(zoneout: tuple[float, float], training: bool, state: list[Tensor],
+                   T: int) -> list[Tensor] | None:
+    """The keep tensors of a layer's directions in one launch: per state, the directions'
+    (T, B, X) keep values side by side (T, B, D*X), the masks drawn in the order ``_layer``
+    draws them (so a seed gives the same masks on every backend); in evaluation the
+    probability itself everywhere (the fused kernels read keep values per step)."""
+    if not any(zoneout):
+        return None
+    D = state[0].shape[0]
+    drawn = [[zoneout_keep(p, training, s[d], T).expand(T, *s[d].shape)
+              for p, s in zip(zoneout, state)] for d in range(D)]
+    return [torch.cat(per, dim=2) for per in zip(*drawn)]
 
 
 def _layer_weights(
@@ -271,7 +298,7 @@ def rnn(
         raise RuntimeError(message)
     dtype = input.dtype
     if backend == "triton" and layer_norm is not None:
-        reason = fused_norm.fusable(zoneout, num_heads)
+        reason = fused_norm.fusable(num_heads)
         if reason:
             warn_once(f"fastrnn: the triton backend cannot fuse this {mode} ({reason}); "
                       "running the reference backend instead")
@@ -288,7 +315,6 @@ def rnn(
     D = 2 if bidirectional else 1
     x = input
     finals: list[list[Tensor]] = [[] for _ in hx]
-    run_layer = _fused_layer if backend == "triton" else _layer
     for layer in range(num_layers):
         per_direction = [
             _layer_weights(weights, layer, d, D, bias, proj_size > 0) for d in range(D)
@@ -311,12 +337,17 @@ def rnn(
             x, last = _fused_heads_layer(mode, x, per_direction, state, lengths, num_heads)
         elif norms is not None and backend == "triton":
             x, last = fused_norm.layer(mode, x, per_direction, state, lengths, norms,
-                                       _normalised_projection)
-        elif any(zoneout) or norms is not None:
+                                       _normalised_projection,
+                                       _zoneout_keeps(zoneout, training, state, x.shape[0]))
+        elif norms is not None or (any(zoneout) and (
+                backend != "triton" or zoneout_unfusable(mode, proj_size))):
             x, last = _layer(backend, mode, x, per_direction, state, lengths, zoneout, training,
                              norms)
+        elif backend == "triton":
+            x, last = _fused_layer(backend, mode, x, per_direction, state, lengths,
+                                   _zoneout_keeps(zoneout, training, state, x.shape[0]))
         else:
-            x, last = run_layer(backend, mode, x, per_direction, state, lengths)
+            x, last = _layer(backend, mode, x, per_direction, state, lengths)
         for acc, s in zip(finals, last):
             acc.append(s)
         if dropout > 0 and training and layer < num_layers - 1:
@@ -387,10 +418,11 @@ def _stack(tensors: list[Tensor]) -> Tensor:
 
 def _fused_layer(
     backend: str, mode: str, x: Tensor, per_direction: list[_Weights], state: list[Tensor],
-    lengths: Tensor | None,
+    lengths: Tensor | None, keeps: list[Tensor] | None = None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """One layer on the triton backend: one op for all its directions, their input projection
-    (one GEMM) and one fused launch (shapes as ``_layer``'s)."""
+    (one GEMM) and one fused launch (shapes as ``_layer``'s; ``keeps``: zoneout's, see
+    ``_zoneout_keeps``)."""
     w_ih, w_hh, b_ih, b_hh, w_hr = (list(w) for w in zip(*per_direction))
     folded = [_fold_bias(i, h, mode) for i, h in zip(b_ih, b_hh)]
     bias = None if folded[0][0] is None else _cat([f[0] for f in folded])
@@ -403,7 +435,7 @@ def _fused_layer(
         x, w, bias = (None if t is None else t.to(dtype) for t in (x, w, bias))
     return _recurrences(backend).layer(
         mode, x, _stack(w_hh), state, w_ih=w, bias=bias, b_hn=b_hn,
-        w_hr=None if w_hr[0] is None else _stack(w_hr), lengths=lengths,
+        w_hr=None if w_hr[0] is None else _stack(w_hr), lengths=lengths, zoneout=keeps,
     )
 
 

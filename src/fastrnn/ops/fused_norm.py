@@ -3,9 +3,9 @@ directions (``fastrnn.kernels.layer_norm``), the input side's norm in torch befo
 gradient by autograd), and one fused launch for the recurrence's backward
 (``fastrnn.kernels.layer_norm_backward``), the parameters' gradients sums over its results.
 
-:func:`fusable` says when a call may take them (not traced by torch.compile, no zoneout, one
-head), else the reference runs. A backward with ``create_graph=True`` differentiates the layer
-again on the reference recurrences (as the other fused layers do).
+:func:`fusable` says when a call may take them (not traced by torch.compile, one head), else
+the reference runs; zoneout's masks go into the kernels. A backward with ``create_graph=True``
+differentiates the layer again on the reference recurrences (as the other fused layers do).
 """
 
 from __future__ import annotations
@@ -16,12 +16,10 @@ from torch import Tensor
 __all__ = ["fusable", "layer"]
 
 
-def fusable(zoneout: tuple[float, float], num_heads: int) -> str | None:
+def fusable(num_heads: int) -> str | None:
     """None when the fused LayerNorm kernels serve a call, else why not."""
     if torch.compiler.is_compiling():
         return "layer normalisation under torch.compile: the fused LayerNorm kernels are no op yet"
-    if any(zoneout):
-        return "zoneout"
     if num_heads > 1:
         return "layer normalisation over several heads"
     return None
@@ -30,11 +28,14 @@ def fusable(zoneout: tuple[float, float], num_heads: int) -> str | None:
 def layer(
     mode: str, x: Tensor, per_direction: list[tuple], state: list[Tensor],
     lengths: Tensor | None, norms: list[tuple], project: object,
+    keeps: list[Tensor] | None = None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """One LayerNorm layer, every direction in one launch: x: (T, B, I), per_direction: each
     direction's (w_ih, w_hh, b_ih, b_hh, w_hr), state entries (D, B, H), norms: each
     direction's (config, weights) (see ``functional.LayerNormConfig``); ``project`` is
-    ``functional._normalised_projection`` -> (T, B, D*H) and the final states (D, B, H)."""
+    ``functional._normalised_projection``; ``keeps``: zoneout's keep values of h (and c), each
+    (T, B, D*H) (``functional._zoneout_keeps``) -> (T, B, D*H) and the final states
+    (D, B, H)."""
     from fastrnn.kernels import common
     from fastrnn.kernels.layer_norm import ln_forward
 
@@ -58,10 +59,12 @@ def layer(
                stacked([n.weight_c for n in recurrent]), stacked([n.bias_c for n in recurrent]),
                stacked(b_hns))
     options = (lengths, norm.eps, norm.per_gate, norm.cell if cell == common.LSTM else None)
+    kh, kc = _keeps(keeps)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        y, h_n, c_n = _FusedNorm.apply(cell, *tensors, *options)
+        y, h_n, c_n = _FusedNorm.apply(cell, *tensors, *options, kh, kc)
     else:
-        y, h_n, c_n, _, _ = ln_forward(cell, *_forward_args(tensors, options))
+        y, h_n, c_n, _, _ = ln_forward(cell, *_forward_args(tensors, options),
+                                       zoneout=_zoneout(kh, kc))
     return y, (h_n,) if cell != common.LSTM else (h_n, c_n)
 
 
@@ -70,6 +73,18 @@ def _forward_args(tensors: tuple, options: tuple) -> tuple:
     gx, w_hh, gain, h0, c0, weight_c, bias_c, b_hn = tensors
     lengths, eps, per_gate, cell_norm = options
     return (gx, w_hh, gain, h0, c0, weight_c, bias_c, b_hn, lengths, 0, eps, per_gate, cell_norm)
+
+
+def _keeps(keeps: list[Tensor] | None) -> tuple[Tensor | None, Tensor | None]:
+    """The kernels' keep tensors of h and c: float32 (T, B, D*H) contiguous."""
+    if keeps is None:
+        return None, None
+    flat = [k.float().contiguous() for k in keeps]
+    return flat[0], flat[1] if len(flat) > 1 else None
+
+
+def _zoneout(kh: Tensor | None, kc: Tensor | None) -> tuple[Tensor, ...] | None:
+    return None if kh is None else (kh,) if kc is None else (kh, kc)
 
 
 def _sum_rows(t: Tensor) -> Tensor:
@@ -83,14 +98,15 @@ class _FusedNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cell, gx, w_hh, gain, h0, c0, weight_c, bias_c, b_hn, lengths, eps,
-                per_gate, cell_norm):
+                per_gate, cell_norm, kh, kc):
         from fastrnn.kernels.layer_norm import ln_forward
 
         tensors = (gx, w_hh, gain, h0, c0, weight_c, bias_c, b_hn)
         options = (lengths, eps, per_gate, cell_norm)
-        y, h_n, c_n, ws, st = ln_forward(cell, *_forward_args(tensors, options), save=True)
+        y, h_n, c_n, ws, st = ln_forward(cell, *_forward_args(tensors, options), save=True,
+                                         zoneout=_zoneout(kh, kc))
         ctx.cell, ctx.options = cell, options
-        ctx.save_for_backward(*tensors, y, ws, st, lengths)
+        ctx.save_for_backward(*tensors, y, ws, st, lengths, kh, kc)
         return y, h_n, y.new_zeros(0) if c_n is None else c_n
 
     @staticmethod
@@ -99,7 +115,7 @@ class _FusedNorm(torch.autograd.Function):
         from fastrnn.kernels.layer_norm_backward import ln_backward
         from fastrnn.ops.triton_ops import _grad_w_hh
 
-        gx, w_hh, gain, h0, c0, weight_c, bias_c, b_hn, y, ws, st, _ = ctx.saved_tensors
+        gx, w_hh, gain, h0, c0, weight_c, bias_c, b_hn, y, ws, st, _, kh, kc = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: differentiable, on the reference
             return _differentiable_backward(ctx, dy, dh_n, dc_n)
         cell, (lengths, _, per_gate, cell_norm) = ctx.cell, ctx.options
@@ -111,7 +127,7 @@ class _FusedNorm(torch.autograd.Function):
             dc_n = torch.zeros_like(c0)
         grads, dh0, dc0 = ln_backward(cell, dy, dh_n, dc_n if c0 is not None else None, w_hh,
                                       gain, weight_c, bias_c, h0, c0, y, ws, st, lengths, 0,
-                                      per_gate, cell_norm)
+                                      per_gate, cell_norm, zoneout=_zoneout(kh, kc))
         T, B = y.shape[:2]
         dgx = grads[:, :, :, :G].reshape(T, B, D * GH).to(gx.dtype)
         da = grads[:, :, :, G : 2 * G]
@@ -132,7 +148,7 @@ class _FusedNorm(torch.autograd.Function):
             db_hn = _sum_rows(grads[:, :, :, 2 * G]).to(b_hn.dtype)
         return (None, dgx, dw_hh, dgain, dh0.to(h0.dtype),
                 None if c0 is None else dc0.to(c0.dtype), dwc, dbc, db_hn, None, None, None,
-                None)
+                None, None, None)
 
 
 def _differentiable_backward(ctx, dy, dh_n, dc_n) -> tuple:
@@ -140,9 +156,9 @@ def _differentiable_backward(ctx, dy, dh_n, dc_n) -> tuple:
     autograd differentiates to any order, and its gradients with a graph of their own."""
     from fastrnn import reference
     from fastrnn.kernels import common
-    from fastrnn.ops.triton_ops import differentiable_grads
+    from fastrnn.ops.second_order import differentiable_grads, direction_keep
 
-    gx, w_hh, gain, h0, c0, weight_c, bias_c, b_hn, *_ = ctx.saved_tensors
+    gx, w_hh, gain, h0, c0, weight_c, bias_c, b_hn, *_, kh, kc = ctx.saved_tensors
     lengths, eps, per_gate, cell_norm = ctx.options
     D, GH, _ = w_hh.shape
     outs, finals = [], []
@@ -151,12 +167,15 @@ def _differentiable_backward(ctx, dy, dh_n, dc_n) -> tuple:
                                        None if bias_c is None else bias_c[d], eps, per_gate,
                                        cell_norm)
         g = gx[..., d * GH : (d + 1) * GH]
+        keep = None if kh is None else [direction_keep(k, d, D)
+                                        for k in (kh, kc) if k is not None]
         if ctx.cell == common.LSTM:
             y_d, *last = reference.lstm_recurrence(g, w_hh[d], h0[d], c0[d], None, lengths,
-                                                   d == 1, norm=norm)
+                                                   d == 1, norm=norm, zoneout=keep)
         else:
             y_d, *last = reference.gru_recurrence(g, w_hh[d], None if b_hn is None else b_hn[d],
-                                                  h0[d], lengths, d == 1, norm=norm)
+                                                  h0[d], lengths, d == 1, norm=norm,
+                                                  zoneout=keep)
         outs.append(y_d)
         finals.append(last)
     outputs = [torch.cat(outs, dim=-1), torch.stack([f[0] for f in finals])]
@@ -166,4 +185,4 @@ def _differentiable_backward(ctx, dy, dh_n, dc_n) -> tuple:
         grads_out.append(dc_n)
     grads = differentiable_grads(ctx.needs_input_grad[1:], outputs, grads_out,
                                  (gx, w_hh, gain, h0, c0, weight_c, bias_c, b_hn))
-    return (None, *grads, None, None, None, None)
+    return (None, *grads, None, None, None, None, None, None)

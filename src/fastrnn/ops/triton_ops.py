@@ -41,6 +41,7 @@ the gates would need a second one per step, i.e. a forward pass inside backward,
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -162,7 +163,7 @@ def _project_into(out: Tensor, x: Tensor, w_ih: Tensor, bias: Tensor | None) -> 
 def _recurrence_impl(
     cell: int, x: Tensor, w_ih: Tensor | None, bias: Tensor | None, w_hh: Tensor, h0: Tensor,
     c0: Tensor | None, w_hr: Tensor | None, b_hn: Tensor | None, lengths: Tensor | None,
-    reverse: int, save: bool,
+    reverse: int, save: bool, kh: Tensor | None = None, kc: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """D directions of a layer, any cell (direction 1 runs opposite to direction 0; with the
     ``reverse`` codes HEADS_FORWARD/HEADS_REVERSE, D heads all one way), from the
@@ -170,7 +171,8 @@ def _recurrence_impl(
     in), or from gx = x: (T, B, D*G*H) when w_ih is None; w_hh: (D, G*H, P), h0: (D, B, P),
     c0: (D, B, H), w_hr: (D, P, H), b_hn: (D, H) -> y: (T, B, D*P), h_n: (D, B, P),
     c_n: (D, B, H) (LSTM, else empty) and the values saved for backward ws: (T, B, D*S*H)
-    (empty when nothing is saved)."""
+    (empty when nothing is saved; an Elman RNN's under zoneout: its h before zoneout).
+    ``kh``, ``kc``: zoneout's keep values of h and the LSTM's c (``_keeps``), or None."""
     ws = None
     if w_ih is None:
         gx = x
@@ -193,19 +195,31 @@ def _recurrence_impl(
             _project_into(projected, x, w_ih, bias)
             gx.copy_(projected)
     y, h_n, c_n, ws = launch.forward(cell, gx, w_hh, h0, c0, w_hr, b_hn, lengths, reverse,
-                                     save=save, ws=ws, dtype=x.dtype)
+                                     save=save, ws=ws, dtype=x.dtype, zoneout=_zoneout(kh, kc))
     return y, h_n, _or_empty(c_n, y), ws if ws is not y else y.new_empty(0)
+
+
+def _zoneout(kh: Tensor | None, kc: Tensor | None) -> tuple[Tensor, ...] | None:
+    return None if kh is None else (kh,) if kc is None else (kh, kc)
+
+
+def _saved_blocks(cell: int, save: bool, kh: Tensor | None) -> int:
+    """Blocks of H per direction a forward saves: common.SAVED, or the one an Elman RNN saves
+    under zoneout (its h before zoneout)."""
+    if not save:
+        return 0
+    return common.SAVED[cell] or int(kh is not None)
 
 
 _recurrence = torch.library.custom_op("fastrnn::recurrence", mutates_args=())(_recurrence_impl)
 
 
 @_recurrence.register_fake
-def _(cell, x, w_ih, bias, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, save):
+def _(cell, x, w_ih, bias, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, save, kh=None, kc=None):
     T, B, _ = x.shape
     D, GH, P = w_hh.shape
     H = GH // common.GATES[cell]
-    S = common.SAVED[cell] if save else 0
+    S = _saved_blocks(cell, save, kh)
     return (x.new_empty(T, B, D * P), x.new_empty(h0.shape),
             x.new_empty(c0.shape) if c0 is not None else x.new_empty(0),
             x.new_empty(T, B, D * S * H, dtype=common.saved_dtype(cell, x.dtype)) if S
@@ -216,18 +230,20 @@ def _(cell, x, w_ih, bias, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, save):
 def _recurrence_backward(
     cell: int, dy: Tensor, dh_n: Tensor, dc_n: Tensor | None, w_hh: Tensor, w_hr: Tensor | None,
     h0: Tensor, c0: Tensor | None, y: Tensor, ws: Tensor, lengths: Tensor | None, reverse: int,
+    kh: Tensor | None = None, kc: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Gradients through D directions' recurrences -> grads: (T, B, D*W*H) (the gate gradients
     dgx in the first D*G*H columns, then launch.backward's extra blocks), dh0: (D, B, P),
     dc0: (D, B, H) (LSTM, else empty), dhs: (T, B, D*P) (projection, else empty)."""
     grads, dh0, dc0, dhs = launch.backward(
-        cell, dy, dh_n, dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse
+        cell, dy, dh_n, dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse,
+        zoneout=_zoneout(kh, kc),
     )
     return grads, dh0, _or_empty(dc0, y), _or_empty(dhs, y)
 
 
 @_recurrence_backward.register_fake
-def _(cell, dy, dh_n, dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse):
+def _(cell, dy, dh_n, dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse, kh=None, kc=None):
     T, B, _ = y.shape
     D, GH, _ = w_hh.shape
     H = GH // common.GATES[cell]
@@ -238,12 +254,12 @@ def _(cell, dy, dh_n, dc_n, w_hh, w_hr, h0, c0, y, ws, lengths, reverse):
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    cell, x, w_ih, bias, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, _ = inputs
+    cell, x, w_ih, bias, w_hh, h0, c0, w_hr, b_hn, lengths, reverse, _, kh, kc = inputs
     y, _, _, ws = output
     ctx.cell, ctx.reverse = cell, reverse
     ctx.b_hn_dtype = None if b_hn is None else b_hn.dtype
-    ctx.save_for_backward(w_hh, h0, c0, w_hr, y, ws if common.SAVED[cell] else y, lengths,
-                          x, w_ih, bias, b_hn)
+    ctx.save_for_backward(w_hh, h0, c0, w_hr, y, ws if _saved_blocks(cell, True, kh) else y,
+                          lengths, x, w_ih, bias, b_hn, kh, kc)
     # ws is an output only so that it can be saved: no zero gradient the size of ws for it
     # (autograd's default), and zeros for the other unused outputs only where needed.
     ctx.set_materialize_grads(False)
@@ -263,62 +279,15 @@ def _overwrite_saved(cell: int, ws: Tensor) -> bool:
             and not _keep_graph())
 
 
-_MODES = {code: mode for mode, code in common.CELLS.items()}
-
-
-def _differentiable_backward(ctx, dy, dh_n, dc_n) -> tuple:
-    """Backward with ``create_graph=True`` (double backward, Hessian-vector products): the
-    layer again on the reference recurrences, which autograd differentiates to any order, and
-    its gradients with a graph of their own."""
-    from fastrnn.ops import functional
-
-    w_hh, h0, c0, w_hr, _, _, lengths, x, w_ih, bias, b_hn = ctx.saved_tensors
-    mode, D = _MODES[ctx.cell], w_hh.shape[0]
-    gx = x if w_ih is None else functional._project(x, w_ih, bias)
-    GH = w_hh.shape[1]
-    ys, finals = [], []
-    for d in range(D):
-        cells = [] if c0 is None else list(c0[d].unbind(0)) if c0.dim() == 4 else [c0[d]]
-        state = [h0[d], *cells]
-        y_d, last = functional.recurrence(
-            "reference", mode, gx[..., d * GH : (d + 1) * GH], w_hh[d], state,
-            b_hn=None if b_hn is None else b_hn[d], w_hr=None if w_hr is None else w_hr[d],
-            lengths=lengths, reverse=common.runs_reversed(ctx.reverse, d))
-        ys.append(y_d)
-        finals.append(last)
-    outputs = [torch.cat(ys, dim=-1), torch.stack([f[0] for f in finals])]
-    grads_out = [dy, dh_n]
-    if c0 is not None:  # the cell states, laid out as c0
-        outputs.append(torch.stack([torch.stack(f[1:]) if c0.dim() == 4 else f[1]
-                                    for f in finals]))
-        grads_out.append(dc_n)
-    grads = differentiable_grads(ctx.needs_input_grad[1:], outputs, grads_out,
-                                 (x, w_ih, bias, w_hh, h0, c0, w_hr, b_hn))
-    return (None, *grads, None, None, None)
-
-
-def differentiable_grads(needs: tuple, outputs: list, grads_out: list,
-                         inputs: tuple) -> list:
-    """The gradients of ``inputs`` whose ``needs`` flag is set (the others None) from the
-    recomputed ``outputs`` and their incoming ``grads_out``, with a graph of their own (zeros
-    for an input the outputs do not depend on)."""
-    wanted = [i for i, t in enumerate(inputs) if t is not None and needs[i]]
-    pairs = [(o, g) for o, g in zip(outputs, grads_out) if g is not None]
-    found = torch.autograd.grad([o for o, _ in pairs], [inputs[i] for i in wanted],
-                                [g for _, g in pairs], create_graph=True, allow_unused=True)
-    grads: list = [None] * len(inputs)
-    for i, g in zip(wanted, found):
-        grads[i] = torch.zeros_like(inputs[i]) if g is None else g.to(inputs[i].dtype)
-    return grads
-
-
 def _backward(ctx, dy, dh_n, dc_n, _):
     """Gradients of (x, w_ih, bias, w_hh, h0, c0, w_hr, b_hn); the weights' are GEMMs over all
     steps (per direction for the recurrent ones). With ``create_graph=True`` (grad mode on
-    here), :func:`_differentiable_backward`."""
+    here), :func:`fastrnn.ops.second_order.recurrence_backward`."""
     if torch.is_grad_enabled():
-        return _differentiable_backward(ctx, dy, dh_n, dc_n)
-    w_hh, h0, c0, w_hr, y, ws, lengths, x, w_ih, _, _ = ctx.saved_tensors
+        from fastrnn.ops import second_order
+
+        return second_order.recurrence_backward(ctx, dy, dh_n, dc_n)
+    w_hh, h0, c0, w_hr, y, ws, lengths, x, w_ih, _, _, kh, kc = ctx.saved_tensors
     x = None if w_ih is None else x
     cell, reverse = ctx.cell, ctx.reverse
     dy = torch.zeros_like(y) if dy is None else dy
@@ -326,9 +295,9 @@ def _backward(ctx, dy, dh_n, dc_n, _):
     if c0 is not None and dc_n is None:
         dc_n = y.new_zeros(c0.shape)
     args = (cell, dy, dh_n, None if c0 is None else dc_n, w_hh, w_hr, h0, c0, y, ws, lengths,
-            reverse)
+            reverse, kh, kc)
     if _overwrite_saved(cell, ws):
-        grads, dh0, dc0, dhs = launch.backward(*args, into=ws)
+        grads, dh0, dc0, dhs = launch.backward(*args[:-2], into=ws, zoneout=_zoneout(kh, kc))
         torch.autograd.graph.increment_version(ws)
         if grads.dtype != y.dtype:  # saved in float32 (common.saved_dtype): the sLSTM's gate
             grads = grads[..., : w_hh.shape[0] * w_hh.shape[1]].to(y.dtype)  # blocks only
@@ -369,7 +338,7 @@ def _backward(ctx, dy, dh_n, dc_n, _):
     if need[8]:
         db_hn = _sum_steps(extras).view(D, H).to(ctx.b_hn_dtype)
     return (None, dx, dw_ih, dbias, dw_hh, dh0.to(h0.dtype),
-            None if c0 is None else dc0.to(c0.dtype), dw_hr, db_hn, None, None, None)
+            None if c0 is None else dc0.to(c0.dtype), dw_hr, db_hn, None, None, None, None, None)
 
 
 _recurrence.register_autograd(_backward, setup_context=_setup_context)
@@ -390,6 +359,7 @@ def layer(
     w_hr: Tensor | None = None,
     lengths: Tensor | None = None,
     reverse: int = 0,
+    zoneout: Sequence[Tensor] | None = None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """All D directions of one layer in one launch (direction 1 runs in reverse; ``reverse``
     HEADS_FORWARD or HEADS_REVERSE: D heads of one direction, see ``kernels.common``), from the
@@ -397,13 +367,15 @@ def layer(
     training the projection is written straight into the values saved for backward), or from
     gx = x: (T, B, D*G*H) when w_ih is None; w_hh: (D, G*H, P), state: (h0,), (h0, c0) or
     (sLSTM) (h0, c0, n0, m0), each (D, B, *), b_hn: (D, H), w_hr: (D, P, H) -> y: (T, B, D*P)
-    and the final states (D, B, *)."""
+    and the final states (D, B, *). ``zoneout``: keep values of h (and the LSTM's c), each
+    broadcastable to (T, B, D*H) (``fastrnn.reference``'s rule per step; no projection)."""
     cell = common.CELLS[mode]
     c0 = None
     if cell == common.LSTM:
         c0 = state[1]
     elif cell == common.SLSTM:  # the kernels' (D, 3, B, H) layout of c, n, m
         c0 = torch.stack(tuple(state[1:]), dim=1)
+    kh, kc = _keeps(zoneout, x.shape[0], x.shape[1], w_hh.shape[0] * state[0].shape[-1])
     tensors = (x, w_ih, bias, w_hh, state[0], c0, w_hr, b_hn)
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     # Nothing to differentiate or trace (inference, plain tensors, no autocast): the launcher
@@ -414,10 +386,21 @@ def layer(
             x.device.type) and all(t is None or type(t) in _PLAIN for t in tensors):
         run = _recurrence_impl
     y, h_n, c_n, _ = run(cell, x, w_ih, bias, w_hh, state[0], c0, w_hr, b_hn, lengths, reverse,
-                         save)
+                         save, kh, kc)
     if c0 is None:
         return y, (h_n,)
     return y, (h_n, *c_n.unbind(1)) if cell == common.SLSTM else (h_n, c_n)
+
+
+def _keeps(zoneout: Sequence[Tensor] | None, T: int, B: int, width: int,
+           ) -> tuple[Tensor | None, Tensor | None]:
+    """The kernels' keep tensors of h and c from ``zoneout`` (each broadcastable to
+    (T, B, width)): float32 (T, B, width) contiguous (a constant filled in)."""
+    if zoneout is None:
+        return None, None
+    keeps = [t.detach().float().expand(T, B, width) for t in zoneout]
+    keeps = [k if k.is_contiguous() else k.contiguous() for k in keeps]
+    return keeps[0], keeps[1] if len(keeps) > 1 else None
 
 
 def _one(t: Tensor | None) -> Tensor | None:
@@ -432,13 +415,15 @@ def lstm_recurrence(
     w_hr: Tensor | None = None,
     lengths: Tensor | None = None,
     reverse: bool = False,
+    zoneout: Sequence[Tensor] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Fused LSTM: gx: (T, B, 4H), w_hh: (4H, P), h0: (B, P), c0: (B, H), w_hr: (P, H) or None.
+    """Fused LSTM: gx: (T, B, 4H), w_hh: (4H, P), h0: (B, P), c0: (B, H), w_hr: (P, H) or None;
+    zoneout: keep values of h and c (the reference's; no projection).
 
     Returns y: (T, B, P), h_n: (B, P), c_n: (B, H) in gx.dtype.
     """
     y, (h_n, c_n) = layer("LSTM", gx, w_hh[None], (h0[None], c0[None]), w_hr=_one(w_hr),
-                          lengths=lengths, reverse=reverse)
+                          lengths=lengths, reverse=reverse, zoneout=zoneout)
     return y, h_n[0], c_n[0]
 
 
@@ -449,13 +434,15 @@ def gru_recurrence(
     h0: Tensor,
     lengths: Tensor | None = None,
     reverse: bool = False,
+    zoneout: Sequence[Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Fused GRU: gx: (T, B, 3H), w_hh: (3H, H), b_hn: (H,) or None, h0: (B, H).
+    """Fused GRU: gx: (T, B, 3H), w_hh: (3H, H), b_hn: (H,) or None, h0: (B, H); zoneout: the
+    keep values of h (the reference's).
 
     Returns y: (T, B, H), h_n: (B, H) in gx.dtype.
     """
     y, (h_n,) = layer("GRU", gx, w_hh[None], (h0[None],), b_hn=_one(b_hn), lengths=lengths,
-                      reverse=reverse)
+                      reverse=reverse, zoneout=zoneout)
     return y, h_n[0]
 
 
@@ -466,15 +453,18 @@ def rnn_recurrence(
     nonlinearity: str = "tanh",
     lengths: Tensor | None = None,
     reverse: bool = False,
+    zoneout: Sequence[Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Fused Elman RNN (tanh or relu): gx: (T, B, H), w_hh: (H, H), h0: (B, H).
+    """Fused Elman RNN (tanh or relu): gx: (T, B, H), w_hh: (H, H), h0: (B, H); zoneout: the
+    keep values of h (the reference's).
 
     Returns y: (T, B, H), h_n: (B, H) in gx.dtype.
     """
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
     mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
-    y, (h_n,) = layer(mode, gx, w_hh[None], (h0[None],), lengths=lengths, reverse=reverse)
+    y, (h_n,) = layer(mode, gx, w_hh[None], (h0[None],), lengths=lengths, reverse=reverse,
+                      zoneout=zoneout)
     return y, h_n[0]
 
 
