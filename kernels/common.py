@@ -320,12 +320,12 @@ def split_stages(cell: int, backward: bool, proj: bool, dtype: torch.dtype) -> i
     """Software-pipelining stages of a streaming split program (sizes not aligned): 3 (its chunk
     loads overlap the products; 1.5-3x faster on an H100) except the exact float32 LSTM
     forward, the float32 LSTM and GRU backward and the projected LSTM forward, which spill
-    (1 stage), and the half-precision LSTM and sLSTM forward (2: with zoneout's loads the
-    LSTM's spills with 3)."""
+    (1 stage), and the LSTM forward and the half-precision sLSTM forward (2: with zoneout's
+    loads the LSTM's spills with 3)."""
     if _exact_fp32_lstm_forward(cell, backward, proj, dtype) or (proj and not backward):
         return 1
-    if cell in (LSTM, SLSTM) and not backward and dtype.itemsize == 2:  # spill with 3
-        return 2
+    if not backward and (cell == LSTM or (cell == SLSTM and dtype.itemsize == 2)):
+        return 2  # (3 spill)
     if backward and dtype.itemsize == 4 and cell in (LSTM, GRU, SLSTM):
         return 1
     return 3
@@ -380,10 +380,13 @@ def chip_fits(cell: int, block_k: int, dtype: torch.dtype, backward: bool = Fals
             and GATES[cell] * block_k <= gate_k and block_k <= CHIP_MAX_K)
 
 
-def _resident_bytes(cell: int, backward: bool) -> int:
+def _resident_bytes(cell: int, backward: bool, dtype: torch.dtype) -> int:
     """RESIDENT_BYTES, halved for the sLSTM's backward (three state gradients and their saved
-    states per tile: its 32 KB tiles spill with 16 warps, which cap registers at 128)."""
-    return RESIDENT_BYTES // 2 if cell == SLSTM and backward else RESIDENT_BYTES
+    states per tile: its 32 KB tiles spill with 16 warps, which cap registers at 128) and the
+    half-precision LSTM's (its 32 KB tile spills with Triton 3.6 since zoneout's code)."""
+    if backward and (cell == SLSTM or (cell == LSTM and dtype.itemsize == 2)):
+        return RESIDENT_BYTES // 2
+    return RESIDENT_BYTES
 
 
 def out_block(hidden_size: int, proj_size: int) -> int:
@@ -400,8 +403,13 @@ def pick_config(
     ``directions`` of a launch)."""
     bh, bp = pow2(hidden_size), out_block(hidden_size, proj_size)
     aligned = not proj_size and is_aligned(hidden_size)
-    if (GATES[cell] + (proj_size > 0)) * bh * bp * dtype.itemsize <= _resident_bytes(cell, backward):
-        cfg = Config(True, MIN_BLOCK, bh, bp, resident_warps(bh * bp, dtype, backward))
+    if (GATES[cell] + (proj_size > 0)) * bh * bp * dtype.itemsize <= _resident_bytes(
+            cell, backward, dtype):
+        warps = resident_warps(bh * bp, dtype, backward)
+        if (cell in (RNN_TANH, RNN_RELU) and not backward and not aligned and _exact_fp32(dtype)
+                and bh * bp >= 64 * 64):
+            warps = 2 * RESIDENT_WARPS  # (8 spill with Triton 3.6 since zoneout's code)
+        cfg = Config(True, MIN_BLOCK, bh, bp, warps)
     elif (vector and not proj_size and not backward and batch == 1
           and directions * bh <= VECTOR_MAX_H):
         cfg = Config(False, 1, VECTOR_BLOCK_H, bh, VECTOR_WARPS, w_on_chip=True, vector=True)
