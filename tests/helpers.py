@@ -148,3 +148,22 @@ def by_hand(module, x, states, lengths, step):
         for acc, s in zip(finals, last):
             acc.append(torch.cat(s))
     return (torch.stack(outs, 1), *(torch.stack(f, 1) for f in finals))
+
+
+def check_directions(out: list, expected: list, dirs: list, refs: list) -> None:
+    """A two-direction ``triton_ops.layer`` call's outputs ``out`` (y, final states) against
+    the per-direction float64 reference results ``expected``: y side by side, the final
+    states stacked, and, after a random-weighted backward through both, the gradient of every
+    leaf of each direction's inputs ``dirs`` against the reference's ``refs``."""
+    exp = [torch.cat([e[0] for e in expected], dim=2)] + [
+        torch.stack([e[k] for e in expected]) for k in range(1, len(expected[0]))]
+    weights = [torch.randn(e.shape, dtype=torch.float64) for e in exp]
+    sum((o.double() * w).sum() for o, w in zip(out, weights)).backward()
+    sum((e * w).sum() for e, w in zip(exp, weights)).backward()
+    for i, (o, e) in enumerate(zip(out, exp)):
+        assert_close(o, e, torch.float32, msg=f"output {i}")
+    for d, (leaves, ref_leaves) in enumerate(zip(dirs, refs)):
+        for name, leaf in leaves.items():
+            if leaf is not None:
+                assert_close(leaf.grad, ref_leaves[name].grad, torch.float32,
+                             msg=f"direction {d} grad {name}")

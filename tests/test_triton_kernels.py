@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 from fastrnn.kernels import common, launch
-from helpers import compare_with_torch, twins
+from helpers import check_directions, compare_with_torch, twins
 from tolerances import assert_close
 
 from fastrnn import reference
@@ -158,18 +158,7 @@ def test_both_directions_in_one_launch(path, cell, proj, reverse):
     expected = [_call(reference, cell, r, lengths, reverse != (d == 1))
                 for d, r in enumerate(refs)]
     out = [y] + list(finals)
-    exp = [torch.cat([e[0] for e in expected], dim=2)] + [
-        torch.stack([e[k] for e in expected]) for k in range(1, len(expected[0]))]
-    weights = [torch.randn(e.shape, dtype=torch.float64) for e in exp]
-    sum((o.double() * w).sum() for o, w in zip(out, weights)).backward()
-    sum((e * w).sum() for e, w in zip(exp, weights)).backward()
-    for i, (o, e) in enumerate(zip(out, exp)):
-        assert_close(o, e, torch.float32, msg=f"output {i}")
-    for d, (leaves, ref_leaves) in enumerate(zip(dirs, refs)):
-        for name, leaf in leaves.items():
-            if leaf is not None:
-                assert_close(leaf.grad, ref_leaves[name].grad, torch.float32,
-                             msg=f"direction {d} grad {name}")
+    check_directions(out, expected, dirs, refs)
 
 
 class _LaunchRecorder:

@@ -15,7 +15,7 @@ import warnings
 import pytest
 import torch
 from fastrnn.kernels import common, launch
-from helpers import make_inputs, run_and_grads
+from helpers import check_directions, make_inputs, run_and_grads
 from tolerances import assert_close
 
 import fastrnn
@@ -139,17 +139,7 @@ def test_both_directions_in_one_launch(cell):
         state, lengths=lengths, zoneout=[torch.cat(k, dim=2) for k in zip(*keeps)])
     expected = [_call(reference, cell, r, lengths, d == 1, keeps[d]) for d, r in enumerate(refs)]
     out = [y, *finals]
-    exp = [torch.cat([e[0] for e in expected], dim=2)] + [
-        torch.stack([e[k] for e in expected]) for k in range(1, len(expected[0]))]
-    weights = [torch.randn(e.shape, dtype=torch.float64) for e in exp]
-    sum((o.double() * w).sum() for o, w in zip(out, weights)).backward()
-    sum((e * w).sum() for e, w in zip(exp, weights)).backward()
-    for i, (o, e) in enumerate(zip(out, exp)):
-        assert_close(o, e, torch.float32, msg=f"output {i}")
-    for d, (leaves, ref_leaves) in enumerate(zip(dirs, refs)):
-        for name, leaf in leaves.items():
-            assert_close(leaf.grad, ref_leaves[name].grad, torch.float32,
-                         msg=f"direction {d} grad {name}")
+    check_directions(out, expected, dirs, refs)
 
 
 def test_kept_elements_repeat_exactly():

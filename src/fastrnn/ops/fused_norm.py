@@ -38,6 +38,7 @@ def layer(
     (D, B, H)."""
     from fastrnn.kernels import common
     from fastrnn.kernels.layer_norm import ln_forward
+    from fastrnn.ops import triton_ops
 
     cell = common.CELLS[mode]
     gxs, b_hns, recurrent = [], [], []
@@ -59,12 +60,12 @@ def layer(
                stacked([n.weight_c for n in recurrent]), stacked([n.bias_c for n in recurrent]),
                stacked(b_hns))
     options = (lengths, norm.eps, norm.per_gate, norm.cell if cell == common.LSTM else None)
-    kh, kc = _keeps(keeps)
+    kh, kc = triton_ops._keeps(keeps, *gx.shape[:2], state[0].shape[0] * state[0].shape[-1])
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         y, h_n, c_n = _FusedNorm.apply(cell, *tensors, *options, kh, kc)
     else:
         y, h_n, c_n, _, _ = ln_forward(cell, *_forward_args(tensors, options),
-                                       zoneout=_zoneout(kh, kc))
+                                       zoneout=triton_ops._zoneout(kh, kc))
     return y, (h_n,) if cell != common.LSTM else (h_n, c_n)
 
 
@@ -73,18 +74,6 @@ def _forward_args(tensors: tuple, options: tuple) -> tuple:
     gx, w_hh, gain, h0, c0, weight_c, bias_c, b_hn = tensors
     lengths, eps, per_gate, cell_norm = options
     return (gx, w_hh, gain, h0, c0, weight_c, bias_c, b_hn, lengths, 0, eps, per_gate, cell_norm)
-
-
-def _keeps(keeps: list[Tensor] | None) -> tuple[Tensor | None, Tensor | None]:
-    """The kernels' keep tensors of h and c: float32 (T, B, D*H) contiguous."""
-    if keeps is None:
-        return None, None
-    flat = [k.float().contiguous() for k in keeps]
-    return flat[0], flat[1] if len(flat) > 1 else None
-
-
-def _zoneout(kh: Tensor | None, kc: Tensor | None) -> tuple[Tensor, ...] | None:
-    return None if kh is None else (kh,) if kc is None else (kh, kc)
 
 
 def _sum_rows(t: Tensor) -> Tensor:
@@ -100,11 +89,12 @@ class _FusedNorm(torch.autograd.Function):
     def forward(ctx, cell, gx, w_hh, gain, h0, c0, weight_c, bias_c, b_hn, lengths, eps,
                 per_gate, cell_norm, kh, kc):
         from fastrnn.kernels.layer_norm import ln_forward
+        from fastrnn.ops import triton_ops
 
         tensors = (gx, w_hh, gain, h0, c0, weight_c, bias_c, b_hn)
         options = (lengths, eps, per_gate, cell_norm)
         y, h_n, c_n, ws, st = ln_forward(cell, *_forward_args(tensors, options), save=True,
-                                         zoneout=_zoneout(kh, kc))
+                                         zoneout=triton_ops._zoneout(kh, kc))
         ctx.cell, ctx.options = cell, options
         ctx.save_for_backward(*tensors, y, ws, st, lengths, kh, kc)
         return y, h_n, y.new_zeros(0) if c_n is None else c_n
@@ -113,6 +103,7 @@ class _FusedNorm(torch.autograd.Function):
     def backward(ctx, dy, dh_n, dc_n):
         from fastrnn.kernels import common
         from fastrnn.kernels.layer_norm_backward import ln_backward
+        from fastrnn.ops import triton_ops
         from fastrnn.ops.triton_ops import _grad_w_hh
 
         gx, w_hh, gain, h0, c0, weight_c, bias_c, b_hn, y, ws, st, _, kh, kc = ctx.saved_tensors
@@ -127,7 +118,7 @@ class _FusedNorm(torch.autograd.Function):
             dc_n = torch.zeros_like(c0)
         grads, dh0, dc0 = ln_backward(cell, dy, dh_n, dc_n if c0 is not None else None, w_hh,
                                       gain, weight_c, bias_c, h0, c0, y, ws, st, lengths, 0,
-                                      per_gate, cell_norm, zoneout=_zoneout(kh, kc))
+                                      per_gate, cell_norm, zoneout=triton_ops._zoneout(kh, kc))
         T, B = y.shape[:2]
         dgx = grads[:, :, :, :G].reshape(T, B, D * GH).to(gx.dtype)
         da = grads[:, :, :, G : 2 * G]
