@@ -338,8 +338,11 @@ def split_block_k(dtype: torch.dtype, backward: bool) -> int:
 
 def aligned_stream(cell: int, block_k: int, dtype: torch.dtype, backward: bool) -> Config:
     """A streaming split program for aligned sizes without projection: 4 warps, 3 stages,
-    64-wide chunks (32 in the exact float32 LSTM and GRU backward, which spill with 64)."""
-    if backward and cell in (LSTM, GRU, SLSTM) and _exact_fp32(dtype):
+    64-wide chunks (32 in the exact float32 LSTM and GRU backward and the TF32 LSTM and sLSTM
+    forward, which spill with 64; the forward since the tile loop)."""
+    tf32_forward = (not backward and cell in (LSTM, SLSTM) and dtype == torch.float32
+                    and not _exact_fp32(dtype))
+    if tf32_forward or backward and cell in (LSTM, GRU, SLSTM) and _exact_fp32(dtype):
         block_k = min(block_k, FP32_FORWARD_BLOCK_K)
     return Config(False, MIN_BLOCK, SPLIT_BLOCK_H, min(SPLIT_BLOCK_K, block_k), 4, 3)
 
@@ -396,11 +399,12 @@ def out_block(hidden_size: int, proj_size: int) -> int:
 
 def pick_config(
     cell: int, hidden_size: int, batch: int, dtype: torch.dtype, proj_size: int = 0,
-    backward: bool = False, vector: bool = True, directions: int = 1,
+    backward: bool = False, vector: bool = True, directions: int = 1, on_chip: bool = True,
 ) -> Config:
     """The launch configuration for a cell code, sizes, input dtype and pass (``vector``: may
     pick vector programs, see ``Config``; at most VECTOR_MAX_H // VECTOR_BLOCK_H for all
-    ``directions`` of a launch)."""
+    ``directions`` of a launch; ``on_chip``: may keep W_hh slices on chip, vector programs
+    included)."""
     bh, bp = pow2(hidden_size), out_block(hidden_size, proj_size)
     aligned = not proj_size and is_aligned(hidden_size)
     if (GATES[cell] + (proj_size > 0)) * bh * bp * dtype.itemsize <= _resident_bytes(
@@ -410,10 +414,10 @@ def pick_config(
                 and bh * bp >= 64 * 64):
             warps = 2 * RESIDENT_WARPS  # (8 spill with Triton 3.6 since zoneout's code)
         cfg = Config(True, MIN_BLOCK, bh, bp, warps)
-    elif (vector and not proj_size and not backward and batch == 1
+    elif (vector and on_chip and not proj_size and not backward and batch == 1
           and directions * bh <= VECTOR_MAX_H):
         cfg = Config(False, 1, VECTOR_BLOCK_H, bh, VECTOR_WARPS, w_on_chip=True, vector=True)
-    elif not proj_size and chip_fits(cell, bh, dtype, backward, aligned):
+    elif on_chip and not proj_size and chip_fits(cell, bh, dtype, backward, aligned):
         chip_bytes = GATES[cell] * SPLIT_BLOCK_H * bh * dtype.itemsize
         cfg = Config(False, MIN_BLOCK, SPLIT_BLOCK_H, bh,
                      chip_warps(cell, chip_bytes, backward, dtype, aligned), w_on_chip=True)

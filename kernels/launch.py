@@ -34,7 +34,7 @@ from fastrnn.kernels.split import split_backward_kernel, split_forward_kernel
 from torch import Tensor
 from triton.runtime.jit import JITFunction
 
-__all__ = ["backward", "forward", "kernel_meta", "uses_barrier"]
+__all__ = ["backward", "forward", "kernel_meta", "resident_programs", "uses_barrier"]
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -46,12 +46,19 @@ def is_interpreted(device: torch.device) -> bool:
     return device.type != "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def uses_barrier(device: torch.device, programs: int) -> bool:
-    """Whether a split launch runs all steps behind a grid barrier (all programs resident). The
-    interpreter runs programs in turn: there only a grid of one program passes the barrier."""
+def resident_programs(device: torch.device) -> int:
+    """How many programs of a split launch run at once, which the grid barrier needs: one per
+    SM (a split config takes an SM's registers, ``Config.maxnreg``); one in the interpreter,
+    which runs programs in turn."""
     if is_interpreted(device):
-        return programs == 1
-    return programs <= torch.cuda.get_device_properties(device).multi_processor_count
+        return 1
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def uses_barrier(device: torch.device, programs: int) -> bool:
+    """Whether a split launch of ``programs`` programs, one tile each, runs all steps behind a
+    grid barrier (all programs resident)."""
+    return programs <= resident_programs(device)
 
 
 def kernel_meta(
@@ -99,9 +106,33 @@ def _grid(
     cfg: Config, B: int, H: int, D: int, device: torch.device
 ) -> tuple[tuple[int, int, int], bool]:
     """The grid (batch tiles, hidden slices, directions) and whether a split launch runs all
-    its phases behind the grid barrier."""
-    grid = (_cdiv(B, cfg.block_b), 1 if cfg.resident else _cdiv(H, cfg.block_h), D)
-    return grid, not cfg.resident and uses_barrier(device, grid[0] * grid[1] * D)
+    its phases behind the grid barrier.
+
+    Split programs with W_hh streamed loop over tiles (``split.tile``): where the tiles
+    outnumber the programs that can run at once, the grid is cut to those, (1, n, D), n the
+    fewest programs that give each as few tiles as the SMs allow, rather than a launch per
+    phase (a launch per step pays a launch where a barrier suffices). Programs with W_hh on
+    chip own one tile (a loop around their products spills): beyond the SMs, one launch per
+    phase, which the launchers avoid by taking the streaming config (``_beyond_the_sms``)."""
+    tiles = (_cdiv(B, cfg.block_b), 1 if cfg.resident else _cdiv(H, cfg.block_h))
+    if cfg.resident:
+        return (*tiles, D), False
+    room = resident_programs(device)
+    if tiles[0] * tiles[1] * D <= room:
+        return (*tiles, D), True
+    if cfg.w_on_chip or D > room:
+        return (*tiles, D), False
+    total = tiles[0] * tiles[1]
+    return (1, _cdiv(total, _cdiv(total, room // D)), D), True
+
+
+def _beyond_the_sms(cfg: Config, barrier: bool, picked: bool, device: torch.device) -> bool:
+    """Whether a launch should take the streaming config instead: W_hh on chip (vector
+    programs included) in more programs than the GPU runs at once would take a launch per
+    step, each reloading every slice, where streaming programs run several tiles behind the
+    barrier. Not in the interpreter (its one resident program would hide the on-chip path) nor
+    for a config the caller chose."""
+    return cfg.w_on_chip and not barrier and picked and not is_interpreted(device)
 
 
 def _lengths(lengths: Tensor | None, T: int, B: int, device: torch.device) -> Tensor:
@@ -173,11 +204,12 @@ def forward(
     dtype = dtype or gx.dtype
     cfg = config or pick_config(cell, H, B, dtype, proj, directions=D)
     grid, barrier = _grid(cfg, B, H, D, gx.device)
-    if cfg.vector and config is None and not barrier and not is_interpreted(gx.device):
-        # more vector programs than this GPU's SMs: a launch per step would reload every
-        # slice, so take the batched config
-        cfg = pick_config(cell, H, B, dtype, proj, vector=False)
+    if _beyond_the_sms(cfg, barrier, config is None, gx.device):
+        cfg = pick_config(cell, H, B, dtype, proj, vector=False)  # batched, W_hh on chip
         grid, barrier = _grid(cfg, B, H, D, gx.device)
+        if _beyond_the_sms(cfg, barrier, True, gx.device):
+            cfg = pick_config(cell, H, B, dtype, proj, on_chip=False)
+            grid, barrier = _grid(cfg, B, H, D, gx.device)
     S = SAVED[cell] if save else 0
     gx_blocks = S or GATES[cell]  # blocks of H per direction in the rows the kernel reads
     y = gx.new_empty(T, B, D * P, dtype=dtype)
@@ -245,8 +277,8 @@ def backward(
     D, GH, P = w_hh.shape
     T, B, _ = y.shape
     H = GH // GATES[cell]
-    cfg = config or pick_config(cell, H, B, y.dtype, P if w_hr is not None else 0,
-                                backward=True)
+    proj = P if w_hr is not None else 0
+    cfg = config or pick_config(cell, H, B, y.dtype, proj, backward=True)
     w_hh = _aligned(w_hh.to(y.dtype))
     if into is not None and (into is not ws or not SAVED[cell]):
         raise ValueError("backward writes its gradients only over the saved values ws")
@@ -263,6 +295,9 @@ def backward(
     wr = y if w_hr is None else _aligned(w_hr.to(y.dtype))
     code, kh, kc = _zoneout(cell, zoneout, w_hr is not None, y)
     grid, barrier = _grid(cfg, B, H, D, y.device)
+    if _beyond_the_sms(cfg, barrier, config is None, y.device):
+        cfg = pick_config(cell, H, B, y.dtype, proj, backward=True, on_chip=False)
+        grid, barrier = _grid(cfg, B, H, D, y.device)
     kernel, meta = kernel_meta(cell, y.dtype, cfg, backward=True, proj=w_hr is not None,
                                interpreted=is_interpreted(y.device))
     if cfg.resident:

@@ -19,8 +19,9 @@ of a step, in running order:
 Zoneout (``recurrence.keep_tile``'s masks) mixes each new h and c with the previous ones where
 they are made, as the reference does.
 
-As on the split path, the phases run behind the grid barrier in one launch (every program
-resident) or one launch per phase.
+As on the split path, the phases run behind the grid barrier in one launch or one launch per
+phase; programs with W_hh streamed each run tiles ``p, p + n, ...`` of every phase
+(``split.tile``), so that beyond the SM count a grid cut to the SMs still takes the barrier.
 """
 
 from __future__ import annotations
@@ -48,12 +49,11 @@ from fastrnn.kernels.common import (
     step_rows,
     store_tile,
     tanh,
-    tile_masks,
     torch_dot_precision,
     with_registers,
 )
 from fastrnn.kernels.recurrence import zoneout_forward
-from fastrnn.kernels.split import chip_weights, stream_gates
+from fastrnn.kernels.split import chip_weights, gru_bhn, stream_gates, tile
 from torch import Tensor
 
 STATS = 10  # floats per row and slice in sbuf: 4 gate means, 4 gate M2s, c's mean and M2
@@ -154,6 +154,148 @@ def gain(g_ptr, gate, cols, H):
     return tl.load(g_ptr + gate * H + cols, mask=cols < H, other=0.0).to(tl.float32)[None, :]
 
 
+@triton.jit
+def ln_forward_tile(rows, cols, rmask, mask_h, lens, sl, s, kind, d, rev, w0, w1, w2, w3, gx_ptr,
+                    w_ptr, g_ptr, wc_ptr, bc_ptr, bhn_ptr, y_ptr, hbuf_ptr, cbuf_ptr, abuf_ptr,
+                    sbuf_ptr, ws_ptr, st_ptr, kh_ptr, kc_ptr, B, H, eps, D, per_gate, cell_norm,
+                    save, zoneout, CELL: tl.constexpr, G: tl.constexpr, BLOCK_B: tl.constexpr,
+                    BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_S: tl.constexpr,
+                    W_ON_CHIP: tl.constexpr, PREC: tl.constexpr):
+    """Phase ``kind`` of step ``s`` on one tile (rows ``rows`` of slice ``sl``: columns
+    ``cols``) of direction ``d``, the direction's parameters and buffers at ``g_ptr``,
+    ``cbuf_ptr``, ``abuf_ptr``, ``sbuf_ptr`` (see ``ln_forward_kernel``)."""
+    lanes = (cols < H)[None, :]
+    n = tl.minimum(BLOCK_H, H - sl * BLOCK_H)  # valid units in this slice
+    NS = tl.cdiv(H, BLOCK_H)
+    own = sbuf_ptr + sl * B * _STATS  # this slice's moments
+    bhn = gru_bhn(CELL, bhn_ptr, d, cols, H, BLOCK_H)
+    h_rd = hbuf_ptr + (2 * d + (s + 1) % 2) * B * H
+    h_wr = hbuf_ptr + (2 * d + s % 2) * B * H
+    a_off = rows * (G * H)
+    tt, valid = step_rows(s, lens, rev)
+    v = valid[:, None]
+    if kind == 0:  # the products and their moments
+        a0, a1, a2, a3 = stream_gates(h_rd, rows, rmask, w_ptr, d * G, w0, w1, w2, w3, cols,
+                                      H, H, G, BLOCK_B, BLOCK_H, BLOCK_K, W_ON_CHIP, PREC,
+                                      False)
+        store_tile(abuf_ptr, a_off, cols, a0, mask_h)
+        if G > 1:
+            store_tile(abuf_ptr + H, a_off, cols, a1, mask_h)
+            store_tile(abuf_ptr + 2 * H, a_off, cols, a2, mask_h)
+        if G > 3:
+            store_tile(abuf_ptr + 3 * H, a_off, cols, a3, mask_h)
+        if per_gate != 0:
+            mean, m2 = slice_moments(a0, a1, a2, a3, lanes, n, G, False)
+            store_moments(own, 0, mean, m2, rows, rmask)
+            if G > 1:
+                mean, m2 = slice_moments(a1, a1, a2, a3, lanes, n, G, False)
+                store_moments(own, 1, mean, m2, rows, rmask)
+                mean, m2 = slice_moments(a2, a1, a2, a3, lanes, n, G, False)
+                store_moments(own, 2, mean, m2, rows, rmask)
+            if G > 3:
+                mean, m2 = slice_moments(a3, a1, a2, a3, lanes, n, G, False)
+                store_moments(own, 3, mean, m2, rows, rmask)
+        else:
+            mean, m2 = slice_moments(a0, a1, a2, a3, lanes, n, G, True)
+            store_moments(own, 0, mean, m2, rows, rmask)
+    elif kind == 1:  # the norm, the gates
+        mult = G - (G - 1) * per_gate
+        so = saved_offsets(tt, rows, B, H, d, D, G)
+        st = ((tt.to(tl.int64) * B + rows) * D + d) * 8  # this step's saved 1/std
+        keep = save != 0 and sl == 0  # one slice saves the 1/std
+        mean, rstd = combined_rstd(sbuf_ptr, 0, rows, rmask, B, H, NS, mult, eps, BLOCK_H,
+                                   BLOCK_S)
+        if keep:
+            tl.store(st_ptr + st, rstd, mask=rmask & valid)
+        x0 = (load_tile(abuf_ptr, a_off, cols, mask_h) - mean[:, None]) * rstd[:, None]
+        x1, x2, x3 = x0, x0, x0
+        for k in tl.static_range(1, G):
+            if per_gate != 0:
+                mean, rstd = combined_rstd(sbuf_ptr, k, rows, rmask, B, H, NS, 1, eps,
+                                           BLOCK_H, BLOCK_S)
+                if keep:
+                    tl.store(st_ptr + st + k, rstd, mask=rmask & valid)
+            xk = load_tile(abuf_ptr + k * H, a_off, cols, mask_h)
+            xk = (xk - mean[:, None]) * rstd[:, None]
+            if k == 1:
+                x1 = xk
+            elif k == 2:
+                x2 = xk
+            else:
+                x3 = xk
+        if save != 0:  # the normalised products, before their gains
+            store_blocks4(ws_ptr + G * H, so, cols, H, mask_h, v, G, x0, x1, x2, x3)
+        r0 = x0 * gain(g_ptr, 0, cols, H)
+        r1 = x1 * gain(g_ptr, 1, cols, H)
+        r2 = x2 * gain(g_ptr, 2, cols, H)
+        r3 = r0
+        if G > 3:
+            r3 = x3 * gain(g_ptr, 3, cols, H)
+        hprev = load_tile(h_rd, rows * H, cols, mask_h)
+        go, eo = block_offsets(tt, rows, B, H, d, D, G, G)  # (no extra blocks)
+        if CELL == 0:
+            c = load_tile(cbuf_ptr, rows * H, cols, mask_h)
+            hn, cn, zi, zf, zg, zo, ce = lstm.forward(gx_ptr, go, cols, H, mask_h, r0, r1, r2,
+                                                      r3, hprev, c, bhn)
+            if save != 0:  # pre-activations
+                store_blocks4(ws_ptr, so, cols, H, mask_h, v, 4, zi, zf, zg, zo)
+            if cell_norm > 0:  # h and c after the cell norm, in the next phase
+                store_tile(abuf_ptr, a_off, cols, cn, mask_h)
+                store_tile(abuf_ptr + 3 * H, a_off, cols, zo, mask_h)
+                mean, m2 = slice_moments(cn, cn, cn, cn, lanes, n, G, False)
+                store_moments(own, 4, mean, m2, rows, rmask)
+            else:
+                hn, cn = zoneout_forward(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, H, d, D,
+                                         cols, mask_h & v, hprev, c, hn, cn)
+                store_tile(cbuf_ptr, rows * H, cols, tl.where(v, cn, c), mask_h)
+                if save != 0:  # the carried c
+                    store_tile(ws_ptr + 2 * G * H, so, cols, tl.where(v, cn, 0.0), mask_h)
+                hn = tl.where(v, hn, hprev)
+                store_tile(h_wr, rows * H, cols, hn, mask_h)
+                store_tile(y_ptr, seq_offsets(tt, rows, B, H, d, D), cols,
+                           tl.where(v, hn, 0.0), mask_h)
+        else:
+            hn, cn, zr, zz, zn, z3, ze = gru.forward(gx_ptr, go, cols, H, mask_h, r0, r1, r2,
+                                                     r3, hprev, hprev, bhn)
+            if save != 0:  # pre-activations, h W_hn^T's normalised part + b_hn
+                store_blocks4(ws_ptr, so, cols, H, mask_h, v, 3, zr, zz, zn, zn)
+                store_tile(ws_ptr + 2 * G * H, so, cols, tl.where(v, ze, 0.0), mask_h)
+            hn, cn = zoneout_forward(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, H, d, D, cols,
+                                     mask_h & v, hprev, hprev, hn, hprev)
+            hn = tl.where(v, hn, hprev)
+            store_tile(h_wr, rows * H, cols, hn, mask_h)
+            store_tile(y_ptr, seq_offsets(tt, rows, B, H, d, D), cols, tl.where(v, hn, 0.0),
+                       mask_h)
+    else:  # the cell norm (LSTM)
+        mean, rstd = combined_rstd(sbuf_ptr, 4, rows, rmask, B, H, NS, 1, eps, BLOCK_H,
+                                   BLOCK_S)
+        cp = load_tile(abuf_ptr, a_off, cols, mask_h)  # c'
+        c = load_tile(cbuf_ptr, rows * H, cols, mask_h)
+        wc = tl.load(wc_ptr + d * H + cols, mask=cols < H, other=0.0).to(tl.float32)
+        bc = tl.load(bc_ptr + d * H + cols, mask=cols < H, other=0.0).to(tl.float32)
+        chat = (cp - mean[:, None]) * rstd[:, None]
+        out = chat * wc[None, :] + bc[None, :]
+        zo = load_tile(abuf_ptr + 3 * H, a_off, cols, mask_h)
+        hprev = load_tile(h_rd, rows * H, cols, mask_h)
+        cn = cp
+        if cell_norm == 2:
+            cn = out
+        hn, cn = zoneout_forward(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, H, d, D, cols,
+                                 mask_h & v, hprev, c, sigmoid(zo) * tanh(out), cn)
+        hn = tl.where(v, hn, hprev)
+        store_tile(h_wr, rows * H, cols, hn, mask_h)
+        store_tile(y_ptr, seq_offsets(tt, rows, B, H, d, D), cols, tl.where(v, hn, 0.0),
+                   mask_h)
+        store_tile(cbuf_ptr, rows * H, cols, tl.where(v, cn, c), mask_h)
+        if save != 0:  # the normalised c', its 1/std and the carried c
+            so = saved_offsets(tt, rows, B, H, d, D, G)
+            store_tile(ws_ptr + (2 * G + 1) * H, so, cols, tl.where(v, chat, 0.0), mask_h)
+            store_tile(ws_ptr + 2 * G * H, so, cols, tl.where(v, cn, 0.0), mask_h)
+            if sl == 0:
+                st = ((tt.to(tl.int64) * B + rows) * D + d) * 8 + 4
+                tl.store(st_ptr + st, rstd, mask=rmask & valid)
+
+
 @triton.jit(do_not_specialize=NOT_SPECIALIZED + ["eps", "per_gate", "cell_norm", "save",
                                                  "zoneout", "barrier", "q_begin", "q_end"])
 def ln_forward_kernel(
@@ -193,21 +335,14 @@ def ln_forward_kernel(
     PREC: tl.constexpr,  # tl.dot input precision
 ):
     d, rev = direction(reverse)
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    rmask, mask_h, mask_p, lens = tile_masks(rows, cols, cols, B, H, H, len_ptr)  # P = H
-    lanes = (cols < H)[None, :]
-    n = tl.minimum(BLOCK_H, H - tl.program_id(1) * BLOCK_H)  # valid units in this slice
+    rows, cols, rmask, mask_h, mask_p, lens = tile(  # the program's own tile (W_ON_CHIP)
+        tl.program_id(0), tl.program_id(1), B, H, H, len_ptr, BLOCK_B, BLOCK_H)
     NS = tl.cdiv(H, BLOCK_H)
-    bhn = tl.zeros([BLOCK_H], dtype=tl.float32)
-    if CELL == 1:
-        bhn = tl.load(bhn_ptr + d * H + cols, mask=cols < H, other=0.0).to(tl.float32)
     w0, w1, w2, w3 = chip_weights(w_ptr, d * G, cols, H, H, G, BLOCK_H, BLOCK_K, True, W_ON_CHIP)
     g_ptr += d * G * H  # this direction's parameters and buffers
     cbuf_ptr += d * B * H
     abuf_ptr += d * B * G * H
     sbuf_ptr += d * NS * B * _STATS
-    own = sbuf_ptr + tl.program_id(1) * B * _STATS  # this slice's moments
     phases = 2
     if CELL == 0:
         phases += (cell_norm > 0).to(tl.int32)
@@ -215,131 +350,22 @@ def ln_forward_kernel(
     for q in range(q_begin, q_end):
         s = q // phases
         kind = q % phases
-        tt, valid = step_rows(s, lens, rev)
-        v = valid[:, None]
-        h_rd = hbuf_ptr + (2 * d + (s + 1) % 2) * B * H
-        h_wr = hbuf_ptr + (2 * d + s % 2) * B * H
-        a_off = rows * (G * H)
-        if kind == 0:  # the products and their moments
-            a0, a1, a2, a3 = stream_gates(h_rd, rows, rmask, w_ptr, d * G, w0, w1, w2, w3, cols,
-                                          H, H, G, BLOCK_B, BLOCK_H, BLOCK_K, W_ON_CHIP, PREC,
-                                          False)
-            store_tile(abuf_ptr, a_off, cols, a0, mask_h)
-            if G > 1:
-                store_tile(abuf_ptr + H, a_off, cols, a1, mask_h)
-                store_tile(abuf_ptr + 2 * H, a_off, cols, a2, mask_h)
-            if G > 3:
-                store_tile(abuf_ptr + 3 * H, a_off, cols, a3, mask_h)
-            if per_gate != 0:
-                mean, m2 = slice_moments(a0, a1, a2, a3, lanes, n, G, False)
-                store_moments(own, 0, mean, m2, rows, rmask)
-                if G > 1:
-                    mean, m2 = slice_moments(a1, a1, a2, a3, lanes, n, G, False)
-                    store_moments(own, 1, mean, m2, rows, rmask)
-                    mean, m2 = slice_moments(a2, a1, a2, a3, lanes, n, G, False)
-                    store_moments(own, 2, mean, m2, rows, rmask)
-                if G > 3:
-                    mean, m2 = slice_moments(a3, a1, a2, a3, lanes, n, G, False)
-                    store_moments(own, 3, mean, m2, rows, rmask)
-            else:
-                mean, m2 = slice_moments(a0, a1, a2, a3, lanes, n, G, True)
-                store_moments(own, 0, mean, m2, rows, rmask)
-        elif kind == 1:  # the norm, the gates
-            mult = G - (G - 1) * per_gate
-            so = saved_offsets(tt, rows, B, H, d, D, G)
-            st = ((tt.to(tl.int64) * B + rows) * D + d) * 8  # this step's saved 1/std
-            keep = save != 0 and tl.program_id(1) == 0  # one slice saves the 1/std
-            mean, rstd = combined_rstd(sbuf_ptr, 0, rows, rmask, B, H, NS, mult, eps, BLOCK_H,
-                                       BLOCK_S)
-            if keep:
-                tl.store(st_ptr + st, rstd, mask=rmask & valid)
-            x0 = (load_tile(abuf_ptr, a_off, cols, mask_h) - mean[:, None]) * rstd[:, None]
-            x1, x2, x3 = x0, x0, x0
-            for k in tl.static_range(1, G):
-                if per_gate != 0:
-                    mean, rstd = combined_rstd(sbuf_ptr, k, rows, rmask, B, H, NS, 1, eps,
-                                               BLOCK_H, BLOCK_S)
-                    if keep:
-                        tl.store(st_ptr + st + k, rstd, mask=rmask & valid)
-                xk = load_tile(abuf_ptr + k * H, a_off, cols, mask_h)
-                xk = (xk - mean[:, None]) * rstd[:, None]
-                if k == 1:
-                    x1 = xk
-                elif k == 2:
-                    x2 = xk
-                else:
-                    x3 = xk
-            if save != 0:  # the normalised products, before their gains
-                store_blocks4(ws_ptr + G * H, so, cols, H, mask_h, v, G, x0, x1, x2, x3)
-            r0 = x0 * gain(g_ptr, 0, cols, H)
-            r1 = x1 * gain(g_ptr, 1, cols, H)
-            r2 = x2 * gain(g_ptr, 2, cols, H)
-            r3 = r0
-            if G > 3:
-                r3 = x3 * gain(g_ptr, 3, cols, H)
-            hprev = load_tile(h_rd, rows * H, cols, mask_h)
-            go, eo = block_offsets(tt, rows, B, H, d, D, G, G)  # (no extra blocks)
-            if CELL == 0:
-                c = load_tile(cbuf_ptr, rows * H, cols, mask_h)
-                hn, cn, zi, zf, zg, zo, ce = lstm.forward(gx_ptr, go, cols, H, mask_h, r0, r1, r2,
-                                                          r3, hprev, c, bhn)
-                if save != 0:  # pre-activations
-                    store_blocks4(ws_ptr, so, cols, H, mask_h, v, 4, zi, zf, zg, zo)
-                if cell_norm > 0:  # h and c after the cell norm, in the next phase
-                    store_tile(abuf_ptr, a_off, cols, cn, mask_h)
-                    store_tile(abuf_ptr + 3 * H, a_off, cols, zo, mask_h)
-                    mean, m2 = slice_moments(cn, cn, cn, cn, lanes, n, G, False)
-                    store_moments(own, 4, mean, m2, rows, rmask)
-                else:
-                    hn, cn = zoneout_forward(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, H, d, D,
-                                             cols, mask_h & v, hprev, c, hn, cn)
-                    store_tile(cbuf_ptr, rows * H, cols, tl.where(v, cn, c), mask_h)
-                    if save != 0:  # the carried c
-                        store_tile(ws_ptr + 2 * G * H, so, cols, tl.where(v, cn, 0.0), mask_h)
-                    hn = tl.where(v, hn, hprev)
-                    store_tile(h_wr, rows * H, cols, hn, mask_h)
-                    store_tile(y_ptr, seq_offsets(tt, rows, B, H, d, D), cols,
-                               tl.where(v, hn, 0.0), mask_h)
-            else:
-                hn, cn, zr, zz, zn, z3, ze = gru.forward(gx_ptr, go, cols, H, mask_h, r0, r1, r2,
-                                                         r3, hprev, hprev, bhn)
-                if save != 0:  # pre-activations, h W_hn^T's normalised part + b_hn
-                    store_blocks4(ws_ptr, so, cols, H, mask_h, v, 3, zr, zz, zn, zn)
-                    store_tile(ws_ptr + 2 * G * H, so, cols, tl.where(v, ze, 0.0), mask_h)
-                hn, cn = zoneout_forward(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, H, d, D, cols,
-                                         mask_h & v, hprev, hprev, hn, hprev)
-                hn = tl.where(v, hn, hprev)
-                store_tile(h_wr, rows * H, cols, hn, mask_h)
-                store_tile(y_ptr, seq_offsets(tt, rows, B, H, d, D), cols, tl.where(v, hn, 0.0),
-                           mask_h)
-        else:  # the cell norm (LSTM)
-            mean, rstd = combined_rstd(sbuf_ptr, 4, rows, rmask, B, H, NS, 1, eps, BLOCK_H,
-                                       BLOCK_S)
-            cp = load_tile(abuf_ptr, a_off, cols, mask_h)  # c'
-            c = load_tile(cbuf_ptr, rows * H, cols, mask_h)
-            wc = tl.load(wc_ptr + d * H + cols, mask=cols < H, other=0.0).to(tl.float32)
-            bc = tl.load(bc_ptr + d * H + cols, mask=cols < H, other=0.0).to(tl.float32)
-            chat = (cp - mean[:, None]) * rstd[:, None]
-            out = chat * wc[None, :] + bc[None, :]
-            zo = load_tile(abuf_ptr + 3 * H, a_off, cols, mask_h)
-            hprev = load_tile(h_rd, rows * H, cols, mask_h)
-            cn = cp
-            if cell_norm == 2:
-                cn = out
-            hn, cn = zoneout_forward(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, H, d, D, cols,
-                                     mask_h & v, hprev, c, sigmoid(zo) * tanh(out), cn)
-            hn = tl.where(v, hn, hprev)
-            store_tile(h_wr, rows * H, cols, hn, mask_h)
-            store_tile(y_ptr, seq_offsets(tt, rows, B, H, d, D), cols, tl.where(v, hn, 0.0),
-                       mask_h)
-            store_tile(cbuf_ptr, rows * H, cols, tl.where(v, cn, c), mask_h)
-            if save != 0:  # the normalised c', its 1/std and the carried c
-                so = saved_offsets(tt, rows, B, H, d, D, G)
-                store_tile(ws_ptr + (2 * G + 1) * H, so, cols, tl.where(v, chat, 0.0), mask_h)
-                store_tile(ws_ptr + 2 * G * H, so, cols, tl.where(v, cn, 0.0), mask_h)
-                if tl.program_id(1) == 0:
-                    st = ((tt.to(tl.int64) * B + rows) * D + d) * 8 + 4
-                    tl.store(st_ptr + st, rstd, mask=rmask & valid)
+        if W_ON_CHIP:  # the program's own tile (its slice on chip)
+            ln_forward_tile(rows, cols, rmask, mask_h, lens, tl.program_id(1), s, kind, d, rev,
+                            w0, w1, w2, w3, gx_ptr, w_ptr, g_ptr, wc_ptr, bc_ptr, bhn_ptr, y_ptr,
+                            hbuf_ptr, cbuf_ptr, abuf_ptr, sbuf_ptr, ws_ptr, st_ptr, kh_ptr,
+                            kc_ptr, B, H, eps, D, per_gate, cell_norm, save, zoneout, CELL, G,
+                            BLOCK_B, BLOCK_H, BLOCK_K, BLOCK_S, W_ON_CHIP, PREC)
+        else:
+            for t in range(tl.program_id(0) * tl.num_programs(1) + tl.program_id(1),
+                           tl.cdiv(B, BLOCK_B) * NS, tl.num_programs(0) * tl.num_programs(1)):
+                rows, cols, rmask, mask_h, mask_p, lens = tile(t // NS, t % NS, B, H, H,
+                                                               len_ptr, BLOCK_B, BLOCK_H)
+                ln_forward_tile(rows, cols, rmask, mask_h, lens, t % NS, s, kind, d, rev, w0, w1,
+                                w2, w3, gx_ptr, w_ptr, g_ptr, wc_ptr, bc_ptr, bhn_ptr, y_ptr,
+                                hbuf_ptr, cbuf_ptr, abuf_ptr, sbuf_ptr, ws_ptr, st_ptr, kh_ptr,
+                                kc_ptr, B, H, eps, D, per_gate, cell_norm, save, zoneout, CELL,
+                                G, BLOCK_B, BLOCK_H, BLOCK_K, BLOCK_S, W_ON_CHIP, PREC)
         if barrier:
             grid_barrier(bar_ptr, (q - q_begin + 1) * nprog)
 
@@ -356,15 +382,15 @@ STREAM_BLOCK_K = {2: 32, 4: 16}
 
 
 def pick_ln_config(cell: int, hidden_size: int, dtype: torch.dtype,
-                   backward: bool = False) -> Config:
+                   backward: bool = False, on_chip: bool = True) -> Config:
     """The launch configuration of a LayerNorm layer: split programs of SPLIT_BLOCK_H units of
-    a 16-row batch tile, the W_hh slice on chip where it fits (``common.chip_fits``; in the
-    backward by 8 warps, and not the half-precision GRU's 96 KB, which spill), else streamed in
-    STREAM_BLOCK_K chunks by 8 warps."""
+    a 16-row batch tile, the W_hh slice on chip where it fits and ``on_chip`` allows
+    (``common.chip_fits``; in the backward by 8 warps, and not the half-precision GRU's 96 KB,
+    which spill), else streamed in STREAM_BLOCK_K chunks by 8 warps."""
     bh = pow2(hidden_size)
     chip_bytes = GATES[cell] * SPLIT_BLOCK_H * bh * dtype.itemsize
-    if chip_fits(cell, bh, dtype) and not (backward and dtype.itemsize == 2
-                                           and chip_bytes > 64 * 1024):
+    if on_chip and chip_fits(cell, bh, dtype) and not (backward and dtype.itemsize == 2
+                                                       and chip_bytes > 64 * 1024):
         warps = 8 if backward else chip_warps(cell, chip_bytes, False, dtype)
         cfg = Config(False, MIN_BLOCK, SPLIT_BLOCK_H, bh, warps, w_on_chip=True)
     else:
@@ -380,6 +406,20 @@ def ln_kernel_meta(cell: int, dtype: torch.dtype, cfg: Config, hidden_size: int,
             "BLOCK_K": cfg.block_k, "BLOCK_S": min(SLICE_CHUNK, max(2, 1 << (slices - 1).bit_length())),
             "W_ON_CHIP": cfg.w_on_chip, "PREC": torch_dot_precision(dtype, interpreted),
             "num_warps": cfg.num_warps, "num_stages": cfg.num_stages, "maxnreg": cfg.maxnreg}
+
+
+def ln_launch(cell: int, H: int, B: int, D: int, dtype: torch.dtype, device: torch.device,
+              backward: bool) -> tuple[Config, tuple[int, int, int], bool]:
+    """The config, grid and barrier of a LayerNorm layer's launch: beyond the SM count the
+    streaming config (``launch._beyond_the_sms``), its grid cut to the SMs."""
+    from fastrnn.kernels.launch import _beyond_the_sms, _grid
+
+    cfg = pick_ln_config(cell, H, dtype, backward)
+    grid, barrier = _grid(cfg, B, H, D, device)
+    if _beyond_the_sms(cfg, barrier, True, device):
+        cfg = pick_ln_config(cell, H, dtype, backward, on_chip=False)
+        grid, barrier = _grid(cfg, B, H, D, device)
+    return cfg, grid, barrier
 
 
 CELL_NORM_CODES = {None: 0, "output": 1, "state": 2}
@@ -415,26 +455,18 @@ def ln_forward(
     (D, H) (GRU) -> y: (T, B, D*H), h_n, c_n and, when saving, ws: (T, B, D, NB, H) (see
     ``saved_blocks``) and st: (T, B, D, 8) (1/std of the recurrent norm, per gate with
     per_gate, and of the cell norm in slot 4), float32. ``zoneout``: as ``launch.forward``'s."""
-    from fastrnn.kernels.launch import (
-        _aligned,
-        _grid,
-        _lengths,
-        _run_phases,
-        _zoneout,
-        is_interpreted,
-    )
+    from fastrnn.kernels.launch import _aligned, _lengths, _run_phases, _zoneout, is_interpreted
 
     D, GH, H = w_hh.shape
     T, B, _ = gx.shape
-    cfg = pick_ln_config(cell, H, gx.dtype)
-    grid, barrier = _grid(cfg, B, H, D, gx.device)
+    cfg, grid, barrier = ln_launch(cell, H, B, D, gx.dtype, gx.device, backward=False)
     meta = ln_kernel_meta(cell, gx.dtype, cfg, H, is_interpreted(gx.device))
     f32 = {"device": gx.device, "dtype": torch.float32}
     hbuf = torch.empty(D, 2, B, H, **f32)
     hbuf[:, 1] = h0
     cbuf = hbuf if c0 is None else c0.float().clone()
     abuf = torch.empty(D, B, GH, **f32)
-    sbuf = torch.empty(D, grid[1], B, STATS, **f32)
+    sbuf = torch.empty(D, -(-H // cfg.block_h), B, STATS, **f32)
     y = gx.new_empty(T, B, D * H)
     norm = CELL_NORM_CODES[cell_norm] if cell == LSTM else 0
     ws = torch.empty(T, B, D, saved_blocks(cell), H, **f32) if save else hbuf

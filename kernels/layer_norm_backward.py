@@ -1,6 +1,7 @@
 """Backward of the LayerNorm LSTM and GRU time loop (:mod:`fastrnn.kernels.layer_norm`).
 
-Programs own ``BLOCK_H`` hidden units of a batch tile, as in the forward; a norm's backward
+Programs own ``BLOCK_H`` hidden units of a batch tile (or, streaming W_hh, run several such
+tiles per phase), as in the forward; a norm's backward
 ``dx = rstd * (dx^ - mean(dx^) - x^ * mean(dx^ * x^))`` needs two means over the whole width,
 which programs exchange as per-slice sums through ``sbuf``. Phases of a step ``s`` (running
 backward from ``T-1``):
@@ -37,7 +38,6 @@ from fastrnn.kernels.common import (
     step_rows,
     store_tile,
     tanh,
-    tile_masks,
 )
 from fastrnn.kernels.layer_norm import (
     _STATS,
@@ -45,13 +45,13 @@ from fastrnn.kernels.layer_norm import (
     STATS,
     gain,
     ln_kernel_meta,
-    pick_ln_config,
+    ln_launch,
     saved_offsets,
     store_blocks4,
     store_moments,
 )
 from fastrnn.kernels.recurrence import keep_split
-from fastrnn.kernels.split import chip_weights, gather_dh
+from fastrnn.kernels.split import chip_weights, gather_dh, tile
 from torch import Tensor
 
 
@@ -155,6 +155,119 @@ def recurrent_sums(r0, r1, r2, r3, ws_ptr, so, g_ptr, own, rows, rmask, cols, H,
         store_moments(own, 0, s1, s2, rows, rmask)
 
 
+@triton.jit
+def ln_backward_tile(rows, cols, rmask, mask_h, lens, sl, s, kind, phases, d, rev, w0, w1, w2,
+                     w3, dy_ptr, w_ptr, g_ptr, wc_ptr, bc_ptr, h0_ptr, c0_ptr, y_ptr, ws_ptr,
+                     st_ptr, gr_ptr, dhbuf_ptr, dcbuf_ptr, rbuf_ptr, sbuf_ptr, kh_ptr, kc_ptr, B,
+                     H, D, per_gate, cell_norm, zoneout, CELL: tl.constexpr, G: tl.constexpr,
+                     BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_S: tl.constexpr,
+                     W_ON_CHIP: tl.constexpr, PREC: tl.constexpr):
+    """Phase ``kind`` of step ``s`` on one tile (rows ``rows`` of slice ``sl``: columns
+    ``cols``) of direction ``d``, the direction's parameters and buffers at ``g_ptr``,
+    ``dhbuf_ptr``, ``dcbuf_ptr``, ``sbuf_ptr`` (see ``ln_backward_kernel``)."""
+    lanes = (cols < H)[None, :]
+    NS = tl.cdiv(H, BLOCK_H)
+    own = sbuf_ptr + sl * B * _STATS  # this slice's sums
+    NG: tl.constexpr = 2 * G + 1
+    tt, valid = step_rows(s, lens, rev)
+    v = valid[:, None]
+    mask = mask_h & v
+    so = saved_offsets(tt, rows, B, H, d, D, G)
+    gro = ((tt.to(tl.int64) * B + rows) * D + d) * (NG * H)
+    st = ((tt.to(tl.int64) * B + rows) * D + d) * 8
+    if kind == 0:  # dh; the cell's backward (its first half with a cell norm)
+        dh = gather_dh(load_tile(dhbuf_ptr, rows * H, cols, mask_h),
+                       rbuf_ptr + (2 * d + (s + 1) % 2) * B * G * H, rows, rmask, w_ptr,
+                       d * G, w0, w1, w2, w3, cols, H, H, G, BLOCK_K, W_ON_CHIP, PREC)
+        if s >= 0:
+            dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, H, d, D), cols, mask)
+            dhc, dh_keep = keep_split(kh_ptr, zoneout, tt, rows, B, H, d, D, cols, mask, dh)
+            if CELL == 0:
+                zo = load_tile(ws_ptr + 3 * H, so, cols, mask)
+                dcarry, dc_keep = keep_split(kc_ptr, zoneout, tt, rows, B, H, d, D, cols,
+                                             mask, load_tile(dcbuf_ptr, rows * H, cols, mask_h))
+                o = sigmoid(zo)
+                if cell_norm > 0:
+                    chat = load_tile(ws_ptr + (2 * G + 1) * H, so, cols, mask)
+                    wc = tl.load(wc_ptr + d * H + cols, mask=cols < H, other=0.0)
+                    bc = tl.load(bc_ptr + d * H + cols, mask=cols < H, other=0.0)
+                    t = tanh(chat * wc.to(tl.float32)[None, :] + bc.to(tl.float32)[None, :])
+                    dout = dhc * o * (1.0 - t * t)
+                    if cell_norm == 2:  # the carried c is the norm's output
+                        dout += dcarry
+                    store_tile(gr_ptr + 3 * H, gro, cols,
+                               tl.where(v, dhc * t * o * (1.0 - o), 0.0), mask_h)
+                    store_tile(gr_ptr + 2 * G * H, gro, cols, tl.where(v, dout, 0.0), mask_h)
+                    dchat = dout * wc.to(tl.float32)[None, :]
+                    s1, s2 = slice_sums(dchat, dchat, dchat, dchat, chat, chat, chat, chat,
+                                        lanes, G, False)
+                    store_moments(own, 4, s1, s2, rows, rmask)
+                else:
+                    cp = load_tile(ws_ptr + 2 * G * H, so, cols, mask)  # c' = the carried c
+                    if zoneout > 0:  # the carried c is zoneout's mix: c' again
+                        i, f, g, cprev = lstm_inputs(ws_ptr, so, c0_ptr, tt, lens, rows,
+                                                     cols, B, H, d, D, mask, rev, G)
+                        cp = f * cprev + i * g
+                    t = tanh(cp)
+                    dc = dcarry + dhc * o * (1.0 - t * t)
+                    lstm_gates(dc, dhc * t * o * (1.0 - o), dc_keep, ws_ptr, so, gr_ptr,
+                               gro, dcbuf_ptr, c0_ptr, g_ptr, own, tt, lens, rows, rmask,
+                               cols, B, H, d, D, mask_h, mask, v, lanes, rev, per_gate, G)
+                store_tile(dhbuf_ptr, rows * H, cols, tl.where(v, dh_keep, dh), mask_h)
+            else:
+                zr = load_tile(ws_ptr, so, cols, mask)
+                zz = load_tile(ws_ptr + H, so, cols, mask)
+                zn = load_tile(ws_ptr + 2 * H, so, cols, mask)
+                hn = load_tile(ws_ptr + 2 * G * H, so, cols, mask)
+                prev, first = prev_rows(tt, lens, rev)
+                hprev = load_tile(y_ptr, seq_offsets(prev, rows, B, H, d, D), cols,
+                                  mask & (first == 0)[:, None])
+                hprev += load_tile(h0_ptr, (d * B + rows) * H, cols, mask & first[:, None])
+                dr, dz, dn, dn_, r0, r1, r2, r3, dhd, dcx = gru.backward(dhc, dhc, zr, zz, zn,
+                                                                        zn, hn, hprev)
+                store_blocks4(gr_ptr, gro, cols, H, mask_h, v, 3, dr, dz, dn, dn)
+                store_tile(gr_ptr + 2 * G * H, gro, cols, tl.where(v, r2, 0.0), mask_h)
+                store_tile(dhbuf_ptr, rows * H, cols, tl.where(v, dhd + dh_keep, dh), mask_h)
+                recurrent_sums(r0, r1, r2, r2, ws_ptr, so, g_ptr, own, rows, rmask, cols, H,
+                               mask, lanes, per_gate, G)
+        else:
+            store_tile(dhbuf_ptr, rows * H, cols, dh, mask_h)
+    elif kind == phases - 1:  # the recurrent norm's backward: da, for the step before
+        mult = G - (G - 1) * per_gate
+        m1, m2 = combined_means(sbuf_ptr, 0, rows, rmask, B, H, NS, mult, BLOCK_S)
+        rstd = tl.load(st_ptr + st, mask=rmask & valid, other=0.0)
+        r_wr = rbuf_ptr + (2 * d + s % 2) * B * G * H
+        for k in tl.static_range(G):
+            if per_gate != 0:
+                if k > 0:
+                    m1, m2 = combined_means(sbuf_ptr, k, rows, rmask, B, H, NS, 1, BLOCK_S)
+                    rstd = tl.load(st_ptr + st + k, mask=rmask & valid, other=0.0)
+            if CELL == 1 and k == 2:  # the GRU's n block: r * dn
+                drec = load_tile(gr_ptr + 2 * G * H, gro, cols, mask)
+            else:
+                drec = load_tile(gr_ptr + k * H, gro, cols, mask)
+            xhat = load_tile(ws_ptr + (G + k) * H, so, cols, mask)
+            da = tl.where(v, norm_backward(drec * gain(g_ptr, k, cols, H), xhat, m1, m2, rstd),
+                          0.0)
+            store_tile(gr_ptr + (G + k) * H, gro, cols, da, mask_h)
+            store_tile(r_wr + k * H, rows * G * H, cols, da, mask_h)
+    else:  # the LSTM's cell norm backward, then its gates
+        m1, m2 = combined_means(sbuf_ptr, 4, rows, rmask, B, H, NS, 1, BLOCK_S)
+        rstd = tl.load(st_ptr + st + 4, mask=rmask & valid, other=0.0)
+        chat = load_tile(ws_ptr + (2 * G + 1) * H, so, cols, mask)
+        wc = tl.load(wc_ptr + d * H + cols, mask=cols < H, other=0.0).to(tl.float32)
+        dout = load_tile(gr_ptr + 2 * G * H, gro, cols, mask)
+        dc = norm_backward(dout * wc[None, :], chat, m1, m2, rstd)
+        dcarry, dc_keep = keep_split(kc_ptr, zoneout, tt, rows, B, H, d, D, cols, mask,
+                                     load_tile(dcbuf_ptr, rows * H, cols, mask_h))
+        if cell_norm == 1:  # the carried c is c' itself
+            dc += dcarry
+        do = load_tile(gr_ptr + 3 * H, gro, cols, mask)
+        lstm_gates(dc, do, dc_keep, ws_ptr, so, gr_ptr, gro, dcbuf_ptr, c0_ptr, g_ptr, own,
+                   tt, lens, rows, rmask, cols, B, H, d, D, mask_h, mask, v, lanes, rev,
+                   per_gate, G)
+
+
 @triton.jit(do_not_specialize=NOT_SPECIALIZED + ["per_gate", "cell_norm", "zoneout", "barrier",
                                                  "q_begin", "q_end"])
 def ln_backward_kernel(
@@ -195,18 +308,14 @@ def ln_backward_kernel(
     PREC: tl.constexpr,  # tl.dot input precision
 ):
     d, rev = direction(reverse)
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    rmask, mask_h, mask_p, lens = tile_masks(rows, cols, cols, B, H, H, len_ptr)
-    lanes = (cols < H)[None, :]
+    rows, cols, rmask, mask_h, mask_p, lens = tile(  # the program's own tile (W_ON_CHIP)
+        tl.program_id(0), tl.program_id(1), B, H, H, len_ptr, BLOCK_B, BLOCK_H)
     NS = tl.cdiv(H, BLOCK_H)
     w0, w1, w2, w3 = chip_weights(w_ptr, d * G, cols, H, H, G, BLOCK_H, BLOCK_K, False, W_ON_CHIP)
     g_ptr += d * G * H  # this direction's parameters and buffers
     dhbuf_ptr += d * B * H
     dcbuf_ptr += d * B * H
     sbuf_ptr += d * NS * B * _STATS
-    own = sbuf_ptr + tl.program_id(1) * B * _STATS
-    NG: tl.constexpr = 2 * G + 1
     phases = 2
     if CELL == 0:
         phases += (cell_norm > 0).to(tl.int32)
@@ -214,103 +323,23 @@ def ln_backward_kernel(
     for q in range(q_begin, q_end):
         s = T - 1 - q // phases
         kind = q % phases
-        tt, valid = step_rows(s, lens, rev)
-        v = valid[:, None]
-        mask = mask_h & v
-        so = saved_offsets(tt, rows, B, H, d, D, G)
-        gro = ((tt.to(tl.int64) * B + rows) * D + d) * (NG * H)
-        st = ((tt.to(tl.int64) * B + rows) * D + d) * 8
-        if kind == 0:  # dh; the cell's backward (its first half with a cell norm)
-            dh = gather_dh(load_tile(dhbuf_ptr, rows * H, cols, mask_h),
-                           rbuf_ptr + (2 * d + (s + 1) % 2) * B * G * H, rows, rmask, w_ptr,
-                           d * G, w0, w1, w2, w3, cols, H, H, G, BLOCK_K, W_ON_CHIP, PREC)
-            if s >= 0:
-                dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, H, d, D), cols, mask)
-                dhc, dh_keep = keep_split(kh_ptr, zoneout, tt, rows, B, H, d, D, cols, mask, dh)
-                if CELL == 0:
-                    zo = load_tile(ws_ptr + 3 * H, so, cols, mask)
-                    dcarry, dc_keep = keep_split(kc_ptr, zoneout, tt, rows, B, H, d, D, cols,
-                                                 mask, load_tile(dcbuf_ptr, rows * H, cols, mask_h))
-                    o = sigmoid(zo)
-                    if cell_norm > 0:
-                        chat = load_tile(ws_ptr + (2 * G + 1) * H, so, cols, mask)
-                        wc = tl.load(wc_ptr + d * H + cols, mask=cols < H, other=0.0)
-                        bc = tl.load(bc_ptr + d * H + cols, mask=cols < H, other=0.0)
-                        t = tanh(chat * wc.to(tl.float32)[None, :] + bc.to(tl.float32)[None, :])
-                        dout = dhc * o * (1.0 - t * t)
-                        if cell_norm == 2:  # the carried c is the norm's output
-                            dout += dcarry
-                        store_tile(gr_ptr + 3 * H, gro, cols,
-                                   tl.where(v, dhc * t * o * (1.0 - o), 0.0), mask_h)
-                        store_tile(gr_ptr + 2 * G * H, gro, cols, tl.where(v, dout, 0.0), mask_h)
-                        dchat = dout * wc.to(tl.float32)[None, :]
-                        s1, s2 = slice_sums(dchat, dchat, dchat, dchat, chat, chat, chat, chat,
-                                            lanes, G, False)
-                        store_moments(own, 4, s1, s2, rows, rmask)
-                    else:
-                        cp = load_tile(ws_ptr + 2 * G * H, so, cols, mask)  # c' = the carried c
-                        if zoneout > 0:  # the carried c is zoneout's mix: c' again
-                            i, f, g, cprev = lstm_inputs(ws_ptr, so, c0_ptr, tt, lens, rows,
-                                                         cols, B, H, d, D, mask, rev, G)
-                            cp = f * cprev + i * g
-                        t = tanh(cp)
-                        dc = dcarry + dhc * o * (1.0 - t * t)
-                        lstm_gates(dc, dhc * t * o * (1.0 - o), dc_keep, ws_ptr, so, gr_ptr,
-                                   gro, dcbuf_ptr, c0_ptr, g_ptr, own, tt, lens, rows, rmask,
-                                   cols, B, H, d, D, mask_h, mask, v, lanes, rev, per_gate, G)
-                    store_tile(dhbuf_ptr, rows * H, cols, tl.where(v, dh_keep, dh), mask_h)
-                else:
-                    zr = load_tile(ws_ptr, so, cols, mask)
-                    zz = load_tile(ws_ptr + H, so, cols, mask)
-                    zn = load_tile(ws_ptr + 2 * H, so, cols, mask)
-                    hn = load_tile(ws_ptr + 2 * G * H, so, cols, mask)
-                    prev, first = prev_rows(tt, lens, rev)
-                    hprev = load_tile(y_ptr, seq_offsets(prev, rows, B, H, d, D), cols,
-                                      mask & (first == 0)[:, None])
-                    hprev += load_tile(h0_ptr, (d * B + rows) * H, cols, mask & first[:, None])
-                    dr, dz, dn, dn_, r0, r1, r2, r3, dhd, dcx = gru.backward(dhc, dhc, zr, zz, zn,
-                                                                            zn, hn, hprev)
-                    store_blocks4(gr_ptr, gro, cols, H, mask_h, v, 3, dr, dz, dn, dn)
-                    store_tile(gr_ptr + 2 * G * H, gro, cols, tl.where(v, r2, 0.0), mask_h)
-                    store_tile(dhbuf_ptr, rows * H, cols, tl.where(v, dhd + dh_keep, dh), mask_h)
-                    recurrent_sums(r0, r1, r2, r2, ws_ptr, so, g_ptr, own, rows, rmask, cols, H,
-                                   mask, lanes, per_gate, G)
-            else:
-                store_tile(dhbuf_ptr, rows * H, cols, dh, mask_h)
-        elif kind == phases - 1:  # the recurrent norm's backward: da, for the step before
-            mult = G - (G - 1) * per_gate
-            m1, m2 = combined_means(sbuf_ptr, 0, rows, rmask, B, H, NS, mult, BLOCK_S)
-            rstd = tl.load(st_ptr + st, mask=rmask & valid, other=0.0)
-            r_wr = rbuf_ptr + (2 * d + s % 2) * B * G * H
-            for k in tl.static_range(G):
-                if per_gate != 0:
-                    if k > 0:
-                        m1, m2 = combined_means(sbuf_ptr, k, rows, rmask, B, H, NS, 1, BLOCK_S)
-                        rstd = tl.load(st_ptr + st + k, mask=rmask & valid, other=0.0)
-                if CELL == 1 and k == 2:  # the GRU's n block: r * dn
-                    drec = load_tile(gr_ptr + 2 * G * H, gro, cols, mask)
-                else:
-                    drec = load_tile(gr_ptr + k * H, gro, cols, mask)
-                xhat = load_tile(ws_ptr + (G + k) * H, so, cols, mask)
-                da = tl.where(v, norm_backward(drec * gain(g_ptr, k, cols, H), xhat, m1, m2, rstd),
-                              0.0)
-                store_tile(gr_ptr + (G + k) * H, gro, cols, da, mask_h)
-                store_tile(r_wr + k * H, rows * G * H, cols, da, mask_h)
-        else:  # the LSTM's cell norm backward, then its gates
-            m1, m2 = combined_means(sbuf_ptr, 4, rows, rmask, B, H, NS, 1, BLOCK_S)
-            rstd = tl.load(st_ptr + st + 4, mask=rmask & valid, other=0.0)
-            chat = load_tile(ws_ptr + (2 * G + 1) * H, so, cols, mask)
-            wc = tl.load(wc_ptr + d * H + cols, mask=cols < H, other=0.0).to(tl.float32)
-            dout = load_tile(gr_ptr + 2 * G * H, gro, cols, mask)
-            dc = norm_backward(dout * wc[None, :], chat, m1, m2, rstd)
-            dcarry, dc_keep = keep_split(kc_ptr, zoneout, tt, rows, B, H, d, D, cols, mask,
-                                         load_tile(dcbuf_ptr, rows * H, cols, mask_h))
-            if cell_norm == 1:  # the carried c is c' itself
-                dc += dcarry
-            do = load_tile(gr_ptr + 3 * H, gro, cols, mask)
-            lstm_gates(dc, do, dc_keep, ws_ptr, so, gr_ptr, gro, dcbuf_ptr, c0_ptr, g_ptr, own,
-                       tt, lens, rows, rmask, cols, B, H, d, D, mask_h, mask, v, lanes, rev,
-                       per_gate, G)
+        if W_ON_CHIP:  # the program's own tile (its slice on chip)
+            ln_backward_tile(rows, cols, rmask, mask_h, lens, tl.program_id(1), s, kind, phases,
+                             d, rev, w0, w1, w2, w3, dy_ptr, w_ptr, g_ptr, wc_ptr, bc_ptr,
+                             h0_ptr, c0_ptr, y_ptr, ws_ptr, st_ptr, gr_ptr, dhbuf_ptr, dcbuf_ptr,
+                             rbuf_ptr, sbuf_ptr, kh_ptr, kc_ptr, B, H, D, per_gate, cell_norm,
+                             zoneout, CELL, G, BLOCK_H, BLOCK_K, BLOCK_S, W_ON_CHIP, PREC)
+        else:
+            for t in range(tl.program_id(0) * tl.num_programs(1) + tl.program_id(1),
+                           tl.cdiv(B, BLOCK_B) * NS, tl.num_programs(0) * tl.num_programs(1)):
+                rows, cols, rmask, mask_h, mask_p, lens = tile(t // NS, t % NS, B, H, H,
+                                                               len_ptr, BLOCK_B, BLOCK_H)
+                ln_backward_tile(rows, cols, rmask, mask_h, lens, t % NS, s, kind, phases, d,
+                                 rev, w0, w1, w2, w3, dy_ptr, w_ptr, g_ptr, wc_ptr, bc_ptr,
+                                 h0_ptr, c0_ptr, y_ptr, ws_ptr, st_ptr, gr_ptr, dhbuf_ptr,
+                                 dcbuf_ptr, rbuf_ptr, sbuf_ptr, kh_ptr, kc_ptr, B, H, D,
+                                 per_gate, cell_norm, zoneout, CELL, G, BLOCK_H, BLOCK_K,
+                                 BLOCK_S, W_ON_CHIP, PREC)
         if barrier:
             grid_barrier(bar_ptr, (q - q_begin + 1) * nprog)
 
@@ -329,27 +358,19 @@ def ln_backward(
     st what it saved) -> grads: (T, B, D, 2G+1, H) float32 (dgx, da = the gradient of
     ``h W_hh^T``, and the LSTM's gradient of the cell norm's output or the GRU's of its n
     block), dh0: (D, B, H), dc0 (LSTM)."""
-    from fastrnn.kernels.launch import (
-        _aligned,
-        _grid,
-        _lengths,
-        _run_phases,
-        _zoneout,
-        is_interpreted,
-    )
+    from fastrnn.kernels.launch import _aligned, _lengths, _run_phases, _zoneout, is_interpreted
 
     D, GH, H = w_hh.shape
     T, B, _ = y.shape
     G = GATES[cell]
-    cfg = pick_ln_config(cell, H, y.dtype, backward=True)
-    grid, barrier = _grid(cfg, B, H, D, y.device)
+    cfg, grid, barrier = ln_launch(cell, H, B, D, y.dtype, y.device, backward=True)
     meta = ln_kernel_meta(cell, y.dtype, cfg, H, is_interpreted(y.device))
     f32 = {"device": y.device, "dtype": torch.float32}
     grads = torch.empty(T, B, D, 2 * G + 1, H, **f32)
     dhbuf = dh_n.float().clone()
     dcbuf = dhbuf if dc_n is None else dc_n.float().clone()
     rbuf = torch.zeros(D, 2, B, GH, device=y.device, dtype=y.dtype)
-    sbuf = torch.empty(D, grid[1], B, STATS, **f32)
+    sbuf = torch.empty(D, -(-H // cfg.block_h), B, STATS, **f32)
     norm = CELL_NORM_CODES[cell_norm] if cell == LSTM else 0
     like = y.new_zeros(D, H)
     code, kh, kc = _zoneout(cell, zoneout, False, sbuf)

@@ -1,12 +1,16 @@
-"""The *split* time-loop kernels: programs own ``BLOCK_H`` units of a batch tile's state.
+"""The *split* time-loop kernels: programs own ``BLOCK_H`` units of batch tiles' state.
 
-Grid: batch tiles x slices of ``BLOCK_H`` hidden units. Every step streams W_hh (and W_hr) from
-L2 in ``BLOCK_K`` chunks of the reduction dimension, or (``W_ON_CHIP``, no projection) uses the
-program's W_hh slice loaded once before the phase loop, and exchanges the state through float32
-global buffers, so the work of a step is divided into *phases* separated by a grid-wide
-synchronisation: either a grid barrier (``barrier``: all phases in one launch, every program
-resident; GPU only, or a grid of one program) or the end of a launch (one phase per launch,
-looped from Python: grids larger than the GPU, or of several programs in the interpreter).
+Tiles: batch tiles of ``BLOCK_B`` rows x slices of ``BLOCK_H`` hidden (or output) units.
+Every step streams W_hh (and W_hr) from L2 in ``BLOCK_K`` chunks of the reduction dimension,
+or (``W_ON_CHIP``, no projection) uses the program's W_hh slice loaded once before the phase
+loop, and exchanges the state through float32 global buffers, so the work of a step is divided
+into *phases* separated by a grid-wide synchronisation: either a grid barrier (``barrier``:
+all phases in one launch, every program resident; GPU only, or a grid of one program) or the
+end of a launch (one phase per launch, looped from Python: W_hh on chip in more programs than
+the GPU runs at once, which the launchers avoid on a GPU, or several programs in the
+interpreter). Streaming programs run tiles ``p, p + n, ...`` of every phase (``tile``), so a
+grid of fewer programs than tiles, which the launcher's ``_grid`` cuts to the SMs, covers
+them all; programs with W_hh on chip own one tile (a loop around their products spills).
 
 Phases, numbered ``q`` from 0 in running order; a launch runs ``q_begin .. q_end-1``:
 
@@ -48,6 +52,27 @@ from fastrnn.kernels.recurrence import (
     zoneout_carry,
     zoneout_forward,
 )
+
+
+@triton.jit
+def gru_bhn(CELL: tl.constexpr, bhn_ptr, d, cols, H, BLOCK_H: tl.constexpr):
+    """The GRU's b_hn of columns ``cols`` in float32 (zeros for the other cells)."""
+    if CELL == 1:
+        return tl.load(bhn_ptr + d * H + cols, mask=cols < H, other=0.0).to(tl.float32)
+    return tl.zeros([BLOCK_H], dtype=tl.float32)
+
+
+@triton.jit
+def tile(i, j, B, H, P, len_ptr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
+    """Rows and columns of the tile of batch tile ``i`` and slice ``j``, its masks and lengths
+    (``tile_masks``). A streaming program ``p = program_id(0) * num_programs(1) +
+    program_id(1)`` of ``n`` runs tiles ``t = p, p + n, ...`` of each phase in one flat loop,
+    ``(i, j) = divmod(t, slices)`` (nested loops over batch tiles and slices spill); a program
+    with W_hh on chip runs its own tile, ``(program_id(0), program_id(1))``."""
+    rows = i * BLOCK_B + tl.arange(0, BLOCK_B)
+    cols = j * BLOCK_H + tl.arange(0, BLOCK_H)
+    rmask, mask_h, mask_p, lens = tile_masks(rows, cols, cols, B, H, P, len_ptr)
+    return rows, cols, rmask, mask_h, mask_p, lens
 
 
 @triton.jit
@@ -134,6 +159,68 @@ def stream_gates(h_ptr, rows, rmask, w_ptr, g0, w0, w1, w2, w3, cols, H, P, G: t
     return a0, a1, a2, a3
 
 
+@triton.jit
+def forward_tile(rows, cols, rmask, mask_h, mask_p, lens, s, project, h_rd, h_wr, d, rev, w0, w1,
+                 w2, w3, gx_ptr, w_ptr, wr_ptr, bhn, y_ptr, ws_ptr, kh_ptr, kc_ptr, cbuf_ptr,
+                 mbuf_ptr, B, H, P, relu, D, gx_blocks, zoneout, CELL: tl.constexpr,
+                 G: tl.constexpr, S: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                 BLOCK_K: tl.constexpr, PROJ: tl.constexpr, W_ON_CHIP: tl.constexpr,
+                 PREC: tl.constexpr, VECTOR: tl.constexpr):
+    """Step ``s`` of ``split_forward_kernel`` on one tile (``tile``'s rows, columns, masks and
+    lengths): a projection phase (``project``) or the gates' (arguments as the kernel's)."""
+    projecting = False
+    if PROJ:
+        projecting = project
+    tt, valid = step_rows(s, lens, rev)
+    v = valid[:, None]
+    if projecting:
+        hn = stream_mm(tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32), mbuf_ptr, H, rows,
+                       rmask, wr_ptr, d, P, H, cols, H, True, BLOCK_K, PREC)
+        hn = tl.where(v, hn, load_tile(h_rd, rows * P, cols, mask_p))
+        store_tile(h_wr, rows * P, cols, hn, mask_p)
+        store_tile(y_ptr, seq_offsets(tt, rows, B, P, d, D), cols, tl.where(v, hn, 0.0), mask_p)
+    else:
+        a0, a1, a2, a3 = stream_gates(h_rd, rows, rmask, w_ptr, d * G, w0, w1, w2, w3,
+                                      cols, H, P, G, BLOCK_B, BLOCK_H, BLOCK_K, W_ON_CHIP,
+                                      PREC, VECTOR)
+        hprev = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)  # unread with a projection
+        if not PROJ:
+            hprev = load_tile(h_rd, rows * P, cols, mask_h)
+        c = hprev
+        n, m = c, c
+        if CELL == 0 or CELL == 4:
+            c = load_tile(cbuf_ptr, rows * H, cols, mask_h)
+        if CELL == 4:
+            n = load_tile(cbuf_ptr + B * H, rows * H, cols, mask_h)
+            m = load_tile(cbuf_ptr + 2 * B * H, rows * H, cols, mask_h)
+        go, eo = block_offsets(tt, rows, B, H, d, D, G, gx_blocks)
+        hn, cn, nn, mn, s0, s1, s2, s3, se = cell_forward(CELL, gx_ptr, go, cols, H, mask_h, a0,
+                                                          a1, a2, a3, hprev, c, n, m, bhn, relu)
+        if PROJ:
+            store_tile(mbuf_ptr, rows * H, cols, tl.where(v, hn, 0.0), mask_h)
+        else:
+            if CELL == 2:
+                if zoneout == 2:  # an RNN's backward needs its h before zoneout
+                    store_tile(ws_ptr, seq_offsets(tt, rows, B, H, d, D), cols,
+                               tl.where(v, hn, 0.0), mask_h)
+            hn, cn = zoneout_forward(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, P, d, D,
+                                     cols, mask_h & v, hprev, c, hn, cn)
+            if CELL == 0:
+                se = cn  # the LSTM saves its state c (after zoneout)
+            hn = tl.where(v, hn, hprev)
+            store_tile(h_wr, rows * P, cols, hn, mask_h)
+            store_tile(y_ptr, seq_offsets(tt, rows, B, P, d, D), cols, tl.where(v, hn, 0.0), mask_h)
+        if CELL == 0 or CELL == 4:
+            store_tile(cbuf_ptr, rows * H, cols, tl.where(v, cn, c), mask_h)
+        if CELL == 4:
+            store_tile(cbuf_ptr + B * H, rows * H, cols, tl.where(v, nn, n), mask_h)
+            store_tile(cbuf_ptr + 2 * B * H, rows * H, cols, tl.where(v, mn, m), mask_h)
+        if S > 0:
+            if gx_blocks == S:  # this forward saves (S > G for every cell that saves)
+                store_blocks(ws_ptr, go, eo, cols, H, mask_h, v, G, S - G, s0, s1, s2, s3,
+                             se, nn, mn)
+
+
 @triton.jit(do_not_specialize=NOT_SPECIALIZED + ["gx_blocks", "zoneout", "barrier", "q_begin",
                                                   "q_end"])
 def split_forward_kernel(
@@ -171,12 +258,9 @@ def split_forward_kernel(
     VECTOR: tl.constexpr,  # one batch row per program (BLOCK_B = 1), W_ON_CHIP, see add_gate
 ):
     d, rev = direction(reverse)
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    rmask, mask_h, mask_p, lens = tile_masks(rows, cols, cols, B, H, P, len_ptr)
-    bhn = tl.zeros([BLOCK_H], dtype=tl.float32)
-    if CELL == 1:
-        bhn = tl.load(bhn_ptr + d * H + cols, mask=cols < H, other=0.0).to(tl.float32)
+    rows, cols, rmask, mask_h, mask_p, lens = tile(  # the program's own tile (W_ON_CHIP)
+        tl.program_id(0), tl.program_id(1), B, H, P, len_ptr, BLOCK_B, BLOCK_H)
+    bhn = gru_bhn(CELL, bhn_ptr, d, cols, H, BLOCK_H)
     w0, w1, w2, w3 = chip_weights(w_ptr, d * G, cols, H, P, G, BLOCK_H, BLOCK_K, True, W_ON_CHIP,
                                   VECTOR)
     cbuf_ptr += d * B * H  # this direction's state buffers (the sLSTM's three: CELL_STATES)
@@ -190,57 +274,27 @@ def split_forward_kernel(
         if PROJ:
             s = q // 2
             project = q % 2 == 1
-        tt, valid = step_rows(s, lens, rev)
-        v = valid[:, None]
         h_rd = hbuf_ptr + (2 * d + (s + 1) % 2) * B * P
         h_wr = hbuf_ptr + (2 * d + s % 2) * B * P
-        if project:
-            if tl.program_id(1) * BLOCK_H < P:
-                hn = stream_mm(tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32), mbuf_ptr, H, rows,
-                               rmask, wr_ptr, d, P, H, cols, H, True, BLOCK_K, PREC)
-                hn = tl.where(v, hn, load_tile(h_rd, rows * P, cols, mask_p))
-                store_tile(h_wr, rows * P, cols, hn, mask_p)
-                store_tile(y_ptr, seq_offsets(tt, rows, B, P, d, D), cols, tl.where(v, hn, 0.0), mask_p)
+        slices = tl.cdiv(H, BLOCK_H)
+        if project:  # the phase's slices are of the P outputs
+            slices = tl.cdiv(P, BLOCK_H)
+        if W_ON_CHIP:  # the program's own tile (its slice on chip)
+            forward_tile(rows, cols, rmask, mask_h, mask_p, lens, s, project, h_rd, h_wr, d, rev,
+                         w0, w1, w2, w3, gx_ptr, w_ptr, wr_ptr, bhn, y_ptr, ws_ptr, kh_ptr,
+                         kc_ptr, cbuf_ptr, mbuf_ptr, B, H, P, relu, D, gx_blocks, zoneout, CELL, G,
+                         S, BLOCK_B, BLOCK_H, BLOCK_K, PROJ, W_ON_CHIP, PREC, VECTOR)
         else:
-            a0, a1, a2, a3 = stream_gates(h_rd, rows, rmask, w_ptr, d * G, w0, w1, w2, w3,
-                                          cols, H, P, G, BLOCK_B, BLOCK_H, BLOCK_K, W_ON_CHIP,
-                                          PREC, VECTOR)
-            hprev = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)  # unread with a projection
-            if not PROJ:
-                hprev = load_tile(h_rd, rows * P, cols, mask_h)
-            c = hprev
-            n, m = c, c
-            if CELL == 0 or CELL == 4:
-                c = load_tile(cbuf_ptr, rows * H, cols, mask_h)
-            if CELL == 4:
-                n = load_tile(cbuf_ptr + B * H, rows * H, cols, mask_h)
-                m = load_tile(cbuf_ptr + 2 * B * H, rows * H, cols, mask_h)
-            go, eo = block_offsets(tt, rows, B, H, d, D, G, gx_blocks)
-            hn, cn, nn, mn, s0, s1, s2, s3, se = cell_forward(CELL, gx_ptr, go, cols, H, mask_h, a0,
-                                                              a1, a2, a3, hprev, c, n, m, bhn, relu)
-            if PROJ:
-                store_tile(mbuf_ptr, rows * H, cols, tl.where(v, hn, 0.0), mask_h)
-            else:
-                if CELL == 2:
-                    if zoneout == 2:  # an RNN's backward needs its h before zoneout
-                        store_tile(ws_ptr, seq_offsets(tt, rows, B, H, d, D), cols,
-                                   tl.where(v, hn, 0.0), mask_h)
-                hn, cn = zoneout_forward(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, P, d, D,
-                                         cols, mask_h & v, hprev, c, hn, cn)
-                if CELL == 0:
-                    se = cn  # the LSTM saves its state c (after zoneout)
-                hn = tl.where(v, hn, hprev)
-                store_tile(h_wr, rows * P, cols, hn, mask_h)
-                store_tile(y_ptr, seq_offsets(tt, rows, B, P, d, D), cols, tl.where(v, hn, 0.0), mask_h)
-            if CELL == 0 or CELL == 4:
-                store_tile(cbuf_ptr, rows * H, cols, tl.where(v, cn, c), mask_h)
-            if CELL == 4:
-                store_tile(cbuf_ptr + B * H, rows * H, cols, tl.where(v, nn, n), mask_h)
-                store_tile(cbuf_ptr + 2 * B * H, rows * H, cols, tl.where(v, mn, m), mask_h)
-            if S > 0:
-                if gx_blocks == S:  # this forward saves (S > G for every cell that saves)
-                    store_blocks(ws_ptr, go, eo, cols, H, mask_h, v, G, S - G, s0, s1, s2, s3,
-                                 se, nn, mn)
+            for t in range(tl.program_id(0) * tl.num_programs(1) + tl.program_id(1),
+                           tl.cdiv(B, BLOCK_B) * slices, tl.num_programs(0) * tl.num_programs(1)):
+                rows, cols, rmask, mask_h, mask_p, lens = tile(t // slices, t % slices, B, H,
+                                                               P, len_ptr, BLOCK_B, BLOCK_H)
+                forward_tile(rows, cols, rmask, mask_h, mask_p, lens, s, project, h_rd, h_wr, d,
+                             rev, w0, w1, w2, w3, gx_ptr, w_ptr, wr_ptr,
+                             gru_bhn(CELL, bhn_ptr, d, cols, H, BLOCK_H), y_ptr, ws_ptr,
+                             kh_ptr, kc_ptr, cbuf_ptr, mbuf_ptr, B, H, P, relu, D, gx_blocks,
+                             zoneout, CELL, G, S, BLOCK_B, BLOCK_H, BLOCK_K, PROJ, W_ON_CHIP, PREC,
+                             VECTOR)
         if barrier:
             grid_barrier(bar_ptr, (q - q_begin + 1) * nprog)
 
@@ -273,6 +327,85 @@ def gather_dh(dh, r_ptr, rows, rmask, w_ptr, g0, w0, w1, w2, w3, cols, H, P, G: 
         dh = gate_dh(dh, r_ptr, 3, rows, rmask, w_ptr, g0 + 3, w3, cols, H, P, G, BLOCK_K,
                      W_ON_CHIP, PREC)
     return dh
+
+
+@triton.jit
+def backward_tile(rows, cols, rmask, mask_h, mask_p, lens, s, gather, r_rd, d, rev, w0, w1, w2, w3,
+                  dy_ptr, w_ptr, wr_ptr, h0_ptr, c0_ptr, y_ptr, ws_ptr, kh_ptr, kc_ptr, dgx_ptr,
+                  dhs_ptr, dhbuf_ptr, dcbuf_ptr, rbuf_ptr, B, H, P, relu, D, dgx_blocks, zoneout,
+                  CELL: tl.constexpr, G: tl.constexpr, S: tl.constexpr, BLOCK_B: tl.constexpr,
+                  BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PROJ: tl.constexpr,
+                  W_ON_CHIP: tl.constexpr, PREC: tl.constexpr):
+    """Step ``s`` of ``split_backward_kernel`` on one tile (``tile``'s rows, columns, masks and
+    lengths): a gathering phase (``gather``) or the cell's backward (arguments as the
+    kernel's)."""
+    gathering = False
+    if PROJ:
+        gathering = gather
+    tt, valid = step_rows(s, lens, rev)
+    v = valid[:, None]
+    if gathering:  # the total gradient of h at step s, P wide (LSTM: h feeds no gate directly)
+        dh = load_tile(dhbuf_ptr, rows * P, cols, mask_p)
+        _, valid_next = step_rows(s + 1, lens, rev)
+        dh = gather_dh(tl.where(valid_next[:, None], 0.0, dh), r_rd, rows, rmask,
+                       w_ptr, d * G, w0, w1, w2, w3, cols, H, P, G, BLOCK_K, W_ON_CHIP,
+                       PREC)
+        if s >= 0:
+            dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, P, d, D), cols, mask_p & v)
+            store_tile(dhs_ptr, seq_offsets(tt, rows, B, P, d, D), cols, tl.where(v, dh, 0.0),
+                       mask_p)
+        store_tile(dhbuf_ptr, rows * P, cols, dh, mask_p)
+    else:
+        if PROJ:  # dm = dh W_hr on this hidden slice
+            dh = stream_mm(tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32), dhbuf_ptr, P, rows,
+                           rmask, wr_ptr, d, P, H, cols, P, False, BLOCK_K, PREC)
+        else:
+            dh = gather_dh(load_tile(dhbuf_ptr, rows * H, cols, mask_h), r_rd, rows, rmask,
+                           w_ptr, d * G, w0, w1, w2, w3, cols, H, H, G, BLOCK_K, W_ON_CHIP,
+                           PREC)
+            if s >= 0:
+                dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, H, d, D), cols, mask_h & v)
+        if s >= 0:
+            dc = dh
+            dn, dst = dc, dc  # the sLSTM's n and m (stabiliser)
+            if CELL == 0 or CELL == 4:
+                dc = load_tile(dcbuf_ptr, rows * H, cols, mask_h)
+            if CELL == 4:
+                dn = load_tile(dcbuf_ptr + B * H, rows * H, cols, mask_h)
+                dst = load_tile(dcbuf_ptr + 2 * B * H, rows * H, cols, mask_h)
+            go, eo = block_offsets(tt, rows, B, H, d, D, G, S)
+            s0, s1, s2, s3, se, se1, se2 = load_saved(ws_ptr, go, eo, cols, H, mask_h & v, G, S)
+            prev, prev_n, prev_m = dh, dh, dh
+            if CELL != 2:
+                prev, prev_n, prev_m = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt,
+                                                       lens, rows, B, H, cols, mask_h & v, G,
+                                                       S, rev, d, D)
+            dh_cell, dc_cell = dh, dc
+            if not PROJ:
+                dh_cell, dc_cell = zoneout_backward(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B,
+                                                    H, d, D, cols, mask_h & v, dh, dc)
+            d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp, dnp, dsp = cell_backward(
+                CELL, dh_cell, dc_cell, dn, dst, s0, s1, s2, s3, se, se1, se2, prev, prev_n,
+                prev_m, relu)
+            go, eo = block_offsets(tt, rows, B, H, d, D, G, dgx_blocks)
+            store_grads(dgx_ptr, go, eo, cols, H, mask_h, v, CELL, G, PROJ, d0, d1, d2, d3, r2,
+                        s3, se)
+            store_blocks(rbuf_ptr + (2 * d + s % 2) * B * G * H, rows * G * H, 0, cols, H,
+                         mask_h, v, G, 0, r0, r1, r2, r3, r0, r0, r0)
+            if not PROJ:
+                carry = tl.zeros_like(d0)
+                if CELL == 1:
+                    carry = dhd
+                carry, dcp = zoneout_carry(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, H, d, D,
+                                           cols, mask_h & v, dh, dc, carry, dcp)
+                store_tile(dhbuf_ptr, rows * H, cols, tl.where(v, carry, dh), mask_h)
+            if CELL == 0 or CELL == 4:
+                store_tile(dcbuf_ptr, rows * H, cols, tl.where(v, dcp, dc), mask_h)
+            if CELL == 4:
+                store_tile(dcbuf_ptr + B * H, rows * H, cols, tl.where(v, dnp, dn), mask_h)
+                store_tile(dcbuf_ptr + 2 * B * H, rows * H, cols, tl.where(v, dsp, dst), mask_h)
+        else:
+            store_tile(dhbuf_ptr, rows * H, cols, dh, mask_h)
 
 
 @triton.jit(do_not_specialize=NOT_SPECIALIZED + ["dgx_blocks", "zoneout", "barrier", "q_begin",
@@ -316,9 +449,8 @@ def split_backward_kernel(
     PREC: tl.constexpr,  # tl.dot input precision
 ):
     d, rev = direction(reverse)
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    rmask, mask_h, mask_p, lens = tile_masks(rows, cols, cols, B, H, P, len_ptr)
+    rows, cols, rmask, mask_h, mask_p, lens = tile(  # the program's own tile (W_ON_CHIP)
+        tl.program_id(0), tl.program_id(1), B, H, P, len_ptr, BLOCK_B, BLOCK_H)
     w0, w1, w2, w3 = chip_weights(w_ptr, d * G, cols, H, P, G, BLOCK_H, BLOCK_K, False, W_ON_CHIP)
     dhbuf_ptr += d * B * P  # this direction's state buffers (the sLSTM's three: CELL_STATES)
     dcbuf_ptr += d * B * H
@@ -331,71 +463,25 @@ def split_backward_kernel(
         if PROJ:
             s = T - 1 - q // 2
             gather = q % 2 == 0
-        tt, valid = step_rows(s, lens, rev)
-        v = valid[:, None]
         r_rd = rbuf_ptr + (2 * d + (s + 1) % 2) * B * G * H
-        if gather:  # the total gradient of h at step s, P wide (LSTM: h feeds no gate directly)
-            if tl.program_id(1) * BLOCK_H < P:
-                dh = load_tile(dhbuf_ptr, rows * P, cols, mask_p)
-                _, valid_next = step_rows(s + 1, lens, rev)
-                dh = gather_dh(tl.where(valid_next[:, None], 0.0, dh), r_rd, rows, rmask,
-                               w_ptr, d * G, w0, w1, w2, w3, cols, H, P, G, BLOCK_K, W_ON_CHIP,
-                               PREC)
-                if s >= 0:
-                    dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, P, d, D), cols, mask_p & v)
-                    store_tile(dhs_ptr, seq_offsets(tt, rows, B, P, d, D), cols, tl.where(v, dh, 0.0),
-                               mask_p)
-                store_tile(dhbuf_ptr, rows * P, cols, dh, mask_p)
+        slices = tl.cdiv(H, BLOCK_H)
+        if gather:  # the phase's slices are of the P outputs
+            slices = tl.cdiv(P, BLOCK_H)
+        if W_ON_CHIP:  # the program's own tile (its slice on chip)
+            backward_tile(rows, cols, rmask, mask_h, mask_p, lens, s, gather, r_rd, d, rev, w0, w1,
+                          w2, w3, dy_ptr, w_ptr, wr_ptr, h0_ptr, c0_ptr, y_ptr, ws_ptr, kh_ptr,
+                          kc_ptr, dgx_ptr, dhs_ptr, dhbuf_ptr, dcbuf_ptr, rbuf_ptr, B, H, P, relu,
+                          D, dgx_blocks, zoneout, CELL, G, S, BLOCK_B, BLOCK_H, BLOCK_K, PROJ,
+                          W_ON_CHIP, PREC)
         else:
-            if PROJ:  # dm = dh W_hr on this hidden slice
-                dh = stream_mm(tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32), dhbuf_ptr, P, rows,
-                               rmask, wr_ptr, d, P, H, cols, P, False, BLOCK_K, PREC)
-            else:
-                dh = gather_dh(load_tile(dhbuf_ptr, rows * H, cols, mask_h), r_rd, rows, rmask,
-                               w_ptr, d * G, w0, w1, w2, w3, cols, H, H, G, BLOCK_K, W_ON_CHIP,
-                               PREC)
-                if s >= 0:
-                    dh += load_tile(dy_ptr, seq_offsets(tt, rows, B, H, d, D), cols, mask_h & v)
-            if s >= 0:
-                dc = dh
-                dn, dst = dc, dc  # the sLSTM's n and m (stabiliser)
-                if CELL == 0 or CELL == 4:
-                    dc = load_tile(dcbuf_ptr, rows * H, cols, mask_h)
-                if CELL == 4:
-                    dn = load_tile(dcbuf_ptr + B * H, rows * H, cols, mask_h)
-                    dst = load_tile(dcbuf_ptr + 2 * B * H, rows * H, cols, mask_h)
-                go, eo = block_offsets(tt, rows, B, H, d, D, G, S)
-                s0, s1, s2, s3, se, se1, se2 = load_saved(ws_ptr, go, eo, cols, H, mask_h & v, G, S)
-                prev, prev_n, prev_m = dh, dh, dh
-                if CELL != 2:
-                    prev, prev_n, prev_m = load_prev_state(CELL, ws_ptr, y_ptr, h0_ptr, c0_ptr, tt,
-                                                           lens, rows, B, H, cols, mask_h & v, G,
-                                                           S, rev, d, D)
-                dh_cell, dc_cell = dh, dc
-                if not PROJ:
-                    dh_cell, dc_cell = zoneout_backward(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B,
-                                                        H, d, D, cols, mask_h & v, dh, dc)
-                d0, d1, d2, d3, r0, r1, r2, r3, dhd, dcp, dnp, dsp = cell_backward(
-                    CELL, dh_cell, dc_cell, dn, dst, s0, s1, s2, s3, se, se1, se2, prev, prev_n,
-                    prev_m, relu)
-                go, eo = block_offsets(tt, rows, B, H, d, D, G, dgx_blocks)
-                store_grads(dgx_ptr, go, eo, cols, H, mask_h, v, CELL, G, PROJ, d0, d1, d2, d3, r2,
-                            s3, se)
-                store_blocks(rbuf_ptr + (2 * d + s % 2) * B * G * H, rows * G * H, 0, cols, H,
-                             mask_h, v, G, 0, r0, r1, r2, r3, r0, r0, r0)
-                if not PROJ:
-                    carry = tl.zeros_like(d0)
-                    if CELL == 1:
-                        carry = dhd
-                    carry, dcp = zoneout_carry(CELL, zoneout, kh_ptr, kc_ptr, tt, rows, B, H, d, D,
-                                               cols, mask_h & v, dh, dc, carry, dcp)
-                    store_tile(dhbuf_ptr, rows * H, cols, tl.where(v, carry, dh), mask_h)
-                if CELL == 0 or CELL == 4:
-                    store_tile(dcbuf_ptr, rows * H, cols, tl.where(v, dcp, dc), mask_h)
-                if CELL == 4:
-                    store_tile(dcbuf_ptr + B * H, rows * H, cols, tl.where(v, dnp, dn), mask_h)
-                    store_tile(dcbuf_ptr + 2 * B * H, rows * H, cols, tl.where(v, dsp, dst), mask_h)
-            else:
-                store_tile(dhbuf_ptr, rows * H, cols, dh, mask_h)
+            for t in range(tl.program_id(0) * tl.num_programs(1) + tl.program_id(1),
+                           tl.cdiv(B, BLOCK_B) * slices, tl.num_programs(0) * tl.num_programs(1)):
+                rows, cols, rmask, mask_h, mask_p, lens = tile(t // slices, t % slices, B, H,
+                                                               P, len_ptr, BLOCK_B, BLOCK_H)
+                backward_tile(rows, cols, rmask, mask_h, mask_p, lens, s, gather, r_rd, d, rev, w0,
+                              w1, w2, w3, dy_ptr, w_ptr, wr_ptr, h0_ptr, c0_ptr, y_ptr, ws_ptr,
+                              kh_ptr, kc_ptr, dgx_ptr, dhs_ptr, dhbuf_ptr, dcbuf_ptr, rbuf_ptr, B,
+                              H, P, relu, D, dgx_blocks, zoneout, CELL, G, S, BLOCK_B, BLOCK_H,
+                              BLOCK_K, PROJ, W_ON_CHIP, PREC)
         if barrier:
             grid_barrier(bar_ptr, (q - q_begin + 1) * nprog)

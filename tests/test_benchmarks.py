@@ -125,6 +125,16 @@ def test_suites_hold_the_published_points_and_grid():
     assert any(c.layers == 2 for c in full)
 
 
+def test_tiles_suite_is_beyond_the_sms():
+    """Every case of the tiles suite has more split tiles than an H100's 132 SMs, each cell in
+    both headline modes."""
+    cases = suite_cases("tiles")
+    assert all(-(-c.B // 16) * -(-c.H // 16) > 132 for c in cases)
+    assert {(c.cell, c.mode) for c in cases} == {(cell, mode) for cell in ("lstm", "gru", "rnn")
+                                                  for mode in ("inference", "fwd_bwd")}
+    assert "torch+graph" in SUITES["tiles"].providers
+
+
 def test_pipeline_writes_wellformed_results(tmp_path: Path, calls: list[str], capsys):
     out = tmp_path / "res"
     args = ["run", "--suite", "smoke", "--out", str(out), "--quiet", "--cells", "lstm,gru",

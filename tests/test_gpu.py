@@ -4,7 +4,7 @@ Run by ``benchmarks/gpu_check.sh`` (``TRITON_INTERPRET=0 pytest -m gpu``); skipp
 Every path the dispatcher can take is exercised: resident (H = 29 in float32, 37 and 64 in
 half precision: the widths whose W_hh fits the resident budget), split behind the grid
 barrier (H = 256 ... 2048 at B = 16; each cell with its W_hh slice on chip and streamed; vector
-programs at B = 1), split stepping from Python (more programs than SMs), the
+programs at B = 1), split beyond the SMs (programs that each run several tiles), the
 projection on both, packed unsorted lengths, bidirectional stacks, T = 1 to 10,000, eval-mode
 backward and inference, and backward writing over the saved values against one that keeps the
 graph. Each case compares outputs, final states and every gradient.
@@ -183,12 +183,19 @@ def test_split_with_grid_barrier(cell, precision, H):
     check(cell, precision, H=H, B=16, T=8)
 
 
-@pytest.mark.parametrize("cell,precision", [("LSTM", "bf16"), ("GRU", "fp32")])
-def test_split_stepping_from_python(cell, precision):
+@pytest.mark.parametrize("cell,precision,H,B", [
+    ("LSTM", "bf16", 256, 0), ("GRU", "fp32", 256, 0), ("LSTM", "bf16", 1024, 64),
+    ("GRU", "bf16", 1024, 64), ("RNN_TANH", "fp16", 2048, 256), ("LSTM", "tf32", 1000, 80),
+])
+def test_split_beyond_the_sms(cell, precision, H, B):
+    """More tiles than SMs: programs that each run several tiles, all behind the barrier."""
     sms = torch.cuda.get_device_properties(CUDA).multi_processor_count
-    B = 16 * (sms // 16 + 1)  # batch tiles x 16 hidden slices > SMs
-    assert not launch.uses_barrier(CUDA, split_programs(256, B))
-    check(cell, precision, H=256, B=B, T=5)
+    B = B or 16 * (sms // 16 + 1)  # batch tiles x 16 hidden slices > SMs
+    assert not launch.uses_barrier(CUDA, split_programs(H, B))
+    cfg = common.pick_config(common.CELLS[cell], H, B, PRECISIONS[precision][0])
+    grid, barrier = launch._grid(cfg, B, H, 1, CUDA)
+    assert barrier and grid[0] * grid[1] <= sms
+    check(cell, precision, H=H, B=B, T=5)
 
 
 @pytest.mark.parametrize("cell,precision,H", [
@@ -213,7 +220,7 @@ def test_vector_programs_beyond_the_sms():
     ("bf16", 64, 16, 5),  # resident
     ("bf16", 512, 128, 16),  # split, grid barrier
     ("fp32", 300, 100, 16),  # split, odd sizes
-    ("bf16", 512, 128, 160),  # split, stepping from Python (320 programs)
+    ("bf16", 512, 128, 160),  # split, 320 tiles: 128 programs run 3 or fewer each
 ])
 def test_projection(precision, H, P, B):
     cfg = common.pick_config(common.LSTM, H, B, PRECISIONS[precision][0], P)
@@ -469,6 +476,22 @@ def test_layer_norm_fused(cls, kwargs, H):
     """The LayerNorm layers fused behind the grid barrier (W_hh on chip at 256, streamed at
     768), in bfloat16."""
     _against_the_reference(cls, H, torch.bfloat16, **kwargs)
+
+
+@pytest.mark.parametrize("cls,kwargs", [
+    (fastrnn.LayerNormLSTM, {"cell_norm": "state"}), (fastrnn.LayerNormGRU, {"per_gate": True}),
+])
+def test_layer_norm_beyond_the_sms(cls, kwargs):
+    """B = 64 at H = 1024 (256 tiles): W_hh streamed, the grid cut to the SMs, every phase of
+    every step behind the barrier, in bfloat16."""
+    from fastrnn.kernels import layer_norm
+
+    cell = common.LSTM if cls is fastrnn.LayerNormLSTM else common.GRU
+    for backward in (False, True):
+        cfg, grid, barrier = layer_norm.ln_launch(cell, 1024, 64, 1, torch.bfloat16, CUDA,
+                                                  backward)
+        assert barrier and not cfg.w_on_chip and grid[0] * grid[1] < 256
+    _against_the_reference(cls, 1024, torch.bfloat16, T=8, B=64, **kwargs)
 
 
 @pytest.mark.parametrize("cls,kwargs", [

@@ -1,7 +1,9 @@
 """Every kernel configuration the launchers can pick compiles for an H100 (sm_90) without spills.
 
 Ahead-of-time compiles on the CPU: for each cell x dtype x hidden-size bucket x batch bucket x
-projection x forward/backward (x TF32 on/off for float32), ``pick_config`` chooses a config and
+projection x forward/backward (x TF32 on/off for float32), with W_hh on chip allowed or not (the
+streaming config launches take beyond the SM count; the LayerNorm layers' configs likewise),
+``pick_config`` chooses a config and
 ``kernel_meta`` the kernel and constexprs a launch would use, for one direction and for both
 directions of a bidirectional layer in one launch. Whatever else a launch varies is a runtime
 argument of the one kernel a config compiles to (lengths or none, saving or not, the grid
@@ -73,9 +75,11 @@ def _pickable() -> dict[str, tuple]:
     try:
         for allow_tf32 in (True, False):
             torch.backends.cudnn.allow_tf32 = allow_tf32
-            for cell_name, cell, dtype, H, B, proj, backward, directions in _problems():
+            for (cell_name, cell, dtype, H, B, proj, backward, directions), on_chip in (
+                    itertools.product(_problems(), (True, False))):
+                # on_chip=False: the streaming config launches take beyond the SMs
                 cfg = common.pick_config(cell, H, B, dtype, proj, backward,
-                                         directions=directions)
+                                         directions=directions, on_chip=on_chip)
                 kernel, meta = launch.kernel_meta(cell, dtype, cfg, backward=backward,
                                                   proj=proj > 0)
                 options = {k: meta.pop(k) for k in ("num_warps", "num_stages", "maxnreg")}
@@ -96,11 +100,13 @@ def _pickable() -> dict[str, tuple]:
                     found[name] = key
         for allow_tf32 in (True, False):  # the LayerNorm layers' kernels
             torch.backends.cudnn.allow_tf32 = allow_tf32
-            for (cell_name, cell), dtype, H, (module, kernel_name) in itertools.product(
+            for (cell_name, cell), dtype, H, (module, kernel_name), on_chip in itertools.product(
                     [("LSTM", common.LSTM), ("GRU", common.GRU)], DTYPES, HIDDEN,
                     [("fastrnn.kernels.layer_norm", "ln_forward_kernel"),
-                     ("fastrnn.kernels.layer_norm_backward", "ln_backward_kernel")]):
-                cfg = layer_norm.pick_ln_config(cell, H, dtype, kernel_name.startswith("ln_b"))
+                     ("fastrnn.kernels.layer_norm_backward", "ln_backward_kernel")],
+                    (True, False)):
+                cfg = layer_norm.pick_ln_config(cell, H, dtype, kernel_name.startswith("ln_b"),
+                                                on_chip)
                 meta = layer_norm.ln_kernel_meta(cell, dtype, cfg, H)
                 options = {k: meta.pop(k) for k in ("num_warps", "num_stages", "maxnreg")}
                 divisible = ("H",) if H % common.ALIGN == 0 else ()

@@ -172,7 +172,10 @@ def test_zoneout_matches_the_reference(monkeypatch, cls, kwargs, H, training):
     _check_gradients(monkeypatch, cls, kwargs, H, training=training)
 
 
-def _check_gradients(monkeypatch, cls, kwargs: dict, H: int, training: bool) -> None:
+def _check_gradients(monkeypatch, cls, kwargs: dict, H: int, training: bool,
+                     batch: int = 3) -> None:
+    """A LayerNorm layer on the triton backend (ln_backward run once per layer) against the
+    float64 reference: outputs, final states and every gradient, packed unsorted lengths."""
     monkeypatch.setattr(kernel, "SLICE_CHUNK", 2)
     calls = []
     from fastrnn.kernels import layer_norm_backward
@@ -189,10 +192,10 @@ def _check_gradients(monkeypatch, cls, kwargs: dict, H: int, training: bool) -> 
     ours = cls(5, H, backend="triton", **kwargs)
     ours.load_state_dict({k: v.float() for k, v in ref.state_dict().items()})
     D = 2 if ref.bidirectional else 1
-    x = torch.randn(4, 3, 5, dtype=F64)
-    hx = torch.randn(ref.num_layers * D, 3, H, dtype=F64)
+    x = torch.randn(4, batch, 5, dtype=F64)
+    hx = torch.randn(ref.num_layers * D, batch, H, dtype=F64)
     hx = (hx, torch.randn_like(hx)) if cls is fastrnn.LayerNormLSTM else hx
-    lengths = torch.tensor([3, 4, 2])
+    lengths = torch.tensor([3, 4, 2] * batch)[:batch]
 
     def run(module, dtype):
         torch.manual_seed(1)  # the same DropConnect and zoneout masks for both

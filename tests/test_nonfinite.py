@@ -2,8 +2,9 @@
 
 Every value torch accepts (±inf, NaN, the largest finite float) in ``h0``, ``c0``, the input or
 the output gradient gives what torch.nn gives, in every element (NaN where torch has NaN), in
-every kernel variant the dispatcher can pick: resident, split with a launch per step or with the
-grid barrier (a grid of one program), W_hh on chip, vector programs, and with a projection;
+every kernel variant the dispatcher can pick: resident, split with the grid barrier (a grid of
+one program, running every tile) or a launch per step (W_hh on chip in two slices), vector
+programs, and with a projection;
 at hidden sizes on the padding boundary (16) and off it (17; 7 bidirectional). The kernels'
 padded lanes hold zero weights, and ``inf * 0`` is NaN: those lanes must never reach a real
 one.
@@ -97,8 +98,9 @@ def _compare(name: str, H: int, B: int, case: tuple, **extra) -> None:
 @pytest.mark.parametrize("name", ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"])
 @pytest.mark.parametrize("H", [16, 17])
 def test_nonfinite_values_as_torch_nn(variant, name, H):
-    """Batch 3 (1 for vector programs); H = 16 on the split config is one program, so all
-    steps run behind the grid barrier; H = 17 is two, a launch per step."""
+    """Batch 3 (1 for vector programs); H = 16 on the split config is one tile, so all steps
+    run behind the grid barrier; H = 17 is two slices, which one program runs in turn behind
+    the barrier when W_hh is streamed, and two programs a launch per step when it is on chip."""
     B = 1 if variant == "vector" else 3
     for case in CASES:
         if case[0] == "c0" and name != "LSTM":

@@ -1,10 +1,11 @@
 """The fused recurrences (fastrnn.ops.triton_ops) against the float64 reference, in the interpreter.
 
 Both launch paths run: ``resident`` (one program owns the hidden width, the time loop inside
-the kernel) and ``split`` (programs own 16 hidden units, W_hh streamed in 16-wide chunks; one
-launch per phase as under TRITON_INTERPRET, or all phases behind the barrier in a grid of one
-program), forced on small sizes through ``pick_config``; and the split path with the W_hh slice
-on chip, which ``pick_config`` itself chooses once the resident budget is forced to zero.
+the kernel) and ``split`` (programs own 16 hidden units, W_hh streamed in 16-wide chunks; all
+phases behind the barrier in a grid of one program that runs every tile, or, with both
+directions in one launch, a launch per phase), forced on small sizes through ``pick_config``;
+and the split path with the W_hh slice on chip, which ``pick_config`` itself chooses once the
+resident budget is forced to zero.
 """
 
 from __future__ import annotations
@@ -260,9 +261,10 @@ def test_w_on_chip_matches_torch_nn(on_chip, cell):
 
 
 def test_w_on_chip_not_with_projection(on_chip):
-    """A projection streams W_hh (and W_hr), in several launches with more than one program."""
+    """A projection streams W_hh (and W_hr): one program runs the 2 batch tiles x 2 slices
+    behind the barrier (tests/test_split_tiles.py)."""
     _check("LSTM", T=3, B=17, H=20, proj=9, lengths=torch.tensor([3, 1] + [2] * 15))
-    assert on_chip and all(not barrier and not chip for _, barrier, chip in on_chip)
+    assert on_chip == [((1, 1, 1), True, False)] * 2
 
 
 @pytest.mark.parametrize("cell", CELL_NAMES)
@@ -295,12 +297,14 @@ def test_vector_forward_matches_torch_nn(vector, cell, kind):
 
 
 def test_vector_programs_beyond_the_gpu_take_the_batched_kernel(vector, monkeypatch):
-    """On a GPU whose SMs cannot hold every vector program at once, the forward does not step
-    them from Python (each launch would reload every slice) but takes the batched config."""
+    """On a GPU whose SMs cannot hold every vector program at once (one SM here: more would
+    deadlock the interpreter's barrier), the forward does not step them from Python (each
+    launch would reload every slice) but takes the batched config, streaming W_hh when its
+    on-chip slices exceed the SMs too: one program behind the barrier (the backward too)."""
     monkeypatch.setattr(launch, "is_interpreted", lambda device: False)
-    monkeypatch.setattr(launch, "uses_barrier", lambda device, programs: False)
+    monkeypatch.setattr(launch, "resident_programs", lambda device: 1)
     _check("GRU", T=3, B=1, H=37)
-    assert vector == [((1, 3, 1), False, False)] * 2
+    assert vector == [((1, 1, 1), True, False)] * 2
 
 
 def test_vector_only_forward_at_batch_one_without_projection():
@@ -372,6 +376,8 @@ def test_aligned_sizes_take_four_warps_and_three_stages(monkeypatch):
     assert pick(common.GRU, 512, 16, torch.bfloat16).num_warps == 4
     assert pick(common.GRU, 500, 16, torch.bfloat16).num_warps == 8
     assert pick(common.LSTM, 1024, 16, torch.float32, backward=True).block_k == 64  # TF32
+    tf32 = pick(common.LSTM, 1024, 16, torch.float32)  # the forward's tile loop: 32 wide
+    assert (tf32.block_k, tf32.num_stages) == (32, 3)
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     exact = pick(common.LSTM, 1024, 16, torch.float32, backward=True)
     assert exact.block_k == 32 and exact.num_stages == 3
