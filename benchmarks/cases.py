@@ -229,6 +229,22 @@ def _heads() -> list[Case]:
                                                                               "fwd_bwd")]
 
 
+#: Shapes whose split tiles (16 batch rows x 16 hidden units) outnumber an H100's 132 SMs.
+_TILES = ((64, 1024), (256, 256), (256, 2048))
+
+
+def _tiles() -> list[Case]:
+    """The regimes beyond the SM count, where each persistent program runs several tiles per
+    step (``kernels.launch._grid``): every cell at T=256 in bfloat16, inference and
+    forward+backward, and the LSTM in float32 (TF32) at B=64, H=1024."""
+    out: list[Case] = []
+    for B, H in _TILES:
+        out += _cases(CELLS, _HEADLINE_MODES, T=256, B=B, I=H, H=H, dtype="bfloat16")
+    out += _cases(["lstm"], _HEADLINE_MODES, T=256, B=64, I=1024, H=1024, dtype="float32",
+                  tf32=True)
+    return out
+
+
 def _variants(cells: Iterable[str], modes: Iterable[str], **shape: object) -> list[Case]:
     """Two layers, bidirectional and packed variable-length points around one shape."""
     out: list[Case] = []
@@ -306,6 +322,13 @@ SUITES = {
         _heads,
         ("triton", "torch", "reference", "flashrnn-triton", "flashrnn-cuda_fused",
          "flashrnn-cuda", "flashrnn-vanilla"),
+        True,
+    ),
+    "tiles": Suite(
+        "beyond the SM count (B >= 64 with H >= 1024, B = 256): programs that each run several "
+        "tiles behind the grid barrier, against torch.nn eager and CUDA-graphed",
+        _tiles,
+        ("triton", "torch", "torch+graph"),
         True,
     ),
     "grid": Suite(

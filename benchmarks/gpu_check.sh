@@ -13,7 +13,8 @@
 # minutes; a suite cut short still writes the cases it finished. Off by default, each with its
 # cap: the launch-configuration sweep (SWEEP_CAP, e.g. 90; SWEEP_POINTS lists its points), the
 # cells group (CELLS_CAP), the baselines suite (BASELINES_CAP: graphed, fp16, FlashRNN), the
-# heads suite (HEADS_CAP) and the LayerNorm group (LAYERNORM_CAP). The results table is
+# heads suite (HEADS_CAP), the LayerNorm group (LAYERNORM_CAP) and the tiles suite beyond the SM
+# count (TILES_CAP). The results table is
 # printed last. SUITE=NAME runs another suite (SUITE=smoke ACC_CAP=0 FLOORS_CAP=0 is a dry run
 # of this script without a GPU).
 set -uo pipefail
@@ -146,6 +147,12 @@ if [ "${LAYERNORM_CAP:-0}" -gt 0 ]; then  # off by default: LAYERNORM_CAP=120 ad
   say "LayerNorm LSTM against the composite, fwd+bwd (cap ${LAYERNORM_CAP}s)"
   timeout -k 10 "$LAYERNORM_CAP" "$py" -m benchmarks.layernorm ${LAYERNORM_ARGS:-} 2>&1 |
     tee "$out/layernorm.txt" | tee -a "$log"
+fi
+
+if [ "${TILES_CAP:-0}" -gt 0 ]; then  # off by default: TILES_CAP=240 adds it (2 rounds)
+  say "tiles suite: beyond the SM count, several tiles per program (cap ${TILES_CAP}s)"
+  timeout -k 10 "$TILES_CAP" "$py" -m benchmarks run --suite tiles --out "$out" --rounds 2 \
+    --quiet --no-plot 2>&1 | tail -n 40 | tee -a "$log"
 fi
 
 say "results in $out"
